@@ -1,0 +1,574 @@
+//! Signature algorithms and public keys: attest's allow-list.
+//!
+//! The core decides *which* algorithm applies (from the signed object's
+//! AlgorithmIdentifier and the signer's key) and refuses anything outside the
+//! allow-list; the arithmetic itself is delegated to a [`SignatureVerifier`]
+//! (in the component, the host's `crypto` import).
+
+use der::asn1::{ObjectIdentifier as Oid, UintRef};
+use der::{Decode, Reader, SliceReader, Tag, Tagged};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::error::Code;
+
+/// A concrete signature verification algorithm (WIT `signature-algorithm`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SignatureAlgorithm {
+    /// ECDSA over P-256 with SHA-256, ASN.1 DER signature.
+    EcdsaP256Sha256,
+    /// ECDSA over P-256 with SHA-384, ASN.1 DER signature.
+    EcdsaP256Sha384,
+    /// ECDSA over P-384 with SHA-256, ASN.1 DER signature.
+    EcdsaP384Sha256,
+    /// ECDSA over P-384 with SHA-384, ASN.1 DER signature.
+    EcdsaP384Sha384,
+    /// ECDSA over P-521 with SHA-512, ASN.1 DER signature.
+    EcdsaP521Sha512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2).
+    RsaPkcs1Sha256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RsaPkcs1Sha384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RsaPkcs1Sha512,
+    /// RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32 (RFC 8017 §8.1).
+    RsaPssSha256,
+    /// RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48.
+    RsaPssSha384,
+    /// RSASSA-PSS with SHA-512, MGF1-SHA-512, salt 64.
+    RsaPssSha512,
+    /// Ed25519 (RFC 8032).
+    Ed25519,
+}
+
+impl SignatureAlgorithm {
+    /// Every algorithm, in the order of the WIT enum.
+    pub const ALL: &'static [SignatureAlgorithm] = &[
+        SignatureAlgorithm::EcdsaP256Sha256,
+        SignatureAlgorithm::EcdsaP256Sha384,
+        SignatureAlgorithm::EcdsaP384Sha256,
+        SignatureAlgorithm::EcdsaP384Sha384,
+        SignatureAlgorithm::EcdsaP521Sha512,
+        SignatureAlgorithm::RsaPkcs1Sha256,
+        SignatureAlgorithm::RsaPkcs1Sha384,
+        SignatureAlgorithm::RsaPkcs1Sha512,
+        SignatureAlgorithm::RsaPssSha256,
+        SignatureAlgorithm::RsaPssSha384,
+        SignatureAlgorithm::RsaPssSha512,
+        SignatureAlgorithm::Ed25519,
+    ];
+}
+
+/// Signature arithmetic. Implemented natively by `policy-host` (aws-lc-rs)
+/// and, inside the component, by a call to the host's `crypto` import, so
+/// the native core and the component run identical policy.
+pub trait SignatureVerifier {
+    /// Whether `signature` is valid over `message` under `public_key` (the
+    /// subjectPublicKey BIT STRING content: an uncompressed EC point, an
+    /// RSAPublicKey DER, or 32 Ed25519 bytes).
+    fn verify_signature(
+        &self,
+        algorithm: SignatureAlgorithm,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool;
+}
+
+/// Named curves attest accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+/// A public key on the allow-list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PublicKey {
+    pub(crate) kind: KeyKind,
+    /// subjectPublicKey BIT STRING content.
+    pub(crate) bytes: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Ec(Curve),
+    Rsa { bits: usize },
+    Ed25519,
+}
+
+mod oids {
+    use super::Oid;
+    pub(super) const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    pub(super) const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    pub(super) const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    pub(super) const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
+    pub(super) const P192: Oid = Oid::new_unwrap("1.2.840.10045.3.1.1");
+    pub(super) const P224: Oid = Oid::new_unwrap("1.3.132.0.33");
+    pub(super) const SECP256K1: Oid = Oid::new_unwrap("1.3.132.0.10");
+    pub(super) const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    pub(super) const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    pub(super) const DSA: Oid = Oid::new_unwrap("1.2.840.10040.4.1");
+
+    pub(super) const ECDSA_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+    pub(super) const ECDSA_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+    pub(super) const ECDSA_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+    pub(super) const RSA_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+    pub(super) const RSA_SHA384: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
+    pub(super) const RSA_SHA512: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+    pub(super) const RSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+
+    /// Known-weak signature algorithms, with a name for messages.
+    pub(super) const WEAK: &[(Oid, &str)] = &[
+        (
+            Oid::new_unwrap("1.2.840.113549.1.1.2"),
+            "md2WithRSAEncryption",
+        ),
+        (
+            Oid::new_unwrap("1.2.840.113549.1.1.4"),
+            "md5WithRSAEncryption",
+        ),
+        (
+            Oid::new_unwrap("1.2.840.113549.1.1.5"),
+            "sha1WithRSAEncryption",
+        ),
+        (
+            Oid::new_unwrap("1.2.840.113549.1.1.14"),
+            "sha224WithRSAEncryption",
+        ),
+        (Oid::new_unwrap("1.2.840.10045.4.1"), "ecdsa-with-SHA1"),
+        (Oid::new_unwrap("1.2.840.10045.4.3.1"), "ecdsa-with-SHA224"),
+        (Oid::new_unwrap("1.2.840.10040.4.3"), "dsa-with-SHA1"),
+        (Oid::new_unwrap("2.16.840.1.101.3.4.3.1"), "dsa-with-SHA224"),
+        (Oid::new_unwrap("2.16.840.1.101.3.4.3.2"), "dsa-with-SHA256"),
+        (
+            Oid::new_unwrap("1.3.14.3.2.29"),
+            "sha1WithRSASignature (OIW)",
+        ),
+    ];
+}
+
+/// RSA modulus sizes accepted (SPEC §2: 2048–8192 bits).
+const RSA_MIN_BITS: usize = 2048;
+const RSA_MAX_BITS: usize = 8192;
+
+/// Reads a SubjectPublicKeyInfo into an allow-listed key, or says why not.
+pub(crate) fn parse_public_key(
+    spki: &SubjectPublicKeyInfoOwned,
+) -> Result<PublicKey, (Code, String)> {
+    let bytes = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| {
+            (
+                Code::UnsupportedPublicKey,
+                "subjectPublicKey BIT STRING has unused bits".to_string(),
+            )
+        })?
+        .to_vec();
+    let alg = &spki.algorithm;
+    let kind = match alg.oid {
+        oids::EC_PUBLIC_KEY => KeyKind::Ec(named_curve(alg)?),
+        oids::RSA_ENCRYPTION => {
+            if !params_absent_or_null(alg) {
+                return Err((
+                    Code::UnsupportedPublicKey,
+                    "rsaEncryption parameters must be NULL (RFC 3279 §2.3.1)".into(),
+                ));
+            }
+            KeyKind::Rsa {
+                bits: rsa_modulus_bits(&bytes)?,
+            }
+        }
+        oids::ED25519 => {
+            if alg.parameters.is_some() || bytes.len() != 32 {
+                return Err((
+                    Code::UnsupportedPublicKey,
+                    "Ed25519 key must be 32 bytes with absent parameters (RFC 8410 §3)".into(),
+                ));
+            }
+            KeyKind::Ed25519
+        }
+        oids::DSA => {
+            return Err((Code::WeakPublicKey, "DSA keys are not accepted".to_string()));
+        }
+        other => {
+            return Err((
+                Code::UnsupportedPublicKey,
+                format!("public key algorithm {other} is not supported"),
+            ));
+        }
+    };
+    if let KeyKind::Ec(curve) = kind {
+        let expected = match curve {
+            Curve::P256 => 65,
+            Curve::P384 => 97,
+            Curve::P521 => 133,
+        };
+        if bytes.len() != expected || bytes.first() != Some(&0x04) {
+            return Err((
+                Code::UnsupportedPublicKey,
+                format!("EC public key is not an uncompressed {curve:?} point (RFC 5480 §2.2)"),
+            ));
+        }
+    }
+    Ok(PublicKey { kind, bytes })
+}
+
+fn named_curve(alg: &AlgorithmIdentifierOwned) -> Result<Curve, (Code, String)> {
+    let Some(params) = &alg.parameters else {
+        return Err((
+            Code::UnsupportedPublicKey,
+            "id-ecPublicKey without a named curve (RFC 5480 §2.1.1)".into(),
+        ));
+    };
+    if params.tag() == Tag::Sequence {
+        return Err((
+            Code::ExplicitCurveParameters,
+            "EC key with explicit curve parameters; only named curves are accepted (RFC 5480 §2.1.1)"
+                .into(),
+        ));
+    }
+    let curve: Oid = params.decode_as().map_err(|e| {
+        (
+            Code::UnsupportedPublicKey,
+            format!("EC key parameters are not a named curve OID: {e}"),
+        )
+    })?;
+    match curve {
+        oids::P256 => Ok(Curve::P256),
+        oids::P384 => Ok(Curve::P384),
+        oids::P521 => Ok(Curve::P521),
+        oids::P192 | oids::P224 => Err((
+            Code::WeakPublicKey,
+            format!("EC curve {curve} is below P-256"),
+        )),
+        oids::SECP256K1 => Err((
+            Code::UnsupportedPublicKey,
+            "EC curve secp256k1 is not supported".to_string(),
+        )),
+        other => Err((
+            Code::UnsupportedPublicKey,
+            format!("EC curve {other} is not supported"),
+        )),
+    }
+}
+
+fn params_absent_or_null(alg: &AlgorithmIdentifierOwned) -> bool {
+    match &alg.parameters {
+        None => true,
+        Some(p) => p.tag() == Tag::Null && p.value().is_empty(),
+    }
+}
+
+fn params_null(alg: &AlgorithmIdentifierOwned) -> bool {
+    matches!(&alg.parameters, Some(p) if p.tag() == Tag::Null && p.value().is_empty())
+}
+
+/// Bits in an RSAPublicKey's modulus (RFC 8017 §A.1.1), checked against the
+/// accepted range.
+fn rsa_modulus_bits(key: &[u8]) -> Result<usize, (Code, String)> {
+    let bad = |e: der::Error| {
+        (
+            Code::UnsupportedPublicKey,
+            format!("RSAPublicKey is malformed (RFC 8017 §A.1.1): {e}"),
+        )
+    };
+    let mut reader = SliceReader::new(key).map_err(bad)?;
+    let (modulus, exponent) = reader
+        .sequence(|r| {
+            let n = UintRef::decode(r)?;
+            let e = UintRef::decode(r)?;
+            Ok((n, e))
+        })
+        .map_err(bad)?;
+    reader.finish(()).map_err(bad)?;
+    let n = modulus.as_bytes();
+    let bits = match n.first() {
+        None => 0,
+        Some(first) => (n.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
+    };
+    let e = exponent.as_bytes();
+    if e.is_empty() || e.last().is_some_and(|b| b & 1 == 0) || (e.len() == 1 && e[0] < 3) {
+        return Err((
+            Code::UnsupportedPublicKey,
+            "RSA public exponent must be odd and at least 3".into(),
+        ));
+    }
+    if bits < RSA_MIN_BITS {
+        return Err((
+            Code::WeakPublicKey,
+            format!("RSA key is {bits} bits; at least {RSA_MIN_BITS} are required"),
+        ));
+    }
+    if bits > RSA_MAX_BITS || bits % 8 != 0 {
+        return Err((
+            Code::UnsupportedPublicKey,
+            format!(
+                "RSA key is {bits} bits; attest accepts multiples of 8 from {RSA_MIN_BITS} to {RSA_MAX_BITS}"
+            ),
+        ));
+    }
+    Ok(bits)
+}
+
+/// The verification algorithm for a signature made with `sig_alg` by the
+/// holder of `key`, or why it is refused.
+pub(crate) fn select(
+    sig_alg: &AlgorithmIdentifierOwned,
+    key: &PublicKey,
+) -> Result<SignatureAlgorithm, (Code, String)> {
+    use SignatureAlgorithm as S;
+    enum Family {
+        Ecdsa(u16),
+        RsaPkcs1(u16),
+        Ed25519,
+    }
+    let family = match sig_alg.oid {
+        oids::ECDSA_SHA256 | oids::ECDSA_SHA384 | oids::ECDSA_SHA512 => {
+            if sig_alg.parameters.is_some() {
+                return Err((
+                    Code::UnsupportedSignatureAlgorithm,
+                    "ECDSA signature algorithm parameters must be absent (RFC 5758 §3.2)".into(),
+                ));
+            }
+            Family::Ecdsa(match sig_alg.oid {
+                oids::ECDSA_SHA256 => 256,
+                oids::ECDSA_SHA384 => 384,
+                _ => 512,
+            })
+        }
+        oids::RSA_SHA256 | oids::RSA_SHA384 | oids::RSA_SHA512 => {
+            if !params_null(sig_alg) {
+                return Err((
+                    Code::UnsupportedSignatureAlgorithm,
+                    "RSA PKCS#1 v1.5 signature algorithm parameters must be NULL (RFC 4055 §5)"
+                        .into(),
+                ));
+            }
+            Family::RsaPkcs1(match sig_alg.oid {
+                oids::RSA_SHA256 => 256,
+                oids::RSA_SHA384 => 384,
+                _ => 512,
+            })
+        }
+        oids::ED25519 => {
+            if sig_alg.parameters.is_some() {
+                return Err((
+                    Code::UnsupportedSignatureAlgorithm,
+                    "Ed25519 signature algorithm parameters must be absent (RFC 8410 §3)".into(),
+                ));
+            }
+            Family::Ed25519
+        }
+        oids::RSA_PSS => {
+            return Err((
+                Code::UnsupportedSignatureAlgorithm,
+                "RSASSA-PSS signatures are not yet supported".into(),
+            ));
+        }
+        other => {
+            if let Some((_, name)) = oids::WEAK.iter().find(|(o, _)| *o == other) {
+                return Err((
+                    Code::WeakSignatureAlgorithm,
+                    format!("signature algorithm {name} is weak and refused"),
+                ));
+            }
+            return Err((
+                Code::UnsupportedSignatureAlgorithm,
+                format!("signature algorithm {other} is not supported"),
+            ));
+        }
+    };
+    let mismatch = |what: &str| {
+        Err((
+            Code::KeyAlgorithmMismatch,
+            format!("a {what} signature cannot be made by a {:?} key", key.kind),
+        ))
+    };
+    match (family, key.kind) {
+        (Family::Ecdsa(hash), KeyKind::Ec(curve)) => match (curve, hash) {
+            (Curve::P256, 256) => Ok(S::EcdsaP256Sha256),
+            (Curve::P256, 384) => Ok(S::EcdsaP256Sha384),
+            (Curve::P384, 256) => Ok(S::EcdsaP384Sha256),
+            (Curve::P384, 384) => Ok(S::EcdsaP384Sha384),
+            (Curve::P521, 512) => Ok(S::EcdsaP521Sha512),
+            (curve, hash) => Err((
+                Code::UnsupportedSignatureAlgorithm,
+                format!("ECDSA with SHA-{hash} over {curve:?} is not supported"),
+            )),
+        },
+        (Family::RsaPkcs1(hash), KeyKind::Rsa { .. }) => Ok(match hash {
+            256 => S::RsaPkcs1Sha256,
+            384 => S::RsaPkcs1Sha384,
+            _ => S::RsaPkcs1Sha512,
+        }),
+        (Family::Ed25519, KeyKind::Ed25519) => Ok(S::Ed25519),
+        (Family::Ecdsa(_), _) => mismatch("ECDSA"),
+        (Family::RsaPkcs1(_), _) => mismatch("RSA"),
+        (Family::Ed25519, _) => mismatch("Ed25519"),
+    }
+}
+
+/// The algorithm a device uses for a challenge proof of possession, implied
+/// by its key: ECDSA with the curve's hash (P-256/SHA-256, P-384/SHA-384,
+/// P-521/SHA-512), RSA PKCS#1 v1.5 with SHA-256, or Ed25519.
+pub(crate) fn challenge_algorithm(key: &PublicKey) -> SignatureAlgorithm {
+    match key.kind {
+        KeyKind::Ec(Curve::P256) => SignatureAlgorithm::EcdsaP256Sha256,
+        KeyKind::Ec(Curve::P384) => SignatureAlgorithm::EcdsaP384Sha384,
+        KeyKind::Ec(Curve::P521) => SignatureAlgorithm::EcdsaP521Sha512,
+        KeyKind::Rsa { .. } => SignatureAlgorithm::RsaPkcs1Sha256,
+        KeyKind::Ed25519 => SignatureAlgorithm::Ed25519,
+    }
+}
+
+/// The algorithm for a TLS CertificateVerify with `scheme` (RFC 8446
+/// §4.2.3) by the holder of `key`. ECDSA schemes name the hash; the curve
+/// is the key's (TLS 1.2 semantics, a superset of TLS 1.3's).
+pub(crate) fn tls_algorithm(scheme: u16, key: &PublicKey) -> Result<SignatureAlgorithm, String> {
+    use SignatureAlgorithm as S;
+    let alg = match (scheme, key.kind) {
+        (0x0403, KeyKind::Ec(Curve::P256)) => S::EcdsaP256Sha256,
+        (0x0503, KeyKind::Ec(Curve::P256)) => S::EcdsaP256Sha384,
+        (0x0403, KeyKind::Ec(Curve::P384)) => S::EcdsaP384Sha256,
+        (0x0503, KeyKind::Ec(Curve::P384)) => S::EcdsaP384Sha384,
+        (0x0603, KeyKind::Ec(Curve::P521)) => S::EcdsaP521Sha512,
+        (0x0401, KeyKind::Rsa { .. }) => S::RsaPkcs1Sha256,
+        (0x0501, KeyKind::Rsa { .. }) => S::RsaPkcs1Sha384,
+        (0x0601, KeyKind::Rsa { .. }) => S::RsaPkcs1Sha512,
+        (0x0804, KeyKind::Rsa { .. }) => S::RsaPssSha256,
+        (0x0805, KeyKind::Rsa { .. }) => S::RsaPssSha384,
+        (0x0806, KeyKind::Rsa { .. }) => S::RsaPssSha512,
+        (0x0807, KeyKind::Ed25519) => S::Ed25519,
+        (scheme, kind) => {
+            return Err(format!(
+                "TLS signature scheme 0x{scheme:04x} is not allowed for a {kind:?} key"
+            ));
+        }
+    };
+    Ok(alg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::asn1::{Any, BitString};
+
+    fn spki(alg: Oid, params: Option<Any>, key: &[u8]) -> SubjectPublicKeyInfoOwned {
+        SubjectPublicKeyInfoOwned {
+            algorithm: AlgorithmIdentifierOwned {
+                oid: alg,
+                parameters: params,
+            },
+            subject_public_key: BitString::from_bytes(key).unwrap(),
+        }
+    }
+
+    fn rsa_key(modulus_bytes: usize) -> Vec<u8> {
+        use der::Encode;
+        let mut n = vec![0xffu8; modulus_bytes];
+        n[0] = 0xc1;
+        let n = der::asn1::UintRef::new(&n).unwrap();
+        let e = der::asn1::UintRef::new(&[1, 0, 1]).unwrap();
+        let mut body = Vec::new();
+        n.encode_to_vec(&mut body).unwrap();
+        e.encode_to_vec(&mut body).unwrap();
+        let mut out = vec![0x30];
+        der::Length::try_from(body.len())
+            .unwrap()
+            .encode_to_vec(&mut out)
+            .unwrap();
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn rsa_sizes() {
+        let null = Some(Any::null());
+        let ok =
+            parse_public_key(&spki(oids::RSA_ENCRYPTION, null.clone(), &rsa_key(256))).unwrap();
+        assert_eq!(ok.kind, KeyKind::Rsa { bits: 2048 });
+        let weak =
+            parse_public_key(&spki(oids::RSA_ENCRYPTION, null.clone(), &rsa_key(128))).unwrap_err();
+        assert_eq!(weak.0, Code::WeakPublicKey);
+        let huge = parse_public_key(&spki(oids::RSA_ENCRYPTION, null, &rsa_key(1025))).unwrap_err();
+        assert_eq!(huge.0, Code::UnsupportedPublicKey);
+    }
+
+    #[test]
+    fn explicit_curve_parameters_are_refused() {
+        let params = Any::new(Tag::Sequence, vec![0x02, 0x01, 0x01]).unwrap();
+        let err = parse_public_key(&spki(oids::EC_PUBLIC_KEY, Some(params), &[4; 65])).unwrap_err();
+        assert_eq!(err.0, Code::ExplicitCurveParameters);
+    }
+
+    #[test]
+    fn small_curves_are_weak_and_named_curves_accepted() {
+        let p192 = Any::from(oids::P192);
+        let err = parse_public_key(&spki(oids::EC_PUBLIC_KEY, Some(p192), &[4; 49])).unwrap_err();
+        assert_eq!(err.0, Code::WeakPublicKey);
+        let mut point = vec![4u8; 65];
+        point[1] = 1;
+        let ok = parse_public_key(&spki(
+            oids::EC_PUBLIC_KEY,
+            Some(Any::from(oids::P256)),
+            &point,
+        ))
+        .unwrap();
+        assert_eq!(ok.kind, KeyKind::Ec(Curve::P256));
+    }
+
+    #[test]
+    fn weak_and_mismatched_signature_algorithms() {
+        let ec = PublicKey {
+            kind: KeyKind::Ec(Curve::P256),
+            bytes: vec![],
+        };
+        let sha1 = AlgorithmIdentifierOwned {
+            oid: Oid::new_unwrap("1.2.840.113549.1.1.5"),
+            parameters: Some(Any::null()),
+        };
+        assert_eq!(
+            select(&sha1, &ec).unwrap_err().0,
+            Code::WeakSignatureAlgorithm
+        );
+        let rsa256 = AlgorithmIdentifierOwned {
+            oid: oids::RSA_SHA256,
+            parameters: Some(Any::null()),
+        };
+        assert_eq!(
+            select(&rsa256, &ec).unwrap_err().0,
+            Code::KeyAlgorithmMismatch
+        );
+        let ecdsa256 = AlgorithmIdentifierOwned {
+            oid: oids::ECDSA_SHA256,
+            parameters: None,
+        };
+        assert_eq!(
+            select(&ecdsa256, &ec).unwrap(),
+            SignatureAlgorithm::EcdsaP256Sha256
+        );
+        let ecdsa512 = AlgorithmIdentifierOwned {
+            oid: oids::ECDSA_SHA512,
+            parameters: None,
+        };
+        assert_eq!(
+            select(&ecdsa512, &ec).unwrap_err().0,
+            Code::UnsupportedSignatureAlgorithm
+        );
+    }
+
+    #[test]
+    fn tls_schemes_bind_key_type() {
+        let ed = PublicKey {
+            kind: KeyKind::Ed25519,
+            bytes: vec![],
+        };
+        assert_eq!(
+            tls_algorithm(0x0807, &ed).unwrap(),
+            SignatureAlgorithm::Ed25519
+        );
+        assert!(tls_algorithm(0x0403, &ed).is_err());
+    }
+}

@@ -1,0 +1,476 @@
+//! Enrollment resolution and proof of possession (attest SPEC §1).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use sha2::{Digest, Sha256};
+
+use crate::alg::{self, SignatureVerifier};
+use crate::cert::Cert;
+use crate::error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
+use crate::info::{
+    AttestRequest, CertificateInfo, ChainRequest, Decision, EnrollmentSource, Proof,
+};
+use crate::verify::{
+    AnchorList, AnchorSource, Budget, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, Outcome, PathBuilder,
+    check_leaf, check_validity, verify_signed_by,
+};
+
+/// Longest registration ID (DPS: 128 characters).
+pub const MAX_REGISTRATION_ID_LEN: usize = 128;
+/// Shortest challenge accepted, bytes: 128 bits of service randomness.
+pub const MIN_CHALLENGE_LEN: usize = 16;
+/// Longest challenge accepted, bytes.
+pub const MAX_CHALLENGE_LEN: usize = 256;
+/// Longest TLS signed content accepted (TLS 1.3 CertificateVerify content
+/// is 64 + 34 + hash length bytes; TLS 1.2 transcripts are longer).
+pub const MAX_TLS_MESSAGE_LEN: usize = 64 * 1024;
+/// Domain-separation prefix of the challenge message (version 1).
+pub const CHALLENGE_CONTEXT: &[u8] = b"attest-pop-v1";
+
+/// Validates `request.leaf` up to one of `request.trust_anchors`
+/// (RFC 5280 §6 under attest's profile). On success, the path from leaf
+/// (first) to anchor (last).
+pub fn validate_chain(
+    request: &ChainRequest,
+    crypto: &dyn SignatureVerifier,
+) -> Result<Vec<CertificateInfo>, Refusal> {
+    if request.trust_anchors.len() > MAX_TRUST_ANCHORS {
+        return Err(Refusal::new(
+            Code::InputTooLarge,
+            format!(
+                "{} trust anchors; the limit is {MAX_TRUST_ANCHORS}",
+                request.trust_anchors.len()
+            ),
+        ));
+    }
+    let leaf = parse_presented(&request.leaf, 0)?;
+    let intermediates = parse_intermediates(&request.intermediates)?;
+    let anchors = request
+        .trust_anchors
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            Cert::parse(der).map(Rc::new).map_err(|(code, message)| {
+                Refusal::new(code, format!("trust anchor #{}: {message}", i + 1))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut anchors = AnchorList(anchors);
+    let mut builder = PathBuilder {
+        intermediates: &intermediates,
+        anchors: &mut anchors,
+        time: request.time,
+        purpose: request.purpose,
+        crypto,
+        budget: Budget::default(),
+    };
+    builder.build(Rc::new(leaf), &mut |path| {
+        Ok(path.iter().map(|c| c.info()).collect())
+    })
+}
+
+/// Resolves the enrollment for a chain without a proof of possession: what
+/// [`attest`] would decide for a device that proves its key.
+pub fn resolve(
+    request: &AttestRequest,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+) -> Result<Decision, Refusal> {
+    let leaf = claimed_leaf(request)?;
+    decide(request, leaf, crypto, enrollments)
+}
+
+/// Full attestation: the leaf matches the registration ID, the device
+/// proves possession of the leaf key, then the chain is validated and the
+/// most specific enrollment entry decides (SPEC §1).
+///
+/// The proof is checked before any enrollment is looked up, so that someone
+/// holding only a device's public certificate learns nothing about its
+/// enrollment state.
+pub fn attest(
+    request: &AttestRequest,
+    proof: &Proof,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+) -> Result<Decision, Refusal> {
+    let leaf = claimed_leaf(request)?;
+    check_proof(&leaf, &request.registration_id, proof, crypto)?;
+    decide(request, leaf, crypto, enrollments)
+}
+
+/// The exact bytes a device signs to answer `challenge` (version 1):
+///
+/// ```text
+/// "attest-pop-v1" 0x00 lowercase(registration ID) 0x00 challenge
+/// ```
+///
+/// The context string keeps the signature from being valid for any other
+/// protocol; the registration ID keeps it from being replayed for another
+/// device. Registration IDs cannot contain 0x00, so the encoding is
+/// unambiguous.
+pub fn challenge_message(registration_id: &str, challenge: &[u8]) -> Result<Vec<u8>, Refusal> {
+    check_registration_id(registration_id)?;
+    if !(MIN_CHALLENGE_LEN..=MAX_CHALLENGE_LEN).contains(&challenge.len()) {
+        return Err(Refusal::new(
+            Code::InvalidProof,
+            format!(
+                "challenge is {} bytes; it must be {MIN_CHALLENGE_LEN} to {MAX_CHALLENGE_LEN}",
+                challenge.len()
+            ),
+        ));
+    }
+    let mut message =
+        Vec::with_capacity(CHALLENGE_CONTEXT.len() + 2 + registration_id.len() + challenge.len());
+    message.extend_from_slice(CHALLENGE_CONTEXT);
+    message.push(0);
+    message.extend(registration_id.bytes().map(|b| b.to_ascii_lowercase()));
+    message.push(0);
+    message.extend_from_slice(challenge);
+    Ok(message)
+}
+
+/// CA proof of possession (DPS "verify certificate"): the verification
+/// certificate's subject CN equals `verification_code`, its signature
+/// verifies with the CA's key, and both are valid at `time`; the CA
+/// certificate is a CA. Returns the CA's summary.
+pub fn verify_ca_possession(
+    ca_certificate: &[u8],
+    verification_certificate: &[u8],
+    verification_code: &str,
+    time: i64,
+    crypto: &dyn SignatureVerifier,
+) -> Result<CertificateInfo, Refusal> {
+    if verification_code.is_empty() || verification_code.len() > 256 {
+        return Err(Refusal::new(
+            Code::InputTooLarge,
+            "verification code must be 1 to 256 characters",
+        ));
+    }
+    let verification = parse_presented(verification_certificate, 0)?;
+    let ca = parse_presented(ca_certificate, 1)?;
+    if let Some((code, message)) = &ca.defect {
+        return Err(ca.refuse(1, *code, message.clone()));
+    }
+    if !ca.is_ca() {
+        return Err(ca.refuse(
+            1,
+            Code::IssuerNotCa,
+            "the CA certificate's basicConstraints does not assert cA (RFC 5280 §4.2.1.9)".into(),
+        ));
+    }
+    if ca.key_usage.as_ref().is_some_and(|ku| !ku.key_cert_sign()) {
+        return Err(ca.refuse(
+            1,
+            Code::MissingKeyCertSign,
+            "the CA certificate's keyUsage lacks keyCertSign (RFC 5280 §4.2.1.3)".into(),
+        ));
+    }
+    check_validity(&ca, 1, time)?;
+    if let Some((code, message)) = &verification.defect {
+        return Err(verification.refuse(0, *code, message.clone()));
+    }
+    check_validity(&verification, 0, time)?;
+    if verification.common_name.as_deref() != Some(verification_code) {
+        return Err(verification.refuse(
+            0,
+            Code::VerificationCodeMismatch,
+            format!(
+                "verification certificate CN is {:?}; expected the verification code {verification_code:?}",
+                verification.common_name.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    verify_signed_by(&verification, 0, &ca, crypto)?;
+    Ok(ca.info())
+}
+
+/// DPS registration ID rules: 1 to 128 of `a-z 0-9 - . _ :`, compared
+/// case-insensitively (so upper-case letters are accepted as well).
+pub fn check_registration_id(registration_id: &str) -> Result<(), Refusal> {
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
+    if registration_id.is_empty()
+        || registration_id.len() > MAX_REGISTRATION_ID_LEN
+        || !registration_id.chars().all(valid_char)
+    {
+        let shown: String = registration_id.chars().take(40).collect();
+        return Err(Refusal::new(
+            Code::InvalidRegistrationId,
+            format!(
+                "registration ID {shown:?} must be 1 to {MAX_REGISTRATION_ID_LEN} characters of a-z 0-9 - . _ :"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_presented(der: &[u8], position: usize) -> Result<Cert, Refusal> {
+    Cert::parse(der).map_err(|(code, message)| {
+        Refusal::new(code, message).at(CertRef {
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            subject: String::new(),
+            sha256: Sha256::digest(der).into(),
+        })
+    })
+}
+
+fn parse_intermediates(ders: &[Vec<u8>]) -> Result<Vec<Rc<Cert>>, Refusal> {
+    if ders.len() > MAX_INTERMEDIATES {
+        return Err(Refusal::new(
+            Code::InputTooLarge,
+            format!(
+                "{} intermediate certificates presented; the limit is {MAX_INTERMEDIATES}",
+                ders.len()
+            ),
+        ));
+    }
+    ders.iter()
+        .enumerate()
+        .map(|(i, der)| parse_presented(der, i + 1).map(Rc::new))
+        .collect()
+}
+
+/// Parses the leaf and checks it names the claimed registration ID.
+fn claimed_leaf(request: &AttestRequest) -> Result<Cert, Refusal> {
+    check_registration_id(&request.registration_id)?;
+    if request.intermediates.len() > MAX_INTERMEDIATES {
+        return Err(Refusal::new(
+            Code::InputTooLarge,
+            format!(
+                "{} intermediate certificates presented; the limit is {MAX_INTERMEDIATES}",
+                request.intermediates.len()
+            ),
+        ));
+    }
+    let leaf = parse_presented(&request.leaf, 0)?;
+    match &leaf.common_name {
+        Some(cn) if cn.eq_ignore_ascii_case(&request.registration_id) => Ok(leaf),
+        Some(cn) => Err(leaf.refuse(
+            0,
+            Code::RegistrationIdMismatch,
+            format!(
+                "leaf subject CN {cn:?} does not equal registration ID {:?}",
+                request.registration_id
+            ),
+        )),
+        None => Err(leaf.refuse(
+            0,
+            Code::RegistrationIdMismatch,
+            format!(
+                "leaf subject has no common name; it must equal registration ID {:?}",
+                request.registration_id
+            ),
+        )),
+    }
+}
+
+fn check_proof(
+    leaf: &Cert,
+    registration_id: &str,
+    proof: &Proof,
+    crypto: &dyn SignatureVerifier,
+) -> Result<(), Refusal> {
+    let key = leaf
+        .key
+        .as_ref()
+        .map_err(|(code, message)| leaf.refuse(0, *code, message.clone()))?;
+    let (algorithm, message, signature) = match proof {
+        Proof::ChallengeSignature {
+            challenge,
+            signature,
+        } => (
+            alg::challenge_algorithm(key),
+            challenge_message(registration_id, challenge)?,
+            signature,
+        ),
+        Proof::TlsSignature {
+            scheme,
+            message,
+            signature,
+        } => {
+            if message.len() > MAX_TLS_MESSAGE_LEN {
+                return Err(Refusal::new(
+                    Code::InputTooLarge,
+                    format!("TLS signed content is longer than {MAX_TLS_MESSAGE_LEN} bytes"),
+                ));
+            }
+            let algorithm = alg::tls_algorithm(*scheme, key)
+                .map_err(|m| leaf.refuse(0, Code::UnsupportedSignatureScheme, m))?;
+            (algorithm, message.clone(), signature)
+        }
+    };
+    if crypto.verify_signature(algorithm, &key.bytes, &message, signature) {
+        Ok(())
+    } else {
+        Err(leaf.refuse(
+            0,
+            Code::ProofOfPossessionFailed,
+            format!(
+                "proof-of-possession signature does not verify with the leaf key ({algorithm:?})"
+            ),
+        ))
+    }
+}
+
+/// Trust anchors from the host's store, parsed once per subject.
+struct StoreAnchors<'a> {
+    source: &'a dyn EnrollmentSource,
+    cache: HashMap<Vec<u8>, Vec<Rc<Cert>>>,
+}
+
+impl AnchorSource for StoreAnchors<'_> {
+    fn anchors_for(&mut self, subject: &[u8]) -> Vec<Rc<Cert>> {
+        if let Some(found) = self.cache.get(subject) {
+            return found.clone();
+        }
+        let found: Vec<Rc<Cert>> = self
+            .source
+            .trust_anchors(subject)
+            .iter()
+            .take(MAX_INTERMEDIATES)
+            // A malformed certificate in the host's store cannot anchor
+            // anything; hosts validate certificates when they are stored.
+            .filter_map(|der| Cert::parse(der).ok())
+            .filter(|c| c.subject == subject)
+            .map(Rc::new)
+            .collect();
+        self.cache.insert(subject.to_vec(), found.clone());
+        found
+    }
+}
+
+/// SPEC §1 resolution: individual enrollment for the leaf, else the group
+/// of the first certificate above the leaf that has one, up to the root.
+/// The first entry found decides.
+fn decide(
+    request: &AttestRequest,
+    leaf: Cert,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+) -> Result<Decision, Refusal> {
+    let registration_id = &request.registration_id;
+    if let Some(individual) = enrollments.individual(registration_id) {
+        let entry = EnrollmentRef {
+            kind: EnrollmentKind::Individual,
+            id: individual.registration_id.clone(),
+        };
+        if !individual.certificates.contains(&leaf.sha256) {
+            return Err(leaf
+                .refuse(
+                    0,
+                    Code::IndividualCertificateMismatch,
+                    "the individual enrollment for this registration ID holds a different certificate (SHA-256 differs)".into(),
+                )
+                .with_enrollment(entry));
+        }
+        check_leaf(&leaf, request.time, request.purpose)
+            .map_err(|r| r.with_enrollment(entry.clone()))?;
+        if !individual.enabled {
+            return Err(leaf
+                .refuse(
+                    0,
+                    Code::IndividualEnrollmentDisabled,
+                    "the individual enrollment for this device is disabled".into(),
+                )
+                .with_enrollment(entry));
+        }
+        return Ok(Decision {
+            registration_id: registration_id.clone(),
+            device_id: individual
+                .device_id
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| registration_id.clone()),
+            enrollment: entry,
+            path: vec![leaf.info()],
+        });
+    }
+
+    let intermediates = parse_intermediates(&request.intermediates)?;
+    let device_id = leaf
+        .common_name
+        .clone()
+        .unwrap_or_else(|| registration_id.clone());
+    let mut anchors = StoreAnchors {
+        source: enrollments,
+        cache: HashMap::new(),
+    };
+    let mut builder = PathBuilder {
+        intermediates: &intermediates,
+        anchors: &mut anchors,
+        time: request.time,
+        purpose: request.purpose,
+        crypto,
+        budget: Budget::default(),
+    };
+    builder.build(Rc::new(leaf), &mut |path| {
+        for (position, cert) in path.iter().enumerate().skip(1) {
+            let Some(group) = enrollments.group(&cert.sha256) else {
+                continue;
+            };
+            let entry = EnrollmentRef {
+                kind: EnrollmentKind::Group,
+                id: group.group_id,
+            };
+            if !group.enabled {
+                // A disabled entry ends the search: no other path may
+                // route around a CA its operator has switched off.
+                return Err(Outcome::Fatal(
+                    cert.refuse(
+                        position,
+                        Code::EnrollmentGroupDisabled,
+                        "the enrollment group of this CA is disabled".into(),
+                    )
+                    .with_enrollment(entry),
+                ));
+            }
+            return Ok(Decision {
+                registration_id: registration_id.clone(),
+                device_id: device_id.clone(),
+                enrollment: entry,
+                path: path.iter().map(|c| c.info()).collect(),
+            });
+        }
+        let top = path.len() - 1;
+        Err(Outcome::Soft(path[top].refuse(
+            top,
+            Code::NoEnrollment,
+            "the chain is valid but no enrollment exists for the leaf or any certificate above it"
+                .into(),
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_ids() {
+        assert!(check_registration_id("device-01.a_b:c").is_ok());
+        assert!(check_registration_id("Device-01").is_ok());
+        for bad in ["", "dev ice", "dev/ice", "dévice", &"a".repeat(129)] {
+            assert_eq!(
+                check_registration_id(bad).unwrap_err().code,
+                Code::InvalidRegistrationId,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn challenge_message_binds_context_and_device() {
+        let m = challenge_message("Dev-1", &[7; 16]).unwrap();
+        let mut expected = b"attest-pop-v1\0dev-1\0".to_vec();
+        expected.extend([7; 16]);
+        assert_eq!(m, expected);
+        assert_ne!(m, challenge_message("dev-2", &[7; 16]).unwrap());
+        assert_eq!(
+            challenge_message("dev-1", &[7; 15]).unwrap_err().code,
+            Code::InvalidProof
+        );
+        assert_eq!(
+            challenge_message("dev-1", &[7; 257]).unwrap_err().code,
+            Code::InvalidProof
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! The component adapter: wit-bindgen glue that exports the `attest:policy`
+//! world. It only converts WIT types to core types and back; every decision
+//! is made by the functions it calls.
+#![allow(unsafe_code)] // generated ABI glue
+
+mod bindings {
+    #![allow(missing_docs, unreachable_pub, unsafe_code, clippy::all)]
+    wit_bindgen::generate!({
+        world: "policy",
+        path: "../wit",
+    });
+}
+
+use bindings::attest::policy::types as wit;
+use bindings::attest::policy::{crypto, enrollments};
+use bindings::exports::attest::policy::{attestation, chain};
+
+use crate::{
+    AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentGroup,
+    EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof, Purpose, Refusal,
+    SignatureAlgorithm, SignatureVerifier,
+};
+
+struct Component;
+
+bindings::export!(Component with_types_in bindings);
+
+/// Signature arithmetic through the host's `crypto` import.
+struct HostCrypto;
+
+impl SignatureVerifier for HostCrypto {
+    fn verify_signature(
+        &self,
+        algorithm: SignatureAlgorithm,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        crypto::verify_signature(algorithm_to_wit(algorithm), public_key, message, signature)
+    }
+}
+
+/// Enrollment lookups through the host's `enrollments` import.
+struct HostEnrollments;
+
+impl EnrollmentSource for HostEnrollments {
+    fn individual(&self, registration_id: &str) -> Option<IndividualEnrollment> {
+        enrollments::individual(registration_id).map(|e| IndividualEnrollment {
+            registration_id: e.registration_id,
+            device_id: e.device_id,
+            enabled: e.enabled,
+            certificates: e
+                .certificates
+                .iter()
+                .filter_map(|t| <[u8; 32]>::try_from(t.as_slice()).ok())
+                .collect(),
+        })
+    }
+
+    fn group(&self, ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup> {
+        enrollments::group(ca_sha256).map(|g| EnrollmentGroup {
+            group_id: g.group_id,
+            enabled: g.enabled,
+        })
+    }
+
+    fn trust_anchors(&self, subject: &[u8]) -> Vec<Vec<u8>> {
+        enrollments::trust_anchors(subject)
+    }
+}
+
+impl chain::Guest for Component {
+    fn validate(request: chain::ChainRequest) -> Result<Vec<wit::CertificateInfo>, wit::Refusal> {
+        let request = ChainRequest {
+            leaf: request.leaf,
+            intermediates: request.intermediates,
+            trust_anchors: request.trust_anchors,
+            time: request.time,
+            purpose: purpose_from_wit(request.purpose),
+        };
+        crate::validate_chain(&request, &HostCrypto)
+            .map(|path| path.into_iter().map(info_to_wit).collect())
+            .map_err(refusal_to_wit)
+    }
+}
+
+impl attestation::Guest for Component {
+    fn resolve(request: attestation::AttestRequest) -> Result<attestation::Decision, wit::Refusal> {
+        crate::resolve(&attest_request(request), &HostCrypto, &HostEnrollments)
+            .map(decision_to_wit)
+            .map_err(refusal_to_wit)
+    }
+
+    fn attest(
+        request: attestation::AttestRequest,
+        proof: wit::Proof,
+    ) -> Result<attestation::Decision, wit::Refusal> {
+        let proof = match proof {
+            wit::Proof::ChallengeSignature(p) => Proof::ChallengeSignature {
+                challenge: p.challenge,
+                signature: p.signature,
+            },
+            wit::Proof::TlsSignature(p) => Proof::TlsSignature {
+                scheme: p.scheme,
+                message: p.message,
+                signature: p.signature,
+            },
+        };
+        crate::attest(
+            &attest_request(request),
+            &proof,
+            &HostCrypto,
+            &HostEnrollments,
+        )
+        .map(decision_to_wit)
+        .map_err(refusal_to_wit)
+    }
+
+    fn challenge_message(
+        registration_id: String,
+        challenge: Vec<u8>,
+    ) -> Result<Vec<u8>, wit::Refusal> {
+        crate::challenge_message(&registration_id, &challenge).map_err(refusal_to_wit)
+    }
+
+    fn verify_ca_possession(
+        ca_certificate: Vec<u8>,
+        verification_certificate: Vec<u8>,
+        verification_code: String,
+        time: i64,
+    ) -> Result<wit::CertificateInfo, wit::Refusal> {
+        crate::verify_ca_possession(
+            &ca_certificate,
+            &verification_certificate,
+            &verification_code,
+            time,
+            &HostCrypto,
+        )
+        .map(info_to_wit)
+        .map_err(refusal_to_wit)
+    }
+}
+
+fn attest_request(r: attestation::AttestRequest) -> AttestRequest {
+    AttestRequest {
+        registration_id: r.registration_id,
+        leaf: r.leaf,
+        intermediates: r.intermediates,
+        time: r.time,
+        purpose: purpose_from_wit(r.purpose),
+    }
+}
+
+fn purpose_from_wit(p: wit::Purpose) -> Purpose {
+    match p {
+        wit::Purpose::ClientAuth => Purpose::ClientAuth,
+        wit::Purpose::ServerAuth => Purpose::ServerAuth,
+        wit::Purpose::Any => Purpose::Any,
+    }
+}
+
+fn info_to_wit(i: CertificateInfo) -> wit::CertificateInfo {
+    wit::CertificateInfo {
+        subject: i.subject,
+        issuer: i.issuer,
+        common_name: i.common_name,
+        serial: i.serial,
+        sha256: i.sha256.to_vec(),
+        not_before: i.not_before,
+        not_after: i.not_after,
+    }
+}
+
+fn enrollment_to_wit(e: EnrollmentRef) -> wit::EnrollmentRef {
+    wit::EnrollmentRef {
+        kind: match e.kind {
+            EnrollmentKind::Individual => wit::EnrollmentKind::Individual,
+            EnrollmentKind::Group => wit::EnrollmentKind::Group,
+        },
+        id: e.id,
+    }
+}
+
+fn decision_to_wit(d: Decision) -> attestation::Decision {
+    attestation::Decision {
+        registration_id: d.registration_id,
+        device_id: d.device_id,
+        enrollment: enrollment_to_wit(d.enrollment),
+        path: d.path.into_iter().map(info_to_wit).collect(),
+    }
+}
+
+fn cert_ref_to_wit(c: CertRef) -> wit::CertificateRef {
+    wit::CertificateRef {
+        position: c.position,
+        subject: c.subject,
+        sha256: c.sha256.to_vec(),
+    }
+}
+
+fn refusal_to_wit(r: Refusal) -> wit::Refusal {
+    wit::Refusal {
+        code: code_to_wit(r.code),
+        message: r.message,
+        certificate: r.certificate.map(cert_ref_to_wit),
+        enrollment: r.enrollment.map(enrollment_to_wit),
+    }
+}
+
+fn algorithm_to_wit(a: SignatureAlgorithm) -> wit::SignatureAlgorithm {
+    use wit::SignatureAlgorithm as W;
+    match a {
+        SignatureAlgorithm::EcdsaP256Sha256 => W::EcdsaP256Sha256,
+        SignatureAlgorithm::EcdsaP256Sha384 => W::EcdsaP256Sha384,
+        SignatureAlgorithm::EcdsaP384Sha256 => W::EcdsaP384Sha256,
+        SignatureAlgorithm::EcdsaP384Sha384 => W::EcdsaP384Sha384,
+        SignatureAlgorithm::EcdsaP521Sha512 => W::EcdsaP521Sha512,
+        SignatureAlgorithm::RsaPkcs1Sha256 => W::RsaPkcs1Sha256,
+        SignatureAlgorithm::RsaPkcs1Sha384 => W::RsaPkcs1Sha384,
+        SignatureAlgorithm::RsaPkcs1Sha512 => W::RsaPkcs1Sha512,
+        SignatureAlgorithm::RsaPssSha256 => W::RsaPssSha256,
+        SignatureAlgorithm::RsaPssSha384 => W::RsaPssSha384,
+        SignatureAlgorithm::RsaPssSha512 => W::RsaPssSha512,
+        SignatureAlgorithm::Ed25519 => W::Ed25519,
+    }
+}
+
+/// Exhaustive both ways: a code added on either side fails to compile here
+/// (core side) or in policy-host's mirror of this function (WIT side).
+fn code_to_wit(c: Code) -> wit::RefusalCode {
+    use wit::RefusalCode as W;
+    match c {
+        Code::InputTooLarge => W::InputTooLarge,
+        Code::MalformedCertificate => W::MalformedCertificate,
+        Code::MalformedExtension => W::MalformedExtension,
+        Code::DuplicateExtension => W::DuplicateExtension,
+        Code::UnknownCriticalExtension => W::UnknownCriticalExtension,
+        Code::InvalidSerialNumber => W::InvalidSerialNumber,
+        Code::UnsupportedCertificateVersion => W::UnsupportedCertificateVersion,
+        Code::UnsupportedSignatureAlgorithm => W::UnsupportedSignatureAlgorithm,
+        Code::WeakSignatureAlgorithm => W::WeakSignatureAlgorithm,
+        Code::SignatureAlgorithmMismatch => W::SignatureAlgorithmMismatch,
+        Code::KeyAlgorithmMismatch => W::KeyAlgorithmMismatch,
+        Code::UnsupportedPublicKey => W::UnsupportedPublicKey,
+        Code::WeakPublicKey => W::WeakPublicKey,
+        Code::ExplicitCurveParameters => W::ExplicitCurveParameters,
+        Code::BadSignature => W::BadSignature,
+        Code::CertificateExpired => W::CertificateExpired,
+        Code::CertificateNotYetValid => W::CertificateNotYetValid,
+        Code::IssuerNotCa => W::IssuerNotCa,
+        Code::CaUsedAsEndEntity => W::CaUsedAsEndEntity,
+        Code::PathLengthExceeded => W::PathLengthExceeded,
+        Code::MissingKeyCertSign => W::MissingKeyCertSign,
+        Code::MissingDigitalSignature => W::MissingDigitalSignature,
+        Code::LeafKeyCertSign => W::LeafKeyCertSign,
+        Code::ExtendedKeyUsageNotPermitted => W::ExtendedKeyUsageNotPermitted,
+        Code::NameConstraintViolation => W::NameConstraintViolation,
+        Code::InvalidNameConstraints => W::InvalidNameConstraints,
+        Code::EmptySubject => W::EmptySubject,
+        Code::UnknownIssuer => W::UnknownIssuer,
+        Code::PathBudgetExceeded => W::PathBudgetExceeded,
+        Code::InvalidRegistrationId => W::InvalidRegistrationId,
+        Code::RegistrationIdMismatch => W::RegistrationIdMismatch,
+        Code::IndividualCertificateMismatch => W::IndividualCertificateMismatch,
+        Code::IndividualEnrollmentDisabled => W::IndividualEnrollmentDisabled,
+        Code::EnrollmentGroupDisabled => W::EnrollmentGroupDisabled,
+        Code::NoEnrollment => W::NoEnrollment,
+        Code::InvalidProof => W::InvalidProof,
+        Code::ProofOfPossessionFailed => W::ProofOfPossessionFailed,
+        Code::UnsupportedSignatureScheme => W::UnsupportedSignatureScheme,
+        Code::VerificationCodeMismatch => W::VerificationCodeMismatch,
+    }
+}

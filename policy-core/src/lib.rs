@@ -1,0 +1,38 @@
+//! attest's policy core: X.509 certificate path validation (RFC 5280 §6),
+//! DPS-style enrollment resolution and proof of possession.
+//!
+//! Pure: no I/O, no clock, no randomness. Validation time is an input,
+//! enrollment data comes through [`EnrollmentSource`] and signature
+//! arithmetic through [`SignatureVerifier`]. The same code runs natively and,
+//! compiled to `wasm32-unknown-unknown` with the `component` feature and
+//! encoded as a WebAssembly component, behind the WIT world
+//! `attest:policy/policy@0.1.0` (`wit/attest.wit`).
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod alg;
+mod attest;
+mod cert;
+mod error;
+mod info;
+mod verify;
+
+#[cfg(all(feature = "component", target_arch = "wasm32"))]
+mod component;
+
+pub use alg::{SignatureAlgorithm, SignatureVerifier};
+pub use attest::{
+    CHALLENGE_CONTEXT, MAX_CHALLENGE_LEN, MAX_REGISTRATION_ID_LEN, MAX_TLS_MESSAGE_LEN,
+    MIN_CHALLENGE_LEN, attest, challenge_message, check_registration_id, resolve, validate_chain,
+    verify_ca_possession,
+};
+pub use cert::MAX_CERTIFICATE_SIZE;
+pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
+pub use info::{
+    AttestRequest, CertificateInfo, ChainRequest, Decision, EnrollmentGroup, EnrollmentSource,
+    IndividualEnrollment, Proof, Purpose,
+};
+pub use verify::{MAX_INTERMEDIATES, MAX_PATH_LEN, MAX_TRUST_ANCHORS};

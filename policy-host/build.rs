@@ -1,0 +1,104 @@
+//! Builds attest's policy component.
+//!
+//! `policy-core` is compiled for `wasm32-unknown-unknown` by a nested cargo
+//! with its own target directory (sharing the outer one deadlocks on its
+//! lock; the pattern of wasmtime's `crates/test-programs/artifacts`), then
+//! encoded as a WebAssembly component with `wit-component`. Using
+//! `wasm32-unknown-unknown` rather than `wasm32-wasip2` keeps WASI out of
+//! the component: it imports only attest's own interfaces.
+//!
+//! The component's path is exposed as `ATTEST_POLICY_COMPONENT` for
+//! `include_bytes!`; nothing is written outside `OUT_DIR`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    if let Err(e) = run() {
+        println!("cargo::error=building the attest policy component failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let workspace = manifest_dir
+        .parent()
+        .ok_or("policy-host has no parent directory")?
+        .to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let guest_target = out_dir.join("guest-target");
+
+    for watched in [
+        "policy-core/src",
+        "policy-core/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+    ] {
+        println!(
+            "cargo::rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
+    }
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace.join("policy-core"))
+        .args([
+            "rustc",
+            "--lib",
+            "--crate-type=cdylib",
+            "--target=wasm32-unknown-unknown",
+            "--features=component",
+            "--profile=guest",
+            "--locked",
+        ])
+        .arg("--target-dir")
+        .arg(&guest_target);
+    // The outer build's settings are for the host; none of them may leak
+    // into the guest build.
+    for (key, _) in env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE"
+            || key == "RUSTFLAGS"
+            || key == "RUSTC_WRAPPER"
+            || key == "RUSTC_WORKSPACE_WRAPPER"
+            || key == "RUSTDOCFLAGS"
+        {
+            cmd.env_remove(key);
+        }
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not run cargo for the guest build: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "guest build failed ({status}); is the target installed? run `rustup target add wasm32-unknown-unknown`"
+        ));
+    }
+
+    let core_module = guest_target.join("wasm32-unknown-unknown/guest/policy_core.wasm");
+    let module = std::fs::read(&core_module)
+        .map_err(|e| format!("reading {}: {e}", core_module.display()))?;
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .map_err(|e| format!("wit-component could not read the core module: {e:#}"))?
+        .validate(true)
+        .encode()
+        .map_err(|e| format!("wit-component could not encode the component: {e:#}"))?;
+    let dest = out_dir.join("attest_policy.component.wasm");
+    write_if_changed(&dest, &component)?;
+    println!(
+        "cargo::rustc-env=ATTEST_POLICY_COMPONENT={}",
+        dest.display()
+    );
+    Ok(())
+}
+
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+}

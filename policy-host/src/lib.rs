@@ -1,0 +1,382 @@
+//! Embeds attest's policy component with wasmtime.
+//!
+//! [`Policy`] compiles (or loads from cache) the component once, links its
+//! imports and pre-instantiates it; every call then runs in a fresh
+//! [`wasmtime::Store`] with a memory cap and a fuel allowance, so a guest
+//! trap or runaway becomes a [`HostError`], never a crashed process. Gateways
+//! embed attest through this crate: implement [`EnrollmentSource`] over
+//! your store and call [`Policy::attest`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use policy_host::{Policy, NoEnrollments};
+//! # fn main() -> Result<(), policy_host::HostError> {
+//! let policy = Policy::new()?;
+//! # let request: policy_host::ChainRequest = todo!();
+//! match policy.validate_chain(&request)? {
+//!     Ok(path) => println!("trusted via {}", path.last().map_or("", |c| c.subject.as_str())),
+//!     Err(refusal) => println!("refused: {refusal}"),
+//! }
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod cache;
+mod convert;
+mod crypto;
+mod enrollments;
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+pub use cache::CacheMode;
+pub use crypto::AwsLcVerifier;
+pub use enrollments::NoEnrollments;
+pub use policy_core::{
+    AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentGroup,
+    EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof, Purpose, Refusal,
+    SignatureAlgorithm, SignatureVerifier,
+};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        world: "policy",
+        path: "../wit",
+    });
+}
+
+/// The policy component, as built from `policy-core` by this crate's build script.
+pub const COMPONENT: &[u8] = include_bytes!(env!("ATTEST_POLICY_COMPONENT"));
+
+/// A failure of the host or the sandbox, as opposed to a policy refusal.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The component could not be compiled, loaded or linked.
+    #[error("policy component could not be loaded: {0}")]
+    Load(String),
+    /// The call used up its fuel (instruction allowance).
+    #[error("policy component exceeded its fuel allowance of {0} units")]
+    FuelExhausted(u64),
+    /// The guest trapped (for example by exceeding its memory cap).
+    #[error("policy component trapped: {0}")]
+    Trap(String),
+}
+
+/// Per-call resource limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory the guest may grow to, bytes.
+    pub memory_bytes: usize,
+    /// Fuel per call (roughly one unit per wasm instruction). A typical
+    /// attestation uses well under 10 million; the default stops a runaway
+    /// call after well under a second of CPU.
+    pub fuel: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 << 20,
+            fuel: 2_000_000_000,
+        }
+    }
+}
+
+/// Per-store host state: what the imports need during one call.
+pub(crate) struct HostState {
+    crypto: Arc<dyn SignatureVerifier + Send + Sync>,
+    enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+    limits: StoreLimits,
+}
+
+impl bindings::attest::policy::types::Host for HostState {}
+
+/// The loaded, linked, pre-instantiated policy component.
+pub struct Policy {
+    engine: Engine,
+    pre: bindings::PolicyPre<HostState>,
+    limits: Limits,
+    crypto: Arc<dyn SignatureVerifier + Send + Sync>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Outcome of a policy call: the outer `Result` is the host, the inner the decision.
+pub type Verdict<T> = Result<Result<T, Refusal>, HostError>;
+
+impl Policy {
+    /// Loads the embedded component with default limits, the default
+    /// compilation cache and aws-lc-rs signature verification.
+    pub fn new() -> Result<Policy, HostError> {
+        Policy::with_options(Limits::default(), CacheMode::default())
+    }
+
+    /// Loads the embedded component with the given limits and cache.
+    pub fn with_options(limits: Limits, cache: CacheMode) -> Result<Policy, HostError> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        let engine = Engine::new(&config).map_err(|e| HostError::Load(format!("{e:#}")))?;
+        let component = cache::load(&engine, COMPONENT, &cache)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        bindings::Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        let pre = bindings::PolicyPre::new(instance_pre)
+            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        Ok(Policy {
+            engine,
+            pre,
+            limits,
+            crypto: Arc::new(AwsLcVerifier),
+        })
+    }
+
+    /// The limits applied to every call.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The component's imports, as `interface-name` strings (e.g.
+    /// `attest:policy/crypto@0.1.0`): what the sandbox can reach.
+    pub fn component_imports(&self) -> Vec<String> {
+        let ty = self.pre.instance_pre().component().component_type();
+        ty.imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// The component's exports, as interface names.
+    pub fn component_exports(&self) -> Vec<String> {
+        let ty = self.pre.instance_pre().component().component_type();
+        ty.exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// Plain path validation (WIT `chain.validate`).
+    pub fn validate_chain(&self, request: &ChainRequest) -> Verdict<Vec<CertificateInfo>> {
+        let wit_request = convert::chain_request_to_wit(request);
+        self.call(Arc::new(NoEnrollments), |policy, store| {
+            policy
+                .attest_policy_chain()
+                .call_validate(store, &wit_request)
+        })
+        .map(|r| {
+            r.map(|path| path.into_iter().map(convert::info_from_wit).collect())
+                .map_err(convert::refusal_from_wit)
+        })
+    }
+
+    /// Enrollment resolution without proof of possession (WIT `attestation.resolve`).
+    pub fn resolve(
+        &self,
+        request: &AttestRequest,
+        enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+    ) -> Verdict<Decision> {
+        let wit_request = convert::attest_request_to_wit(request);
+        self.call(enrollments, |policy, store| {
+            policy
+                .attest_policy_attestation()
+                .call_resolve(store, &wit_request)
+        })
+        .map(|r| {
+            r.map(convert::decision_from_wit)
+                .map_err(convert::refusal_from_wit)
+        })
+    }
+
+    /// Full attestation with proof of possession (WIT `attestation.attest`).
+    pub fn attest(
+        &self,
+        request: &AttestRequest,
+        proof: &Proof,
+        enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+    ) -> Verdict<Decision> {
+        let wit_request = convert::attest_request_to_wit(request);
+        let wit_proof = convert::proof_to_wit(proof);
+        self.call(enrollments, |policy, store| {
+            policy
+                .attest_policy_attestation()
+                .call_attest(store, &wit_request, &wit_proof)
+        })
+        .map(|r| {
+            r.map(convert::decision_from_wit)
+                .map_err(convert::refusal_from_wit)
+        })
+    }
+
+    /// The bytes a device signs for a challenge (WIT `attestation.challenge-message`).
+    pub fn challenge_message(&self, registration_id: &str, challenge: &[u8]) -> Verdict<Vec<u8>> {
+        self.call(Arc::new(NoEnrollments), |policy, store| {
+            policy.attest_policy_attestation().call_challenge_message(
+                store,
+                registration_id,
+                challenge,
+            )
+        })
+        .map(|r| r.map_err(convert::refusal_from_wit))
+    }
+
+    /// CA proof of possession (WIT `attestation.verify-ca-possession`).
+    pub fn verify_ca_possession(
+        &self,
+        ca_certificate: &[u8],
+        verification_certificate: &[u8],
+        verification_code: &str,
+        time: i64,
+    ) -> Verdict<CertificateInfo> {
+        self.call(Arc::new(NoEnrollments), |policy, store| {
+            policy
+                .attest_policy_attestation()
+                .call_verify_ca_possession(
+                    store,
+                    ca_certificate,
+                    verification_certificate,
+                    verification_code,
+                    time,
+                )
+        })
+        .map(|r| {
+            r.map(convert::info_from_wit)
+                .map_err(convert::refusal_from_wit)
+        })
+    }
+
+    /// Runs one export in a fresh store with this policy's limits.
+    fn call<R>(
+        &self,
+        enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+        f: impl FnOnce(&bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        let state = HostState {
+            crypto: Arc::clone(&self.crypto),
+            enrollments,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .instances(4)
+                .tables(4)
+                .memories(2)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store
+            .set_fuel(self.limits.fuel)
+            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|policy| f(&policy, &mut store));
+        result.map_err(|e| match e.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => HostError::FuelExhausted(self.limits.fuel),
+            _ => HostError::Trap(format!("{e:#}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_is_a_component_not_a_core_module() {
+        // Component binaries carry layer 1 in the preamble; core modules layer 0.
+        assert_eq!(&COMPONENT[0..4], b"\0asm");
+        assert_eq!(&COMPONENT[6..8], &[1, 0], "not a component preamble");
+    }
+
+    /// The sandbox property: the component can reach attest's own
+    /// interfaces and nothing else (no WASI: no files, clocks, environment,
+    /// randomness or network).
+    #[test]
+    fn component_imports_only_attest_interfaces() {
+        let policy = Policy::with_options(Limits::default(), CacheMode::Disabled).unwrap();
+        let mut imports = policy.component_imports();
+        imports.sort();
+        assert_eq!(
+            imports,
+            [
+                "attest:policy/crypto@0.1.0",
+                "attest:policy/enrollments@0.1.0",
+                "attest:policy/types@0.1.0",
+            ]
+        );
+        let mut exports = policy.component_exports();
+        exports.sort();
+        assert_eq!(
+            exports,
+            [
+                "attest:policy/attestation@0.1.0",
+                "attest:policy/chain@0.1.0"
+            ]
+        );
+    }
+
+    #[test]
+    fn fuel_exhaustion_is_an_error_not_a_crash() {
+        let limits = Limits {
+            fuel: 1_000,
+            ..Limits::default()
+        };
+        let policy = Policy::with_options(limits, CacheMode::Disabled).unwrap();
+        let err = policy.challenge_message("device-1", &[0; 32]).unwrap_err();
+        assert!(matches!(err, HostError::FuelExhausted(1_000)), "{err}");
+        // The policy stays usable after a trapped call.
+        let err = policy.challenge_message("device-1", &[0; 32]).unwrap_err();
+        assert!(matches!(err, HostError::FuelExhausted(_)));
+    }
+
+    #[test]
+    fn memory_cap_is_an_error_not_a_crash() {
+        let limits = Limits {
+            memory_bytes: 4 << 20,
+            ..Limits::default()
+        };
+        let policy = Policy::with_options(limits, CacheMode::Disabled).unwrap();
+        // Six MiB of input cannot be copied into a four-MiB sandbox.
+        let request = ChainRequest {
+            leaf: vec![0x30; 6 << 20],
+            intermediates: vec![],
+            trust_anchors: vec![],
+            time: 0,
+            purpose: Purpose::Any,
+        };
+        let err = policy.validate_chain(&request).unwrap_err();
+        assert!(matches!(err, HostError::Trap(_)), "{err}");
+        // A normal call in a fresh store still works.
+        assert!(
+            policy
+                .challenge_message("device-1", &[0; 32])
+                .unwrap()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn refusals_cross_the_boundary_intact() {
+        let policy = Policy::with_options(Limits::default(), CacheMode::Disabled).unwrap();
+        let via_component = policy
+            .challenge_message("bad id!", &[0; 32])
+            .unwrap()
+            .unwrap_err();
+        let native = policy_core::challenge_message("bad id!", &[0; 32]).unwrap_err();
+        assert_eq!(via_component, native);
+        assert_eq!(via_component.code, Code::InvalidRegistrationId);
+    }
+}
