@@ -1,1 +1,327 @@
-//! placeholder
+//! attest's command line: a thin host over `policy-host`.
+//!
+//! Every decision comes from the policy component; this crate reads files,
+//! parses arguments, looks up enrollments and prints what the component
+//! decided. Exit codes: 0 accepted, 1 refused, 2 usage or input error.
+
+pub mod demo;
+pub mod enrollments;
+pub mod input;
+pub mod pki;
+pub mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use policy_host::{AttestRequest, ChainRequest, Policy, Proof, Purpose};
+
+use crate::enrollments::EnrollmentSet;
+use crate::report::{Outcome, Report};
+
+/// Exit code: accepted.
+pub const EXIT_ACCEPTED: u8 = 0;
+/// Exit code: refused by policy.
+pub const EXIT_REFUSED: u8 = 1;
+/// Exit code: usage or input error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// attest: X.509 device attestation and provisioning.
+#[derive(Debug, Parser)]
+#[command(name = "host-cli", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a device chain and, with --enrollments, decide whether the device is admitted.
+    ///
+    /// Exit codes: 0 accepted, 1 refused, 2 usage or input error.
+    Verify(VerifyArgs),
+    /// Create a demo PKI and run SPEC §1's canonical scenario through the policy component.
+    Demo {
+        /// Where to write the demo PKI.
+        #[arg(default_value = "attest-demo")]
+        dir: PathBuf,
+    },
+    /// Demo PKIs.
+    Pki {
+        /// Which PKI.
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// Print a fresh proof-of-possession challenge (32 random bytes, base64url).
+    Challenge,
+    /// Device side: sign a challenge with the device key (prints base64url).
+    Sign(SignArgs),
+}
+
+/// `pki` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Write root → A → devices 1–3 and root → B → devices 4–5, with keys,
+    /// chain files and the three enrollment sets of the canonical scenario.
+    Demo {
+        /// Output directory (created if missing; existing demo files are replaced).
+        dir: PathBuf,
+    },
+}
+
+/// Extended key usage required of the leaf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Eku {
+    /// id-kp-clientAuth (device attestation's default).
+    #[value(name = "clientAuth", alias = "client-auth")]
+    ClientAuth,
+    /// id-kp-serverAuth.
+    #[value(name = "serverAuth", alias = "server-auth")]
+    ServerAuth,
+    /// Any purpose.
+    #[value(name = "any", alias = "anyExtendedKeyUsage")]
+    Any,
+}
+
+impl From<Eku> for Purpose {
+    fn from(e: Eku) -> Purpose {
+        match e {
+            Eku::ClientAuth => Purpose::ClientAuth,
+            Eku::ServerAuth => Purpose::ServerAuth,
+            Eku::Any => Purpose::Any,
+        }
+    }
+}
+
+/// Arguments of `verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// PEM file: the leaf first, then intermediates.
+    pub chain: PathBuf,
+    /// PEM file of trusted root / CA certificates.
+    #[arg(long)]
+    pub trust: Option<PathBuf>,
+    /// Enrollment set (DPS JSON shapes); runs full enrollment resolution.
+    #[arg(long)]
+    pub enrollments: Option<PathBuf>,
+    /// Validation time, RFC 3339 (default: now).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Required extended key usage of the leaf.
+    #[arg(long, value_enum, default_value = "clientAuth")]
+    pub eku: Eku,
+    /// Registration ID the device claims (default: the leaf's subject CN).
+    #[arg(long)]
+    pub registration_id: Option<String>,
+    /// Proof of possession: the challenge (base64) the device signed.
+    #[arg(long, requires = "signature")]
+    pub challenge: Option<String>,
+    /// Proof of possession: the device's signature (base64).
+    #[arg(long, requires = "challenge")]
+    pub signature: Option<String>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The device's private key, PKCS#8 PEM.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The challenge (base64) from `host-cli challenge` or the service.
+    #[arg(long)]
+    pub challenge: String,
+    /// The registration ID the signature is bound to.
+    #[arg(long, required_unless_present = "cert")]
+    pub registration_id: Option<String>,
+    /// Or: take the registration ID from this certificate's subject CN.
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+}
+
+/// Runs a parsed command line; errors become exit code 2.
+pub fn run(cli: Cli) -> ExitCode {
+    let json = matches!(&cli.command, Command::Verify(v) if v.json);
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let message = format!("{e:#}").replace('\n', " ");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"verdict": "error", "error": message})
+                );
+            }
+            eprintln!("error: {message}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Verify(args) => verify(&args),
+        Command::Demo { dir } => demo::tour(&dir).map(|()| EXIT_ACCEPTED),
+        Command::Pki {
+            command: PkiCommand::Demo { dir },
+        } => {
+            demo::write_demo_pki(&dir)?;
+            println!("{}", demo::pki_summary(&dir));
+            Ok(EXIT_ACCEPTED)
+        }
+        Command::Challenge => {
+            let mut challenge = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut challenge).map_err(|_| anyhow!("no system randomness"))?;
+            println!("{}", input::base64_encode(&challenge));
+            Ok(EXIT_ACCEPTED)
+        }
+        Command::Sign(args) => sign(&args).map(|()| EXIT_ACCEPTED),
+    }
+}
+
+/// Loads the policy component (compiled once, then cached).
+pub fn load_policy() -> Result<Policy> {
+    Policy::new().context("loading the policy component")
+}
+
+fn parse_time(at: Option<&str>) -> Result<i64> {
+    match at {
+        None => Ok(OffsetDateTime::now_utc().unix_timestamp()),
+        Some(s) => OffsetDateTime::parse(s, &Rfc3339)
+            .map(|t| t.unix_timestamp())
+            .map_err(|e| {
+                anyhow!("--at {s:?} is not an RFC 3339 time (e.g. 2026-06-01T00:00:00Z): {e}")
+            }),
+    }
+}
+
+fn verify(args: &VerifyArgs) -> Result<u8> {
+    let time = parse_time(args.at.as_deref())?;
+    let chain = input::pem_file(&args.chain)?;
+    let trust = args.trust.as_deref().map(input::pem_file).transpose()?;
+    let (leaf, intermediates) = chain
+        .split_first()
+        .map(|(l, i)| (l.clone(), i.to_vec()))
+        .ok_or_else(|| anyhow!("{} holds no certificate", args.chain.display()))?;
+    let purpose = Purpose::from(args.eku);
+    let policy = load_policy()?;
+
+    let report = match &args.enrollments {
+        None => {
+            if args.challenge.is_some() {
+                bail!(
+                    "--challenge/--signature need --enrollments (proof of possession is part of attestation)"
+                );
+            }
+            let trust_anchors = trust.ok_or_else(|| {
+                anyhow!("give --trust ROOTS.pem (chain validation) or --enrollments FILE.json (attestation)")
+            })?;
+            let request = ChainRequest {
+                leaf,
+                intermediates,
+                trust_anchors,
+                time,
+                purpose,
+            };
+            let verdict = policy.validate_chain(&request)?;
+            Report {
+                time,
+                purpose,
+                outcome: Outcome::Chain(verdict),
+            }
+        }
+        Some(path) => {
+            let text = input::read_limited(path, input::MAX_JSON_FILE)?;
+            let text = String::from_utf8(text)
+                .map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?;
+            let mut set =
+                EnrollmentSet::from_json(&text).with_context(|| format!("{}", path.display()))?;
+            for anchor in trust.unwrap_or_default() {
+                set.add_anchor(anchor)?;
+            }
+            let registration_id = match &args.registration_id {
+                Some(id) => id.clone(),
+                None => common_name_of(&leaf)?,
+            };
+            let request = AttestRequest {
+                registration_id,
+                leaf,
+                intermediates,
+                time,
+                purpose,
+            };
+            let set = Arc::new(set);
+            match (&args.challenge, &args.signature) {
+                (Some(c), Some(s)) => {
+                    let proof = Proof::ChallengeSignature {
+                        challenge: input::base64_decode(c, "--challenge")?,
+                        signature: input::base64_decode(s, "--signature")?,
+                    };
+                    Report {
+                        time,
+                        purpose,
+                        outcome: Outcome::Attest(policy.attest(&request, &proof, set)?),
+                    }
+                }
+                _ => Report {
+                    time,
+                    purpose,
+                    outcome: Outcome::Resolve(policy.resolve(&request, set)?),
+                },
+            }
+        }
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.human());
+    }
+    Ok(if report.accepted() {
+        EXIT_ACCEPTED
+    } else {
+        EXIT_REFUSED
+    })
+}
+
+/// The subject CN of a DER certificate.
+pub fn common_name_of(der: &[u8]) -> Result<String> {
+    policy_core::certificate_common_name(der)
+        .map_err(|r| anyhow!("the leaf certificate is unusable: {r}"))?
+        .ok_or_else(|| anyhow!("the leaf has no subject CN; pass --registration-id explicitly"))
+}
+
+fn sign(args: &SignArgs) -> Result<()> {
+    let key_pem = input::read_limited(&args.key, input::MAX_PEM_FILE)?;
+    let key_pem = String::from_utf8(key_pem)
+        .map_err(|_| anyhow!("{} is not a PEM text file", args.key.display()))?;
+    let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| {
+        anyhow!(
+            "{} is not a PKCS#8 private key (-----BEGIN PRIVATE KEY-----): {e}",
+            args.key.display()
+        )
+    })?;
+    let registration_id = match (&args.registration_id, &args.cert) {
+        (Some(id), _) => id.clone(),
+        (None, Some(cert)) => {
+            let chain = input::pem_file(cert)?;
+            common_name_of(&chain[0])?
+        }
+        (None, None) => bail!("give --registration-id or --cert"),
+    };
+    let challenge = input::base64_decode(&args.challenge, "--challenge")?;
+    let message = policy_core::challenge_message(&registration_id, &challenge)
+        .map_err(|r| anyhow!("{}", r.message))?;
+    let signature =
+        rcgen::SigningKey::sign(&key, &message).map_err(|e| anyhow!("signing failed: {e}"))?;
+    println!("{}", input::base64_encode(&signature));
+    Ok(())
+}

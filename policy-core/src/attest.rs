@@ -185,6 +185,18 @@ pub fn verify_ca_possession(
     Ok(ca.info())
 }
 
+/// The DER of a certificate's subject Name, for hosts that index trust
+/// anchors by subject (the `enrollments.trust-anchors` lookup).
+pub fn certificate_subject(der: &[u8]) -> Result<Vec<u8>, Refusal> {
+    Ok(parse_presented(der, 0)?.subject)
+}
+
+/// A certificate's subject common name, if any (hosts use it as the
+/// default registration ID, as DPS clients do).
+pub fn certificate_common_name(der: &[u8]) -> Result<Option<String>, Refusal> {
+    Ok(parse_presented(der, 0)?.common_name)
+}
+
 /// DPS registration ID rules: 1 to 128 of `a-z 0-9 - . _ :`, compared
 /// case-insensitively (so upper-case letters are accepted as well).
 pub fn check_registration_id(registration_id: &str) -> Result<(), Refusal> {
@@ -327,11 +339,11 @@ impl AnchorSource for StoreAnchors<'_> {
             .source
             .trust_anchors(subject)
             .iter()
-            .take(MAX_INTERMEDIATES)
             // A malformed certificate in the host's store cannot anchor
             // anything; hosts validate certificates when they are stored.
             .filter_map(|der| Cert::parse(der).ok())
             .filter(|c| c.subject == subject)
+            .take(MAX_INTERMEDIATES)
             .map(Rc::new)
             .collect();
         self.cache.insert(subject.to_vec(), found.clone());

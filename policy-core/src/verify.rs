@@ -109,6 +109,9 @@ impl AnchorSource for AnchorList {
     }
 }
 
+/// Decides whether a complete path (leaf first, anchor last) is accepted.
+pub(crate) type Accept<'a, T> = dyn FnMut(&[Rc<Cert>]) -> Result<T, Outcome> + 'a;
+
 /// The search state for one validation.
 pub(crate) struct PathBuilder<'a> {
     pub(crate) intermediates: &'a [Rc<Cert>],
@@ -127,7 +130,7 @@ impl PathBuilder<'_> {
     pub(crate) fn build<T>(
         &mut self,
         leaf: Rc<Cert>,
-        accept: &mut dyn FnMut(&[Rc<Cert>]) -> Result<T, Outcome>,
+        accept: &mut Accept<'_, T>,
     ) -> Result<T, Refusal> {
         check_leaf(&leaf, self.time, self.purpose)?;
         let mut path = vec![leaf];
@@ -138,7 +141,7 @@ impl PathBuilder<'_> {
     fn extend<T>(
         &mut self,
         path: &mut Vec<Rc<Cert>>,
-        accept: &mut dyn FnMut(&[Rc<Cert>]) -> Result<T, Outcome>,
+        accept: &mut Accept<'_, T>,
     ) -> Result<T, Outcome> {
         self.budget.consume_build_call()?;
         let position = path.len();
@@ -407,14 +410,16 @@ fn check_issuer(
             }
         },
     }
-    if let Some(ku) = &cert.key_usage {
-        if !ku.key_cert_sign() {
-            return Err(cert.refuse(
-                position,
-                Code::MissingKeyCertSign,
-                "issues a certificate but keyUsage lacks keyCertSign (RFC 5280 §4.2.1.3)".into(),
-            ));
-        }
+    if cert
+        .key_usage
+        .as_ref()
+        .is_some_and(|ku| !ku.key_cert_sign())
+    {
+        return Err(cert.refuse(
+            position,
+            Code::MissingKeyCertSign,
+            "issues a certificate but keyUsage lacks keyCertSign (RFC 5280 §4.2.1.3)".into(),
+        ));
     }
     // EKU in a CA constrains the purposes of the certificates below it (the
     // industry reading used by Windows, NSS and rustls-webpki).

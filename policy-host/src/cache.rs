@@ -58,11 +58,11 @@ pub(crate) fn load(
         return compile(engine, bytes);
     };
     let path = dir.join(file_name(engine, bytes));
-    if path.is_file() {
-        if let Ok(component) = deserialize(engine, &path) {
-            return Ok(component);
-        }
-        // Unreadable or from another build: fall through and replace it.
+    // An unreadable file, or one from another build, is replaced below.
+    if path.is_file()
+        && let Ok(component) = deserialize(engine, &path)
+    {
+        return Ok(component);
     }
     let component = compile(engine, bytes)?;
     if let Ok(serialized) = component.serialize() {

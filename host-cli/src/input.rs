@@ -1,0 +1,118 @@
+//! Reading user input: files with a size limit, PEM certificates, base64.
+//! Every failure is a one-line message naming the file and the problem.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// Largest certificate or key file read, bytes: a chain of ten RSA-8192
+/// certificates is under 100 KiB.
+pub const MAX_PEM_FILE: u64 = 1 << 20;
+/// Largest enrollment file read, bytes (thousands of entries with PEM).
+pub const MAX_JSON_FILE: u64 = 16 << 20;
+
+/// Reads a whole file, refusing anything larger than `limit` bytes.
+pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        bail!("{} is a directory, not a file", path.display());
+    }
+    if meta.len() > limit {
+        bail!(
+            "{} is {} bytes; the limit is {limit} bytes",
+            path.display(),
+            meta.len()
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!(
+            "{} grew past the {limit}-byte limit while being read",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+/// Parses every `CERTIFICATE` PEM block in `bytes`, in order.
+pub fn pem_certificates(bytes: &[u8], what: &str) -> Result<Vec<Vec<u8>>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        bail!("{what} is empty");
+    }
+    let mut out = Vec::new();
+    for cert in CertificateDer::pem_slice_iter(bytes) {
+        let cert = cert.map_err(|e| anyhow!("{what} is not valid PEM: {e}"))?;
+        out.push(cert.to_vec());
+    }
+    if out.is_empty() {
+        bail!("{what} contains no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    Ok(out)
+}
+
+/// Reads a PEM file of certificates.
+pub fn pem_file(path: &Path) -> Result<Vec<Vec<u8>>> {
+    let bytes = read_limited(path, MAX_PEM_FILE)?;
+    pem_certificates(&bytes, &path.display().to_string())
+}
+
+/// One certificate given as PEM or as bare base64 of its DER (both appear
+/// in DPS enrollment JSON).
+pub fn one_certificate(text: &str) -> Result<Vec<u8>> {
+    if text.contains("-----BEGIN") {
+        let mut certs = pem_certificates(text.as_bytes(), "certificate")?;
+        if certs.len() != 1 {
+            bail!("expected one certificate, found {}", certs.len());
+        }
+        return Ok(certs.remove(0));
+    }
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD
+        .decode(compact.as_bytes())
+        .map_err(|e| anyhow!("certificate is neither PEM nor base64 DER: {e}"))
+}
+
+/// Decodes base64 in either the URL-safe unpadded or the standard alphabet.
+pub fn base64_decode(text: &str, what: &str) -> Result<Vec<u8>> {
+    let t = text.trim();
+    URL_SAFE_NO_PAD
+        .decode(t)
+        .or_else(|_| STANDARD.decode(t))
+        .map_err(|e| anyhow!("{what} is not base64: {e}"))
+}
+
+/// Encodes bytes as URL-safe unpadded base64.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_non_pem_inputs_are_named() {
+        assert!(format!("{:#}", pem_certificates(b"  \n", "x.pem").unwrap_err()).contains("empty"));
+        assert!(
+            format!("{:#}", pem_certificates(b"hello", "x.pem").unwrap_err())
+                .contains("no PEM certificate")
+        );
+        let garbage = b"-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n";
+        assert!(
+            format!("{:#}", pem_certificates(garbage, "x.pem").unwrap_err())
+                .contains("not valid PEM")
+        );
+    }
+
+    #[test]
+    fn base64_alphabets() {
+        assert_eq!(base64_decode("_-8", "x").unwrap(), vec![0xff, 0xef]);
+        assert_eq!(base64_decode("/+8=", "x").unwrap(), vec![0xff, 0xef]);
+        assert!(base64_decode("@@", "x").is_err());
+    }
+}
