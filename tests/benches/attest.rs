@@ -1,1 +1,137 @@
-fn main() {}
+//! Attestation throughput: chain validation + proof of possession, on the
+//! same inputs in the same run, through
+//! (a) attest's native core, (b) the component via policy-host, and
+//! (c) rustls-webpki (aws-lc-rs) as the named baseline.
+//!
+//! Run: `cargo bench -p attest-tests --bench attest`. Report ratios between
+//! the three rows of each input; absolute times vary by machine.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use attest_tests::pki::{Ca, Device, KeyAlg};
+use attest_tests::*;
+use criterion::{Criterion, criterion_group, criterion_main};
+use policy_host::{AwsLcVerifier, Proof};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+struct Input {
+    name: &'static str,
+    alg: KeyAlg,
+    root: Ca,
+    intermediates: Vec<Ca>,
+    device: Device,
+}
+
+fn input(name: &'static str, alg: KeyAlg, depth: usize) -> Input {
+    let root = Ca::root("Bench Root", alg, ca_validity()).unwrap();
+    let mut intermediates: Vec<Ca> = Vec::new();
+    for i in 0..depth {
+        let parent = intermediates.last().unwrap_or(&root);
+        let next = parent
+            .intermediate(&format!("Bench CA {i}"), alg, ca_validity())
+            .unwrap();
+        intermediates.push(next);
+    }
+    let device = intermediates
+        .last()
+        .unwrap_or(&root)
+        .device("bench-device", alg, device_validity())
+        .unwrap();
+    Input {
+        name,
+        alg,
+        root,
+        intermediates,
+        device,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let inputs = [
+        input("p256-3cert", KeyAlg::P256, 1),
+        input("p256-4cert", KeyAlg::P256, 2),
+        input("rsa2048-3cert", KeyAlg::Rsa2048, 1),
+    ];
+    let policy = policy();
+    for inp in &inputs {
+        let set = enrollments(&serde_json::json!({
+            "enrollmentGroups": [group_json("bench", &inp.root.pem, true)]
+        }));
+        let inter: Vec<&[u8]> = inp
+            .intermediates
+            .iter()
+            .rev()
+            .map(|c| c.der.as_slice())
+            .collect();
+        let req = request("bench-device", &inp.device.der, &inter);
+        let proof = challenge_proof("bench-device", &inp.device.key);
+        let Proof::ChallengeSignature {
+            challenge,
+            signature,
+        } = proof.clone()
+        else {
+            unreachable!()
+        };
+        let message = policy_core::challenge_message("bench-device", &challenge).unwrap();
+        // Sanity: all three accept before anything is timed.
+        assert!(policy_core::attest(&req, &proof, &AwsLcVerifier, set.as_ref()).is_ok());
+        assert!(policy.attest(&req, &proof, set.clone()).unwrap().is_ok());
+
+        let anchor_der = CertificateDer::from(inp.root.der.clone());
+        let anchors = [webpki::anchor_from_trusted_cert(&anchor_der)
+            .unwrap()
+            .to_owned()];
+        let inter_der: Vec<CertificateDer<'_>> = inter
+            .iter()
+            .map(|d| CertificateDer::from(d.to_vec()))
+            .collect();
+        let time = UnixTime::since_unix_epoch(Duration::from_secs(VALIDATION_TIME as u64));
+        let pop_alg: &dyn rustls_pki_types::SignatureVerificationAlgorithm = match inp.alg {
+            KeyAlg::Rsa2048 => webpki::aws_lc_rs::RSA_PKCS1_2048_8192_SHA256,
+            _ => webpki::aws_lc_rs::ECDSA_P256_SHA256,
+        };
+        let leaf_der = CertificateDer::from(inp.device.der.clone());
+        let webpki_attest = || {
+            let ee = webpki::EndEntityCert::try_from(&leaf_der).unwrap();
+            ee.verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &anchors,
+                &inter_der,
+                time,
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .unwrap();
+            ee.verify_signature(pop_alg, &message, &signature).unwrap();
+        };
+        webpki_attest();
+
+        let mut group = c.benchmark_group(inp.name);
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .sample_size(30);
+        group.bench_function("native-core", |b| {
+            b.iter(|| {
+                policy_core::attest(black_box(&req), &proof, &AwsLcVerifier, set.as_ref()).unwrap()
+            })
+        });
+        let dyn_set: Arc<dyn policy_host::EnrollmentSource + Send + Sync> = set.clone();
+        group.bench_function("component", |b| {
+            b.iter(|| {
+                policy
+                    .attest(black_box(&req), &proof, Arc::clone(&dyn_set))
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+        group.bench_function("webpki", |b| b.iter(webpki_attest));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,485 @@
+//! `host-cli` end to end: every exit code, the canonical scenario, proof of
+//! possession, and bad input (each a one-line error, never a panic or hang).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use host_cli::pki::{Ca, Canonical, KeyAlg, Validity};
+use time::macros::datetime;
+
+const AT: &str = "2026-06-01T00:00:00Z";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs host-cli with a deadline; a hang fails the test instead of CI.
+fn host_cli(args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_host-cli"))
+        .args(args)
+        .env(
+            "ATTEST_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-cache"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn host-cli");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("host-cli {args:?} did not finish in 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().expect("exited normally, not by a signal"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
+    run
+}
+
+fn fixed() -> (Validity, Validity) {
+    (
+        Validity {
+            not_before: datetime!(2025-01-01 00:00 UTC),
+            not_after: datetime!(2035-01-01 00:00 UTC),
+        },
+        Validity {
+            not_before: datetime!(2025-06-01 00:00 UTC),
+            not_after: datetime!(2028-06-01 00:00 UTC),
+        },
+    )
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    pki: Canonical,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let (ca, dev) = fixed();
+        let pki = Canonical::generate(KeyAlg::P256, ca, dev).unwrap();
+        for n in 1..=5 {
+            std::fs::write(path.join(format!("device-{n}.pem")), pki.chain_pem(n)).unwrap();
+            std::fs::write(
+                path.join(format!("device-{n}.key")),
+                pki.devices[n - 1].key.serialize_pem(),
+            )
+            .unwrap();
+        }
+        std::fs::write(path.join("root.pem"), &pki.root.pem).unwrap();
+        for (i, set) in pki.enrollment_steps().iter().enumerate() {
+            std::fs::write(path.join(format!("step{}.json", i + 1)), set.to_string()).unwrap();
+        }
+        Fixture {
+            _dir: dir,
+            path,
+            pki,
+        }
+    }
+
+    fn p(&self, name: &str) -> String {
+        self.path.join(name).display().to_string()
+    }
+
+    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> String {
+        std::fs::write(self.path.join(name), contents).unwrap();
+        self.p(name)
+    }
+}
+
+#[test]
+fn canonical_scenario_through_the_cli() {
+    let f = Fixture::new();
+    let expect = [
+        ("step1.json", [0, 0, 0, 0, 0]),
+        ("step2.json", [0, 0, 0, 1, 1]),
+        ("step3.json", [0, 0, 1, 1, 1]),
+    ];
+    for (step, codes) in expect {
+        for (i, want) in codes.iter().enumerate() {
+            let chain = f.p(&format!("device-{}.pem", i + 1));
+            let run = host_cli(&["verify", &chain, "--enrollments", &f.p(step), "--at", AT]);
+            assert_eq!(
+                run.code,
+                *want,
+                "{step} device-{}: {}{}",
+                i + 1,
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
+    let run = host_cli(&[
+        "verify",
+        &f.p("device-4.pem"),
+        "--enrollments",
+        &f.p("step2.json"),
+        "--at",
+        AT,
+    ]);
+    assert!(
+        run.stdout
+            .starts_with("REFUSED   enrollment-group-disabled"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("chain position 1 'CN=attest demo line B CA'")
+    );
+    assert!(run.stdout.contains("enrollment group 'line-b'"));
+    let run = host_cli(&[
+        "verify",
+        &f.p("device-1.pem"),
+        "--enrollments",
+        &f.p("step3.json"),
+        "--at",
+        AT,
+    ]);
+    assert!(
+        run.stdout
+            .contains("ACCEPTED  device-1 is admitted by enrollment group 'all-devices'")
+    );
+}
+
+#[test]
+fn chain_mode_and_json() {
+    let f = Fixture::new();
+    let run = host_cli(&[
+        "verify",
+        &f.p("device-2.pem"),
+        "--trust",
+        &f.p("root.pem"),
+        "--at",
+        AT,
+        "--json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["verdict"], "accepted");
+    assert_eq!(v["path"].as_array().unwrap().len(), 3);
+    // Expired by --at.
+    let run = host_cli(&[
+        "verify",
+        &f.p("device-2.pem"),
+        "--trust",
+        &f.p("root.pem"),
+        "--at",
+        "2030-01-01T00:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(run.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["refusal"]["code"], "certificate-expired");
+    assert_eq!(v["refusal"]["certificate"]["position"], 0);
+    // serverAuth required of a clientAuth device.
+    let run = host_cli(&[
+        "verify",
+        &f.p("device-2.pem"),
+        "--trust",
+        &f.p("root.pem"),
+        "--at",
+        AT,
+        "--eku",
+        "serverAuth",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("extended-key-usage-not-permitted"));
+    let run = host_cli(&[
+        "verify",
+        &f.p("device-2.pem"),
+        "--trust",
+        &f.p("root.pem"),
+        "--at",
+        AT,
+        "--eku",
+        "anyExtendedKeyUsage",
+    ]);
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn proof_of_possession_round_trip() {
+    let f = Fixture::new();
+    let challenge = host_cli(&["challenge"]);
+    assert_eq!(challenge.code, 0);
+    let c = challenge.stdout.trim().to_string();
+    assert_eq!(c.len(), 43, "32 bytes base64url");
+    let sig = host_cli(&[
+        "sign",
+        "--key",
+        &f.p("device-1.key"),
+        "--cert",
+        &f.p("device-1.pem"),
+        "--challenge",
+        &c,
+    ]);
+    assert_eq!(sig.code, 0, "{}", sig.stderr);
+    let s = sig.stdout.trim().to_string();
+    let ok = host_cli(&[
+        "verify",
+        &f.p("device-1.pem"),
+        "--enrollments",
+        &f.p("step1.json"),
+        "--at",
+        AT,
+        "--challenge",
+        &c,
+        "--signature",
+        &s,
+    ]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    assert!(ok.stdout.contains("proof of possession: verified"));
+    // device-2's key signing for device-1 is refused.
+    let wrong = host_cli(&[
+        "sign",
+        "--key",
+        &f.p("device-2.key"),
+        "--registration-id",
+        "device-1",
+        "--challenge",
+        &c,
+    ]);
+    let bad = host_cli(&[
+        "verify",
+        &f.p("device-1.pem"),
+        "--enrollments",
+        &f.p("step1.json"),
+        "--at",
+        AT,
+        "--challenge",
+        &c,
+        "--signature",
+        wrong.stdout.trim(),
+    ]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stdout.contains("proof-of-possession-failed"));
+    let _ = &f.pki;
+}
+
+fn assert_input_error(run: &Run, needle: &str) {
+    assert_eq!(run.code, 2, "stdout {} stderr {}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(lines[0].starts_with("error: "), "{}", run.stderr);
+    // Input errors are one line; clap's usage errors add a usage hint.
+    let max = if lines[0].contains("argument") { 8 } else { 1 };
+    assert!(lines.len() <= max, "short message: {}", run.stderr);
+    assert!(
+        run.stderr.contains(needle),
+        "{needle:?} not in {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn bad_input_is_exit_2_with_one_line() {
+    let f = Fixture::new();
+    let trust = f.p("root.pem");
+    let v = |chain: &str| host_cli(&["verify", chain, "--trust", &trust, "--at", AT]);
+    assert_input_error(&v(&f.p("missing.pem")), "cannot read");
+    assert_input_error(&v(&f.write("empty.pem", "")), "is empty");
+    assert_input_error(
+        &v(&f.write("text.pem", "hello world\n")),
+        "no PEM certificate",
+    );
+    assert_input_error(
+        &v(&f.write(
+            "garbage.pem",
+            "-----BEGIN CERTIFICATE-----\n%%%%not-base64%%%%\n-----END CERTIFICATE-----\n",
+        )),
+        "not valid PEM",
+    );
+    assert_input_error(
+        &v(&f.write("big.pem", vec![b'A'; 10 * 1024 * 1024])),
+        "limit",
+    );
+    assert_input_error(&v(&f.path.display().to_string()), "directory");
+    assert_input_error(
+        &host_cli(&[
+            "verify",
+            &f.p("device-1.pem"),
+            "--trust",
+            &trust,
+            "--at",
+            "yesterday",
+        ]),
+        "RFC 3339",
+    );
+    assert_input_error(&host_cli(&["verify", &f.p("device-1.pem")]), "--trust");
+    assert_input_error(
+        &host_cli(&[
+            "verify",
+            &f.p("device-1.pem"),
+            "--enrollments",
+            &f.write("bad.json", "{\"enrollmentGroups\": 7}"),
+        ]),
+        "DPS JSON",
+    );
+    assert_input_error(
+        &host_cli(&["verify", &f.p("device-1.pem"), "--bogus"]),
+        "--bogus",
+    );
+    assert_input_error(
+        &host_cli(&[
+            "sign",
+            "--key",
+            &f.p("root.pem"),
+            "--registration-id",
+            "d",
+            "--challenge",
+            "AAAAAAAAAAAAAAAAAAAAAA",
+        ]),
+        "PKCS#8",
+    );
+    assert_input_error(
+        &host_cli(&[
+            "verify",
+            &f.p("device-1.pem"),
+            "--enrollments",
+            &f.p("step1.json"),
+            "--challenge",
+            "!!",
+            "--signature",
+            "AA",
+        ]),
+        "not base64",
+    );
+}
+
+#[test]
+fn hostile_chains_are_refused_with_exit_1() {
+    let f = Fixture::new();
+    let trust = f.p("root.pem");
+    // Truncated DER inside valid PEM.
+    let leaf = &f.pki.devices[0].der;
+    let truncated = pem(&leaf[..leaf.len() / 2]);
+    let run = host_cli(&[
+        "verify",
+        &f.write("trunc.pem", truncated),
+        "--trust",
+        &trust,
+        "--at",
+        AT,
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("malformed-certificate"));
+
+    // A 50-certificate chain.
+    let (ca_v, dev_v) = fixed();
+    let mut cas = vec![Ca::root("Deep 0", KeyAlg::P256, ca_v).unwrap()];
+    for i in 1..50 {
+        let next = cas[i - 1]
+            .intermediate(&format!("Deep {i}"), KeyAlg::P256, ca_v)
+            .unwrap();
+        cas.push(next);
+    }
+    let deep_leaf = cas[49].device("deep", KeyAlg::P256, dev_v).unwrap();
+    let mut text = deep_leaf.pem.clone();
+    for ca in cas.iter().rev() {
+        text.push_str(&ca.pem);
+    }
+    std::fs::write(f.path.join("deep-root.pem"), &cas[0].pem).unwrap();
+    let run = host_cli(&[
+        "verify",
+        &f.write("deep.pem", text),
+        "--trust",
+        &f.p("deep-root.pem"),
+        "--at",
+        AT,
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("input-too-large"));
+
+    // An intermediate loop: X and Y issue each other.
+    let x = Ca::root("X", KeyAlg::P256, ca_v).unwrap();
+    let y = x.intermediate("Y", KeyAlg::P256, ca_v).unwrap();
+    let x_by_y = y
+        .issue_ca(
+            host_cli::pki::ca_params("X", ca_v, None),
+            rcgen::KeyPair::from_pem(&x.key.serialize_pem()).unwrap(),
+        )
+        .unwrap();
+    let looped = y.device("loop", KeyAlg::P256, dev_v).unwrap();
+    let text = format!("{}{}{}", looped.pem, y.pem, x_by_y.pem);
+    let run = host_cli(&[
+        "verify",
+        &f.write("loop.pem", text),
+        "--trust",
+        &trust,
+        "--at",
+        AT,
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("unknown-issuer"));
+}
+
+fn pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        s.push_str(std::str::from_utf8(chunk).unwrap());
+        s.push('\n');
+    }
+    s.push_str("-----END CERTIFICATE-----\n");
+    s
+}
+
+#[test]
+fn pki_demo_writes_a_usable_hierarchy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let run = host_cli(&["pki", "demo", &out.display().to_string()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for name in [
+        "root-ca.pem",
+        "line-a-ca.pem",
+        "line-b-ca.key",
+        "device-5.pem",
+        "device-5.key",
+        "enrollments-3-device-3-disabled.json",
+    ] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let chain = out.join("device-5.pem").display().to_string();
+    let run = host_cli(&[
+        "verify",
+        &chain,
+        "--enrollments",
+        &out.join("enrollments-2-line-b-disabled.json")
+            .display()
+            .to_string(),
+    ]);
+    assert_eq!(run.code, 1);
+    let run = host_cli(&[
+        "verify",
+        &chain,
+        "--enrollments",
+        &out.join("enrollments-1-root-enabled.json")
+            .display()
+            .to_string(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn help_is_success_and_usage_errors_are_2() {
+    assert_eq!(host_cli(&["--help"]).code, 0);
+    assert_eq!(host_cli(&["verify", "--help"]).code, 0);
+    assert_eq!(host_cli(&[]).code, 2);
+    assert_eq!(host_cli(&["frobnicate"]).code, 2);
+}
