@@ -35,15 +35,11 @@ pub fn validate_chain(
     request: &ChainRequest,
     crypto: &dyn SignatureVerifier,
 ) -> Result<Vec<CertificateInfo>, Refusal> {
-    if request.trust_anchors.len() > MAX_TRUST_ANCHORS {
-        return Err(Refusal::new(
-            Code::InputTooLarge,
-            format!(
-                "{} trust anchors; the limit is {MAX_TRUST_ANCHORS}",
-                request.trust_anchors.len()
-            ),
-        ));
-    }
+    check_count(
+        request.trust_anchors.len(),
+        MAX_TRUST_ANCHORS,
+        "trust anchors",
+    )?;
     let leaf = parse_presented(&request.leaf, 0)?;
     let intermediates = parse_intermediates(&request.intermediates)?;
     let anchors = request
@@ -226,16 +222,18 @@ fn parse_presented(der: &[u8], position: usize) -> Result<Cert, Refusal> {
     })
 }
 
-fn parse_intermediates(ders: &[Vec<u8>]) -> Result<Vec<Rc<Cert>>, Refusal> {
-    if ders.len() > MAX_INTERMEDIATES {
+fn check_count(count: usize, max: usize, what: &str) -> Result<(), Refusal> {
+    if count > max {
         return Err(Refusal::new(
             Code::InputTooLarge,
-            format!(
-                "{} intermediate certificates presented; the limit is {MAX_INTERMEDIATES}",
-                ders.len()
-            ),
+            format!("{count} {what} presented; the limit is {max}"),
         ));
     }
+    Ok(())
+}
+
+fn parse_intermediates(ders: &[Vec<u8>]) -> Result<Vec<Rc<Cert>>, Refusal> {
+    check_count(ders.len(), MAX_INTERMEDIATES, "intermediate certificates")?;
     ders.iter()
         .enumerate()
         .map(|(i, der)| parse_presented(der, i + 1).map(Rc::new))
@@ -245,15 +243,11 @@ fn parse_intermediates(ders: &[Vec<u8>]) -> Result<Vec<Rc<Cert>>, Refusal> {
 /// Parses the leaf and checks it names the claimed registration ID.
 fn claimed_leaf(request: &AttestRequest) -> Result<Cert, Refusal> {
     check_registration_id(&request.registration_id)?;
-    if request.intermediates.len() > MAX_INTERMEDIATES {
-        return Err(Refusal::new(
-            Code::InputTooLarge,
-            format!(
-                "{} intermediate certificates presented; the limit is {MAX_INTERMEDIATES}",
-                request.intermediates.len()
-            ),
-        ));
-    }
+    check_count(
+        request.intermediates.len(),
+        MAX_INTERMEDIATES,
+        "intermediate certificates",
+    )?;
     let leaf = parse_presented(&request.leaf, 0)?;
     match &leaf.common_name {
         Some(cn) if cn.eq_ignore_ascii_case(&request.registration_id) => Ok(leaf),

@@ -104,8 +104,11 @@ impl Cert {
         let tbs_cert = &cert.tbs_certificate;
         let sha256: [u8; 32] = Sha256::digest(der).into();
 
-        let subject = tbs_cert.subject.to_der().map_err(malformed)?;
-        let issuer = tbs_cert.issuer.to_der().map_err(malformed)?;
+        // The signed bytes themselves, not a re-encoding: what the issuer
+        // signed is what gets compared, and no encoder runs per certificate.
+        let fields = tbs_fields(der, tbs.clone()).map_err(malformed)?;
+        let subject = der[fields.subject].to_vec();
+        let issuer = der[fields.issuer].to_vec();
         let not_before = unix(&tbs_cert.validity.not_before);
         let not_after = unix(&tbs_cert.validity.not_after);
         let signature = cert
@@ -118,10 +121,7 @@ impl Cert {
                 )
             })?
             .to_vec();
-        let spki_der = tbs_cert
-            .subject_public_key_info
-            .to_der()
-            .map_err(malformed)?;
+        let spki_der = der[fields.spki].to_vec();
 
         let mut parsed = Cert {
             der: der.to_vec(),
@@ -129,8 +129,8 @@ impl Cert {
             sha256,
             version: tbs_cert.version,
             serial: tbs_cert.serial_number.as_bytes().to_vec(),
-            subject_text: tbs_cert.subject.to_string(),
-            issuer_text: tbs_cert.issuer.to_string(),
+            subject_text: format_name(&tbs_cert.subject),
+            issuer_text: format_name(&tbs_cert.issuer),
             common_name: common_name(&tbs_cert.subject),
             subject,
             issuer,
@@ -319,6 +319,42 @@ fn tbs_range(der: &[u8]) -> der::Result<core::ops::Range<usize>> {
     Ok(start..end)
 }
 
+/// Byte ranges (in the certificate DER) of tbsCertificate's issuer,
+/// subject and subjectPublicKeyInfo elements, tag and length included.
+struct TbsFields {
+    issuer: core::ops::Range<usize>,
+    subject: core::ops::Range<usize>,
+    spki: core::ops::Range<usize>,
+}
+
+fn tbs_fields(der: &[u8], tbs: core::ops::Range<usize>) -> der::Result<TbsFields> {
+    let base = tbs.start;
+    let mut reader = SliceReader::new(&der[tbs])?;
+    let _sequence = Header::decode(&mut reader)?;
+    let element = |r: &mut SliceReader<'_>| -> der::Result<core::ops::Range<usize>> {
+        let start = usize::try_from(r.position())?;
+        let header = Header::decode(r)?;
+        r.read_slice(header.length)?;
+        let end = usize::try_from(r.position())?;
+        Ok(base + start..base + end)
+    };
+    // version [0] EXPLICIT, optional (RFC 5280 §4.1.2.1).
+    if reader.peek_tag()?.is_context_specific() {
+        element(&mut reader)?;
+    }
+    let _serial = element(&mut reader)?;
+    let _signature = element(&mut reader)?;
+    let issuer = element(&mut reader)?;
+    let _validity = element(&mut reader)?;
+    let subject = element(&mut reader)?;
+    let spki = element(&mut reader)?;
+    Ok(TbsFields {
+        issuer,
+        subject,
+        spki,
+    })
+}
+
 fn unix(time: &x509_cert::time::Time) -> i64 {
     i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
@@ -327,22 +363,99 @@ fn unix(time: &x509_cert::time::Time) -> i64 {
 pub(crate) fn common_name(name: &Name) -> Option<String> {
     for rdn in name.0.iter() {
         for atv in rdn.0.iter() {
-            if atv.oid != oid::CN {
-                continue;
+            if atv.oid == oid::CN {
+                return attribute_string(&atv.value);
             }
-            if let Ok(s) = Utf8StringRef::try_from(&atv.value) {
-                return Some(s.as_str().to_string());
-            }
-            if let Ok(s) = PrintableStringRef::try_from(&atv.value) {
-                return Some(s.as_str().to_string());
-            }
-            if let Ok(s) = Ia5StringRef::try_from(&atv.value) {
-                return Some(s.as_str().to_string());
-            }
-            return None;
         }
     }
     None
+}
+
+/// Short names for the attribute types RFC 4514 §3 lists (and a few that
+/// device PKIs use); other types print as dotted OIDs.
+const ATTRIBUTE_NAMES: &[(ObjectIdentifier, &str)] = &[
+    (oid::CN, "CN"),
+    (ObjectIdentifier::new_unwrap("2.5.4.6"), "C"),
+    (ObjectIdentifier::new_unwrap("2.5.4.7"), "L"),
+    (ObjectIdentifier::new_unwrap("2.5.4.8"), "ST"),
+    (ObjectIdentifier::new_unwrap("2.5.4.9"), "STREET"),
+    (ObjectIdentifier::new_unwrap("2.5.4.10"), "O"),
+    (ObjectIdentifier::new_unwrap("2.5.4.11"), "OU"),
+    (ObjectIdentifier::new_unwrap("2.5.4.5"), "serialNumber"),
+    (
+        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.25"),
+        "DC",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.1"),
+        "UID",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1"),
+        "emailAddress",
+    ),
+];
+
+/// RFC 4514 string form of a Name: RDNs last to first, separated by ",",
+/// multi-valued RDNs joined by "+", special characters escaped, values of
+/// non-string types as "#" and the hex of their DER.
+pub(crate) fn format_name(name: &Name) -> String {
+    let mut out = String::new();
+    for (i, rdn) in name.0.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in rdn.0.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            match ATTRIBUTE_NAMES.iter().find(|(o, _)| *o == atv.oid) {
+                Some((_, short)) => out.push_str(short),
+                None => out.push_str(&atv.oid.to_string()),
+            }
+            out.push('=');
+            match attribute_string(&atv.value) {
+                Some(v) => escape_rfc4514(&v, &mut out),
+                None => {
+                    out.push('#');
+                    out.push_str(&hex_upper(&atv.value.to_der().unwrap_or_default()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn attribute_string(value: &der::asn1::Any) -> Option<String> {
+    if let Ok(s) = Utf8StringRef::try_from(value) {
+        return Some(s.as_str().to_string());
+    }
+    if let Ok(s) = PrintableStringRef::try_from(value) {
+        return Some(s.as_str().to_string());
+    }
+    if let Ok(s) = Ia5StringRef::try_from(value) {
+        return Some(s.as_str().to_string());
+    }
+    None
+}
+
+fn escape_rfc4514(value: &str, out: &mut String) {
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+            out.push(c);
+        } else if c.is_control() {
+            for b in c.to_string().bytes() {
+                out.push_str(&format!("\\{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
 }
 
 /// Upper-case hex.
@@ -386,6 +499,19 @@ mod tests {
     fn rfc3339_formats_and_tolerates_negative() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(-5), "@-5");
+    }
+
+    #[test]
+    fn names_format_per_rfc_4514() {
+        use core::str::FromStr;
+        let name = Name::from_str("CN=dev\\,ice+serialNumber=42,O=Acme,C=DE").unwrap();
+        // Multi-valued RDNs come out in DER SET OF order.
+        assert_eq!(
+            format_name(&name),
+            "serialNumber=42+CN=dev\\,ice,O=Acme,C=DE"
+        );
+        let empty = Name::default();
+        assert_eq!(format_name(&empty), "");
     }
 
     #[test]

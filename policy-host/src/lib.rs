@@ -2,14 +2,13 @@
 //!
 //! [`Policy`] compiles (or loads from cache) the component once, links its
 //! imports and pre-instantiates it; every call then runs in a fresh
-//! [`wasmtime::Store`] with a memory cap and a fuel allowance, so a guest
+//! [`wasmtime::Store`] with a memory cap and a deadline (or fuel), so a guest
 //! trap or runaway becomes a [`HostError`], never a crashed process. Gateways
 //! embed attest through this crate: implement [`EnrollmentSource`] over
 //! your store and call [`Policy::attest`].
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use policy_host::{Policy, NoEnrollments};
+//! use policy_host::Policy;
 //! # fn main() -> Result<(), policy_host::HostError> {
 //! let policy = Policy::new()?;
 //! # let request: policy_host::ChainRequest = todo!();
@@ -31,9 +30,14 @@ mod crypto;
 mod enrollments;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError,
+    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap,
+};
 
 pub use cache::CacheMode;
 pub use crypto::AwsLcVerifier;
@@ -64,6 +68,12 @@ pub enum HostError {
     /// The call used up its fuel (instruction allowance).
     #[error("policy component exceeded its fuel allowance of {0} units")]
     FuelExhausted(u64),
+    /// The call ran past its wall-clock deadline.
+    #[error("policy component exceeded its deadline of {0:?}")]
+    Timeout(Duration),
+    /// Every sandbox slot is in use (more concurrent calls than `Limits::max_concurrent_calls`).
+    #[error("policy component is busy: all {0} sandbox slots are in use")]
+    Busy(u32),
     /// The guest trapped (for example by exceeding its memory cap).
     #[error("policy component trapped: {0}")]
     Trap(String),
@@ -74,17 +84,63 @@ pub enum HostError {
 pub struct Limits {
     /// Largest linear memory the guest may grow to, bytes.
     pub memory_bytes: usize,
-    /// Fuel per call (roughly one unit per wasm instruction). A typical
-    /// attestation uses well under 10 million; the default stops a runaway
-    /// call after well under a second of CPU.
-    pub fuel: u64,
+    /// Wall-clock deadline per call, enforced with wasmtime's epoch
+    /// interruption (checked at loop heads and calls, 10 ms resolution).
+    /// A typical attestation takes well under a millisecond.
+    pub deadline: Option<Duration>,
+    /// Fuel per call (about one unit per wasm instruction): a deterministic
+    /// bound, at roughly 10–20 % extra cost per call. Off by default; a
+    /// typical attestation uses a few million units.
+    pub fuel: Option<u64>,
+    /// Calls that may run at once; each holds one pre-reserved sandbox.
+    pub max_concurrent_calls: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: 64 << 20,
-            fuel: 2_000_000_000,
+            deadline: Some(Duration::from_secs(1)),
+            fuel: None,
+            max_concurrent_calls: 128,
+        }
+    }
+}
+
+/// Epoch resolution for deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] while the policy lives.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Result<Ticker, HostError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("attest-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| HostError::Load(format!("cannot start the deadline thread: {e}")))?;
+        Ok(Ticker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -104,6 +160,7 @@ pub struct Policy {
     pre: bindings::PolicyPre<HostState>,
     limits: Limits,
     crypto: Arc<dyn SignatureVerifier + Send + Sync>,
+    _ticker: Option<Ticker>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -127,7 +184,25 @@ impl Policy {
     /// Loads the embedded component with the given limits and cache.
     pub fn with_options(limits: Limits, cache: CacheMode) -> Result<Policy, HostError> {
         let mut config = Config::new();
-        config.consume_fuel(true);
+        config.consume_fuel(limits.fuel.is_some());
+        config.epoch_interruption(limits.deadline.is_some());
+        // Pre-reserved sandboxes make instantiation a few microseconds: each
+        // call gets a fresh instance without mmap/munmap of its memory.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.max_concurrent_calls)
+            .total_core_instances(limits.max_concurrent_calls)
+            .total_memories(limits.max_concurrent_calls)
+            .total_tables(limits.max_concurrent_calls)
+            .max_memory_size(limits.memory_bytes)
+            // Reset a reused sandbox's first pages with memset instead of
+            // returning them to the kernel: a typical call touches well
+            // under 1 MiB, and page faults dominate instantiation otherwise.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the
+            // pages a call dirtied instead of the whole resident megabyte.
+            .pagemap_scan(Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| HostError::Load(format!("{e:#}")))?;
         let component = cache::load(&engine, COMPONENT, &cache)?;
         let mut linker = Linker::<HostState>::new(&engine);
@@ -138,11 +213,16 @@ impl Policy {
             .map_err(|e| HostError::Load(format!("{e:#}")))?;
         let pre = bindings::PolicyPre::new(instance_pre)
             .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        let ticker = match limits.deadline {
+            Some(_) => Some(Ticker::start(engine.clone())?),
+            None => None,
+        };
         Ok(Policy {
             engine,
             pre,
             limits,
             crypto: Arc::new(AwsLcVerifier),
+            _ticker: ticker,
         })
     }
 
@@ -276,16 +356,31 @@ impl Policy {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store
-            .set_fuel(self.limits.fuel)
-            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        if let Some(fuel) = self.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| HostError::Load(format!("{e:#}")))?;
+        }
+        if let Some(deadline) = self.limits.deadline {
+            let ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis());
+            store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+            store.epoch_deadline_trap();
+        }
         let result = self
             .pre
             .instantiate(&mut store)
             .and_then(|policy| f(&policy, &mut store));
-        result.map_err(|e| match e.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => HostError::FuelExhausted(self.limits.fuel),
-            _ => HostError::Trap(format!("{e:#}")),
+        result.map_err(|e| {
+            if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+                return HostError::Busy(self.limits.max_concurrent_calls);
+            }
+            match e.downcast_ref::<Trap>() {
+                Some(Trap::OutOfFuel) => HostError::FuelExhausted(self.limits.fuel.unwrap_or(0)),
+                Some(Trap::Interrupt) => {
+                    HostError::Timeout(self.limits.deadline.unwrap_or_default())
+                }
+                _ => HostError::Trap(format!("{e:#}")),
+            }
         })
     }
 }
@@ -331,7 +426,7 @@ mod tests {
     #[test]
     fn fuel_exhaustion_is_an_error_not_a_crash() {
         let limits = Limits {
-            fuel: 1_000,
+            fuel: Some(1_000),
             ..Limits::default()
         };
         let policy = Policy::with_options(limits, CacheMode::Disabled).unwrap();
@@ -340,6 +435,17 @@ mod tests {
         // The policy stays usable after a trapped call.
         let err = policy.challenge_message("device-1", &[0; 32]).unwrap_err();
         assert!(matches!(err, HostError::FuelExhausted(_)));
+    }
+
+    #[test]
+    fn deadline_is_an_error_not_a_crash() {
+        let limits = Limits {
+            deadline: Some(Duration::ZERO),
+            ..Limits::default()
+        };
+        let policy = Policy::with_options(limits, CacheMode::Disabled).unwrap();
+        let err = policy.challenge_message("device-1", &[0; 32]).unwrap_err();
+        assert!(matches!(err, HostError::Timeout(_)), "{err}");
     }
 
     #[test]
