@@ -124,6 +124,15 @@ pub fn pki_summary(dir: &Path) -> String {
     s
 }
 
+/// How to call this binary from the current directory.
+fn this_binary() -> String {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "host-cli".into());
+    let cwd = std::env::current_dir().unwrap_or_default();
+    exe.strip_prefix(&cwd)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| exe.display().to_string())
+}
+
 /// Writes the demo PKI and runs the canonical scenario through the
 /// component, printing each device's verdict at each step, then a proof of
 /// possession round trip.
@@ -192,7 +201,7 @@ pub fn tour(dir: &Path) -> Result<()> {
     }
     let d = dir.display();
     println!();
-    println!("do it by hand:");
+    println!("do it by hand (host-cli is {}):", this_binary());
     println!("  C=$(host-cli challenge)");
     println!("  S=$(host-cli sign --key {d}/device-1.key --cert {d}/device-1.pem --challenge $C)");
     println!(
