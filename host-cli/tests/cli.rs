@@ -217,18 +217,22 @@ fn proof_of_possession_round_trip() {
     ]);
     assert_eq!(sig.code, 0, "{}", sig.stderr);
     let s = sig.stdout.trim().to_string();
-    let ok = host_cli(&[
-        "verify",
-        &f.p("device-1.pem"),
-        "--enrollments",
-        &f.p("step1.json"),
-        "--at",
-        AT,
-        "--challenge",
-        &c,
-        "--signature",
-        &s,
-    ]);
+    let verify_pop = |signature: &str| {
+        let (chain, set) = (f.p("device-1.pem"), f.p("step1.json"));
+        host_cli(&[
+            "verify",
+            &chain,
+            "--enrollments",
+            &set,
+            "--at",
+            AT,
+            "--challenge",
+            &c,
+            "--signature",
+            signature,
+        ])
+    };
+    let ok = verify_pop(&s);
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("proof of possession: verified"));
     // device-2's key signing for device-1 is refused.
@@ -241,18 +245,7 @@ fn proof_of_possession_round_trip() {
         "--challenge",
         &c,
     ]);
-    let bad = host_cli(&[
-        "verify",
-        &f.p("device-1.pem"),
-        "--enrollments",
-        &f.p("step1.json"),
-        "--at",
-        AT,
-        "--challenge",
-        &c,
-        "--signature",
-        wrong.stdout.trim(),
-    ]);
+    let bad = verify_pop(wrong.stdout.trim());
     assert_eq!(bad.code, 1);
     assert!(bad.stdout.contains("proof-of-possession-failed"));
     let _ = &f.pki;
