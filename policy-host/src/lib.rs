@@ -45,7 +45,8 @@ pub use enrollments::NoEnrollments;
 pub use policy_core::{
     AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentGroup,
     EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof, Purpose, Refusal,
-    SignatureAlgorithm, SignatureVerifier,
+    SignatureAlgorithm, SignatureVerifier, certificate_common_name, certificate_subject,
+    challenge_message, check_registration_id,
 };
 
 mod bindings {
