@@ -333,6 +333,8 @@ impl AnchorSource for StoreAnchors<'_> {
             .source
             .trust_anchors(subject)
             .iter()
+            // Bounded even if the host answers with its whole store.
+            .take(MAX_TRUST_ANCHORS)
             // A malformed certificate in the host's store cannot anchor
             // anything; hosts validate certificates when they are stored.
             .filter_map(|der| Cert::parse(der).ok())
