@@ -11,7 +11,14 @@
 //! use policy_host::Policy;
 //! # fn main() -> Result<(), policy_host::HostError> {
 //! let policy = Policy::new()?;
-//! # let request: policy_host::ChainRequest = todo!();
+//! # let (leaf, intermediates, roots) = (vec![], vec![], vec![]);
+//! let request = policy_host::ChainRequest {
+//!     leaf,
+//!     intermediates,
+//!     trust_anchors: roots,
+//!     time: 1_780_272_000, // validation time, Unix seconds
+//!     purpose: policy_host::Purpose::ClientAuth,
+//! };
 //! match policy.validate_chain(&request)? {
 //!     Ok(path) => println!("trusted via {}", path.last().map_or("", |c| c.subject.as_str())),
 //!     Err(refusal) => println!("refused: {refusal}"),
