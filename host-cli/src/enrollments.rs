@@ -73,17 +73,11 @@ struct CertJson {
     certificate: Option<String>,
 }
 
-/// An individual enrollment as loaded.
-#[derive(Clone, Debug)]
-struct Individual {
-    entry: IndividualEnrollment,
-}
-
 /// An in-memory enrollment set, implementing the component's lookups.
 #[derive(Clone, Debug, Default)]
 pub struct EnrollmentSet {
     /// Keyed by lower-case registration ID.
-    individuals: HashMap<String, Individual>,
+    individuals: HashMap<String, IndividualEnrollment>,
     /// Keyed by SHA-256 of a group CA certificate (primary and secondary).
     groups: HashMap<[u8; 32], EnrollmentGroup>,
     /// Trust anchors by subject DER: group CAs and `--trust` roots.
@@ -105,7 +99,7 @@ impl EnrollmentSet {
             if set.individuals.contains_key(&key) {
                 bail!("{at}: registration ID appears more than once");
             }
-            set.individuals.insert(key, Individual { entry });
+            set.individuals.insert(key, entry);
         }
         for (i, g) in file.enrollment_groups.into_iter().enumerate() {
             let at = format!("enrollmentGroups[{i}] ('{}')", g.enrollment_group_id);
@@ -219,7 +213,7 @@ impl EnrollmentSource for EnrollmentSet {
     fn individual(&self, registration_id: &str) -> Option<IndividualEnrollment> {
         self.individuals
             .get(&registration_id.to_ascii_lowercase())
-            .map(|i| i.entry.clone())
+            .cloned()
     }
 
     fn group(&self, ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup> {
