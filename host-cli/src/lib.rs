@@ -121,10 +121,11 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub registration_id: Option<String>,
     /// Proof of possession: the challenge (base64) the device signed.
-    #[arg(long, requires = "signature")]
+    // base64url values may start with '-': never mistake them for flags.
+    #[arg(long, requires = "signature", allow_hyphen_values = true)]
     pub challenge: Option<String>,
     /// Proof of possession: the device's signature (base64).
-    #[arg(long, requires = "challenge")]
+    #[arg(long, requires = "challenge", allow_hyphen_values = true)]
     pub signature: Option<String>,
     /// Print the decision as JSON.
     #[arg(long)]
@@ -138,7 +139,7 @@ pub struct SignArgs {
     #[arg(long)]
     pub key: PathBuf,
     /// The challenge (base64) from `host-cli challenge` or the service.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub challenge: String,
     /// The registration ID the signature is bound to.
     #[arg(long, required_unless_present = "cert")]

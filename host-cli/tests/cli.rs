@@ -251,6 +251,40 @@ fn proof_of_possession_round_trip() {
     let _ = &f.pki;
 }
 
+/// Regression: base64url challenges and signatures that start with '-'
+/// were parsed as flags (seen as a flaky `proof_of_possession_round_trip`).
+#[test]
+fn challenge_and_signature_may_start_with_a_hyphen() {
+    let f = Fixture::new();
+    // 0xF8 encodes to '-' as the first base64url character.
+    let c = host_cli::input::base64_encode(&[0xF8; 32]);
+    assert!(c.starts_with('-'));
+    let sig = host_cli(&[
+        "sign",
+        "--key",
+        &f.p("device-1.key"),
+        "--registration-id",
+        "device-1",
+        "--challenge",
+        &c,
+    ]);
+    assert_eq!(sig.code, 0, "{}", sig.stderr);
+    let (chain, set) = (f.p("device-1.pem"), f.p("step1.json"));
+    let run = host_cli(&[
+        "verify",
+        &chain,
+        "--enrollments",
+        &set,
+        "--at",
+        AT,
+        "--challenge",
+        &c,
+        "--signature",
+        sig.stdout.trim(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
 fn assert_input_error(run: &Run, needle: &str) {
     assert_eq!(run.code, 2, "stdout {} stderr {}", run.stdout, run.stderr);
     let lines: Vec<&str> = run.stderr.lines().collect();
