@@ -57,13 +57,7 @@ fn garbage_inputs_are_refusals_not_traps() {
 #[test]
 fn fifty_certificate_chain_is_refused_quickly() {
     // A real 50-deep chain: each CA issues the next.
-    let mut cas = vec![pki::Ca::root("Deep 0", KeyAlg::P256, ca_validity()).unwrap()];
-    for i in 1..50 {
-        let next = cas[i - 1]
-            .intermediate(&format!("Deep {i}"), KeyAlg::P256, ca_validity())
-            .unwrap();
-        cas.push(next);
-    }
+    let cas = pki::ca_line(50, KeyAlg::P256, ca_validity()).unwrap();
     let leaf = cas[49]
         .device("deep-leaf", KeyAlg::P256, device_validity())
         .unwrap();

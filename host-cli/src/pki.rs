@@ -200,6 +200,17 @@ impl Device {
     }
 }
 
+/// A root and `depth - 1` CAs below it, each issued by the previous one
+/// ("Deep 0" … "Deep {depth-1}"): deep-chain and budget tests.
+pub fn ca_line(depth: usize, alg: KeyAlg, validity: Validity) -> Result<Vec<Ca>> {
+    let mut cas = vec![Ca::root("Deep 0", alg, validity)?];
+    for i in 1..depth {
+        let next = cas[i - 1].intermediate(&format!("Deep {i}"), alg, validity)?;
+        cas.push(next);
+    }
+    Ok(cas)
+}
+
 /// The concept document's hierarchy: root → line A → devices 1, 2, 3 and
 /// root → line B → devices 4, 5.
 pub struct Canonical {

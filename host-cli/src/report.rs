@@ -58,6 +58,14 @@ fn cert_json(c: &CertificateInfo) -> Value {
     })
 }
 
+/// DPS's names for the two kinds of enrollment entry.
+fn kind_name(kind: policy_host::EnrollmentKind) -> &'static str {
+    match kind {
+        policy_host::EnrollmentKind::Individual => "individualEnrollment",
+        policy_host::EnrollmentKind::Group => "enrollmentGroup",
+    }
+}
+
 /// A refusal as JSON (shared with other hosts' outputs).
 pub fn refusal_json(r: &Refusal) -> Value {
     json!({
@@ -69,10 +77,7 @@ pub fn refusal_json(r: &Refusal) -> Value {
             "sha256Thumbprint": hex::encode_upper(c.sha256),
         })),
         "enrollment": r.enrollment.as_ref().map(|e| json!({
-            "kind": match e.kind {
-                policy_host::EnrollmentKind::Individual => "individualEnrollment",
-                policy_host::EnrollmentKind::Group => "enrollmentGroup",
-            },
+            "kind": kind_name(e.kind),
             "id": e.id,
         })),
     })
@@ -123,10 +128,7 @@ impl Report {
                 out["registrationId"] = json!(d.registration_id);
                 out["deviceId"] = json!(d.device_id);
                 out["enrollment"] = json!({
-                    "kind": match d.enrollment.kind {
-                        policy_host::EnrollmentKind::Individual => "individualEnrollment",
-                        policy_host::EnrollmentKind::Group => "enrollmentGroup",
-                    },
+                    "kind": kind_name(d.enrollment.kind),
                     "id": d.enrollment.id,
                 });
                 out["path"] = d.path.iter().map(cert_json).collect();

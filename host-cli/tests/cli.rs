@@ -381,40 +381,20 @@ fn hostile_chains_are_refused_with_exit_1() {
     // Truncated DER inside valid PEM.
     let leaf = &f.pki.devices[0].der;
     let truncated = pem(&leaf[..leaf.len() / 2]);
-    let run = host_cli(&[
-        "verify",
-        &f.write("trunc.pem", truncated),
-        "--trust",
-        &trust,
-        "--at",
-        AT,
-    ]);
+    let run = verify_with_trust(&f.write("trunc.pem", truncated), &trust);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("malformed-certificate"));
 
     // A 50-certificate chain.
     let (ca_v, dev_v) = fixed();
-    let mut cas = vec![Ca::root("Deep 0", KeyAlg::P256, ca_v).unwrap()];
-    for i in 1..50 {
-        let next = cas[i - 1]
-            .intermediate(&format!("Deep {i}"), KeyAlg::P256, ca_v)
-            .unwrap();
-        cas.push(next);
-    }
+    let cas = host_cli::pki::ca_line(50, KeyAlg::P256, ca_v).unwrap();
     let deep_leaf = cas[49].device("deep", KeyAlg::P256, dev_v).unwrap();
     let mut text = deep_leaf.pem.clone();
     for ca in cas.iter().rev() {
         text.push_str(&ca.pem);
     }
     std::fs::write(f.path.join("deep-root.pem"), &cas[0].pem).unwrap();
-    let run = host_cli(&[
-        "verify",
-        &f.write("deep.pem", text),
-        "--trust",
-        &f.p("deep-root.pem"),
-        "--at",
-        AT,
-    ]);
+    let run = verify_with_trust(&f.write("deep.pem", text), &f.p("deep-root.pem"));
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("input-too-large"));
 
@@ -429,16 +409,13 @@ fn hostile_chains_are_refused_with_exit_1() {
         .unwrap();
     let looped = y.device("loop", KeyAlg::P256, dev_v).unwrap();
     let text = format!("{}{}{}", looped.pem, y.pem, x_by_y.pem);
-    let run = host_cli(&[
-        "verify",
-        &f.write("loop.pem", text),
-        "--trust",
-        &trust,
-        "--at",
-        AT,
-    ]);
+    let run = verify_with_trust(&f.write("loop.pem", text), &trust);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("unknown-issuer"));
+}
+
+fn verify_with_trust(chain: &str, trust: &str) -> Run {
+    host_cli(&["verify", chain, "--trust", trust, "--at", AT])
 }
 
 fn pem(der: &[u8]) -> String {
