@@ -5,8 +5,8 @@
 //! allow-list; the arithmetic itself is delegated to a [`SignatureVerifier`]
 //! (in the component, the host's `crypto` import).
 
-use der::asn1::{ObjectIdentifier as Oid, UintRef};
-use der::{Decode, Reader, SliceReader, Tag, Tagged};
+use der::asn1::{Any, ObjectIdentifier as Oid, UintRef};
+use der::{Decode, Reader, SliceReader, Tag, TagMode, TagNumber, Tagged};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::error::Code;
@@ -93,7 +93,16 @@ pub(crate) struct PublicKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KeyKind {
     Ec(Curve),
-    Rsa { bits: usize },
+    /// An rsaEncryption key: PKCS#1 v1.5 and PSS signatures.
+    Rsa {
+        bits: usize,
+    },
+    /// An id-RSASSA-PSS key (RFC 4055 §1.2): PSS signatures only, with
+    /// `hash` when the key's parameters restrict it.
+    RsaPss {
+        bits: usize,
+        hash: Option<u16>,
+    },
     Ed25519,
 }
 
@@ -117,6 +126,11 @@ mod oids {
     pub(super) const RSA_SHA384: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
     pub(super) const RSA_SHA512: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
     pub(super) const RSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+    pub(super) const MGF1: Oid = Oid::new_unwrap("1.2.840.113549.1.1.8");
+    pub(super) const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+    pub(super) const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+    pub(super) const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+    pub(super) const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
 
     /// Known-weak signature algorithms, with a name for messages.
     pub(super) const WEAK: &[(Oid, &str)] = &[
@@ -178,6 +192,24 @@ pub(crate) fn parse_public_key(
             }
             KeyKind::Rsa {
                 bits: rsa_modulus_bits(&bytes)?,
+            }
+        }
+        oids::RSA_PSS => {
+            // RFC 4055 §3.1: absent parameters leave the key unrestricted;
+            // present ones restrict it to one PSS parameter set.
+            let hash = match &alg.parameters {
+                None => None,
+                Some(params) => Some(pss_hash(Some(params)).map_err(|(code, message)| {
+                    let code = match code {
+                        Code::WeakSignatureAlgorithm => Code::WeakPublicKey,
+                        _ => Code::UnsupportedPublicKey,
+                    };
+                    (code, format!("id-RSASSA-PSS key parameters: {message}"))
+                })?),
+            };
+            KeyKind::RsaPss {
+                bits: rsa_modulus_bits(&bytes)?,
+                hash,
             }
         }
         oids::ED25519 => {
@@ -322,6 +354,7 @@ pub(crate) fn select(
     enum Family {
         Ecdsa(u16),
         RsaPkcs1(u16),
+        RsaPss(u16),
         Ed25519,
     }
     let family = match sig_alg.oid {
@@ -361,29 +394,31 @@ pub(crate) fn select(
             }
             Family::Ed25519
         }
-        oids::RSA_PSS => {
-            return Err((
-                Code::UnsupportedSignatureAlgorithm,
-                "RSASSA-PSS signatures are not yet supported".into(),
-            ));
-        }
+        oids::RSA_PSS => Family::RsaPss(pss_hash(sig_alg.parameters.as_ref())?),
         other => {
             if let Some((_, name)) = oids::WEAK.iter().find(|(o, _)| *o == other) {
                 return Err((
                     Code::WeakSignatureAlgorithm,
-                    format!("signature algorithm {name} is weak and refused"),
+                    format!(
+                        "signature algorithm {name} is weak and refused (RFC 5280 §4.1.1.2; attest profile, SPEC §2)"
+                    ),
                 ));
             }
             return Err((
                 Code::UnsupportedSignatureAlgorithm,
-                format!("signature algorithm {other} is not supported"),
+                format!(
+                    "signature algorithm {other} is not supported (RFC 5280 §4.1.1.2; attest profile, SPEC §2)"
+                ),
             ));
         }
     };
     let mismatch = |what: &str| {
         Err((
             Code::KeyAlgorithmMismatch,
-            format!("a {what} signature cannot be made by a {:?} key", key.kind),
+            format!(
+                "a {what} signature cannot be made by a {:?} key (RFC 5280 §4.1.1.2)",
+                key.kind
+            ),
         ))
     };
     match (family, key.kind) {
@@ -403,9 +438,19 @@ pub(crate) fn select(
             384 => S::RsaPkcs1Sha384,
             _ => S::RsaPkcs1Sha512,
         }),
+        (Family::RsaPss(hash), KeyKind::RsaPss { hash: Some(h), .. }) if h != hash => Err((
+            Code::KeyAlgorithmMismatch,
+            format!(
+                "the id-RSASSA-PSS key is restricted to SHA-{h}; the signature uses SHA-{hash} (RFC 4055 §3.1)"
+            ),
+        )),
+        (Family::RsaPss(hash), KeyKind::Rsa { .. } | KeyKind::RsaPss { .. }) => {
+            Ok(pss_algorithm(hash))
+        }
         (Family::Ed25519, KeyKind::Ed25519) => Ok(S::Ed25519),
         (Family::Ecdsa(_), _) => mismatch("ECDSA"),
-        (Family::RsaPkcs1(_), _) => mismatch("RSA"),
+        (Family::RsaPkcs1(_), _) => mismatch("RSA PKCS#1 v1.5"),
+        (Family::RsaPss(_), _) => mismatch("RSASSA-PSS"),
         (Family::Ed25519, _) => mismatch("Ed25519"),
     }
 }
@@ -419,8 +464,128 @@ pub(crate) fn challenge_algorithm(key: &PublicKey) -> SignatureAlgorithm {
         KeyKind::Ec(Curve::P384) => SignatureAlgorithm::EcdsaP384Sha384,
         KeyKind::Ec(Curve::P521) => SignatureAlgorithm::EcdsaP521Sha512,
         KeyKind::Rsa { .. } => SignatureAlgorithm::RsaPkcs1Sha256,
+        KeyKind::RsaPss { hash, .. } => pss_algorithm(hash.unwrap_or(256)),
         KeyKind::Ed25519 => SignatureAlgorithm::Ed25519,
     }
+}
+
+fn pss_algorithm(hash: u16) -> SignatureAlgorithm {
+    match hash {
+        256 => SignatureAlgorithm::RsaPssSha256,
+        384 => SignatureAlgorithm::RsaPssSha384,
+        _ => SignatureAlgorithm::RsaPssSha512,
+    }
+}
+
+/// Checks RSASSA-PSS-params (RFC 4055 §3.1) and returns the hash size.
+///
+/// Accepted: SHA-256/384/512, MGF1 with the same hash, a salt as long as
+/// the hash, trailer field 1 — the parameter sets RFC 4055 §3.3 and CA/B
+/// Forum profiles use, and the only ones the host's verifier implements.
+/// Absent parameters (or an absent hash) mean SHA-1 and are refused as weak.
+fn pss_hash(params: Option<&Any>) -> Result<u16, (Code, String)> {
+    let weak = || {
+        (
+            Code::WeakSignatureAlgorithm,
+            "RSASSA-PSS with the default hash SHA-1 is weak and refused (RFC 4055 §3.1)"
+                .to_string(),
+        )
+    };
+    let Some(params) = params else {
+        return Err(weak());
+    };
+    let malformed = |e: der::Error| {
+        (
+            Code::UnsupportedSignatureAlgorithm,
+            format!("RSASSA-PSS parameters are malformed (RFC 4055 §3.1): {e}"),
+        )
+    };
+    if params.tag() != Tag::Sequence {
+        return Err((
+            Code::UnsupportedSignatureAlgorithm,
+            "RSASSA-PSS parameters are not a SEQUENCE (RFC 4055 §3.1)".into(),
+        ));
+    }
+    let mut reader = SliceReader::new(params.value()).map_err(malformed)?;
+    let explicit = TagMode::Explicit;
+    let hash: Option<AlgorithmIdentifierOwned> = reader
+        .context_specific(TagNumber::N0, explicit)
+        .map_err(malformed)?;
+    let mgf: Option<AlgorithmIdentifierOwned> = reader
+        .context_specific(TagNumber::N1, explicit)
+        .map_err(malformed)?;
+    let salt: Option<u32> = reader
+        .context_specific(TagNumber::N2, explicit)
+        .map_err(malformed)?;
+    let trailer: Option<u32> = reader
+        .context_specific(TagNumber::N3, explicit)
+        .map_err(malformed)?;
+    reader.finish(()).map_err(malformed)?;
+
+    let hash = hash.ok_or_else(weak)?;
+    let bits = hash_bits(&hash)?;
+    let unsupported = |what: String| {
+        Err((
+            Code::UnsupportedSignatureAlgorithm,
+            format!(
+                "RSASSA-PSS {what} (RFC 4055 §3.1; attest accepts MGF1 with the signature hash, salt = hash length, trailer 1)"
+            ),
+        ))
+    };
+    let Some(mgf) = mgf else {
+        return unsupported("uses the default MGF1 with SHA-1".into());
+    };
+    if mgf.oid != oids::MGF1 {
+        return unsupported(format!("mask generation function {} is not MGF1", mgf.oid));
+    }
+    let Some(mgf_params) = mgf.parameters.as_ref() else {
+        return unsupported("MGF1 has no hash parameter".into());
+    };
+    let mgf_hash: AlgorithmIdentifierOwned = mgf_params.decode_as().map_err(malformed)?;
+    let mgf_bits = match mgf_hash.oid {
+        oids::SHA1 => 160,
+        _ => hash_bits(&mgf_hash)?,
+    };
+    if mgf_bits != bits {
+        return unsupported(format!("MGF1 uses SHA-{mgf_bits} with SHA-{bits}"));
+    }
+    let salt = salt.unwrap_or(20);
+    if usize::try_from(salt).ok() != Some(usize::from(bits / 8)) {
+        return unsupported(format!("salt length {salt} with SHA-{bits}"));
+    }
+    if trailer.unwrap_or(1) != 1 {
+        return unsupported("trailer field is not 1".into());
+    }
+    Ok(bits)
+}
+
+/// The output size of an accepted hash AlgorithmIdentifier (parameters
+/// absent or NULL, RFC 5754 §2).
+fn hash_bits(hash: &AlgorithmIdentifierOwned) -> Result<u16, (Code, String)> {
+    let bits = match hash.oid {
+        oids::SHA256 => 256,
+        oids::SHA384 => 384,
+        oids::SHA512 => 512,
+        oids::SHA1 => {
+            return Err((
+                Code::WeakSignatureAlgorithm,
+                "RSASSA-PSS with SHA-1 is weak and refused".into(),
+            ));
+        }
+        other => {
+            return Err((
+                Code::UnsupportedSignatureAlgorithm,
+                format!("RSASSA-PSS hash {other} is not supported"),
+            ));
+        }
+    };
+    if !params_absent_or_null(hash) {
+        return Err((
+            Code::UnsupportedSignatureAlgorithm,
+            "hash algorithm parameters must be absent or NULL (RFC 5754 §2)".into(),
+        ));
+    }
+    Ok(bits)
 }
 
 /// The algorithm for a TLS CertificateVerify with `scheme` (RFC 8446
@@ -440,6 +605,28 @@ pub(crate) fn tls_algorithm(scheme: u16, key: &PublicKey) -> Result<SignatureAlg
         (0x0804, KeyKind::Rsa { .. }) => S::RsaPssSha256,
         (0x0805, KeyKind::Rsa { .. }) => S::RsaPssSha384,
         (0x0806, KeyKind::Rsa { .. }) => S::RsaPssSha512,
+        // rsa_pss_pss_*: the key is an id-RSASSA-PSS key (RFC 8446 §4.2.3).
+        (
+            0x0809,
+            KeyKind::RsaPss {
+                hash: None | Some(256),
+                ..
+            },
+        ) => S::RsaPssSha256,
+        (
+            0x080a,
+            KeyKind::RsaPss {
+                hash: None | Some(384),
+                ..
+            },
+        ) => S::RsaPssSha384,
+        (
+            0x080b,
+            KeyKind::RsaPss {
+                hash: None | Some(512),
+                ..
+            },
+        ) => S::RsaPssSha512,
         (0x0807, KeyKind::Ed25519) => S::Ed25519,
         (scheme, kind) => {
             return Err(format!(

@@ -162,11 +162,11 @@ pub fn verify_ca_possession(
             "the CA certificate's keyUsage lacks keyCertSign (RFC 5280 §4.2.1.3)".into(),
         ));
     }
-    check_validity(&ca, 1, time)?;
+    check_validity(&ca, 1, "CA certificate", time)?;
     if let Some((code, message)) = &verification.defect {
         return Err(verification.refuse(0, *code, message.clone()));
     }
-    check_validity(&verification, 0, time)?;
+    check_validity(&verification, 0, "verification certificate", time)?;
     if verification.common_name.as_deref() != Some(verification_code) {
         return Err(verification.refuse(
             0,

@@ -12,14 +12,17 @@ use der::{Decode, Encode, Header, Reader, SliceReader};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::certificate::Version;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName,
+    SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 
 use crate::alg::{self, PublicKey};
 use crate::error::{CertRef, Code, Refusal};
 use crate::info::CertificateInfo;
+use crate::names::{self, Constraints};
 
 /// Largest certificate accepted, in bytes. Device and CA certificates are
 /// typically under 2 KiB; RSA-8192 with many extensions stays under 8 KiB.
@@ -34,6 +37,7 @@ pub(crate) mod oid {
     pub(crate) const SUBJECT_ALT_NAME: Oid = Oid::new_unwrap("2.5.29.17");
     pub(crate) const SUBJECT_KEY_ID: Oid = Oid::new_unwrap("2.5.29.14");
     pub(crate) const AUTHORITY_KEY_ID: Oid = Oid::new_unwrap("2.5.29.35");
+    pub(crate) const NAME_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.30");
     pub(crate) const KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
     pub(crate) const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
     pub(crate) const ANY_EXTENDED_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37.0");
@@ -42,14 +46,17 @@ pub(crate) mod oid {
 /// Extensions whose semantics attest enforces, and which may therefore be
 /// marked critical. Everything else that is critical is refused
 /// (RFC 5280 §4.2: "A certificate-using system MUST reject the certificate if
-/// it encounters a critical extension it does not recognize"). Name
-/// constraints are deliberately absent until they are enforced.
+/// it encounters a critical extension it does not recognize").
 const PROCESSED_CRITICAL: &[ObjectIdentifier] = &[
     oid::BASIC_CONSTRAINTS,
     oid::KEY_USAGE,
     oid::EXT_KEY_USAGE,
     oid::SUBJECT_ALT_NAME,
+    oid::NAME_CONSTRAINTS,
 ];
+
+/// The DER of an empty Name (an RDNSequence with no RDNs).
+const EMPTY_NAME: &[u8] = &[0x30, 0x00];
 
 /// A certificate and the fields attest uses.
 #[derive(Debug)]
@@ -76,6 +83,12 @@ pub(crate) struct Cert {
     pub(crate) ext_key_usage: Option<Vec<ObjectIdentifier>>,
     pub(crate) subject_key_id: Option<Vec<u8>>,
     pub(crate) authority_key_id: Option<Vec<u8>>,
+    /// subjectAltName entries (empty when the extension is absent).
+    pub(crate) alt_names: Vec<GeneralName>,
+    /// Whether subjectAltName is present and critical.
+    alt_names_critical: bool,
+    /// nameConstraints, parsed and checked (RFC 5280 §4.2.1.10).
+    pub(crate) name_constraints: Option<Constraints>,
     /// The first profile defect found, refused when the certificate is used.
     pub(crate) defect: Option<(Code, String)>,
 }
@@ -138,13 +151,27 @@ impl Cert {
             not_after,
             signature_algorithm: cert.signature_algorithm.clone(),
             signature,
-            key: alg::parse_public_key(&tbs_cert.subject_public_key_info),
+            key: alg::parse_public_key(&tbs_cert.subject_public_key_info).map_err(
+                |(code, message)| {
+                    if message.contains("RFC ") {
+                        (code, message)
+                    } else {
+                        (
+                            code,
+                            format!("{message} (RFC 5280 §4.1.2.7; attest profile, SPEC §2)"),
+                        )
+                    }
+                },
+            ),
             spki_der,
             basic_constraints: None,
             key_usage: None,
             ext_key_usage: None,
             subject_key_id: None,
             authority_key_id: None,
+            alt_names: Vec::new(),
+            alt_names_critical: false,
+            name_constraints: None,
             defect: None,
         };
         parsed.defect = parsed.read_extensions(&cert).err();
@@ -162,6 +189,17 @@ impl Cert {
     /// Whether subject and issuer are the same name (RFC 5280 §3.2, "self-issued").
     pub(crate) fn is_self_issued(&self) -> bool {
         self.subject == self.issuer
+    }
+
+    /// Whether the subject is the empty Name.
+    pub(crate) fn subject_is_empty(&self) -> bool {
+        self.subject == EMPTY_NAME
+    }
+
+    /// The names that name constraints apply to (subject, its
+    /// emailAddress attributes, subjectAltName).
+    pub(crate) fn constrained_names(&self) -> Result<Vec<names::Form>, String> {
+        names::names_of(&self.subject, &self.alt_names)
     }
 
     /// Whether basicConstraints asserts cA.
@@ -257,6 +295,29 @@ impl Cert {
                         .map_err(|e| bad("authorityKeyIdentifier", e))?;
                     self.authority_key_id = aki.key_identifier.map(|k| k.as_bytes().to_vec());
                 }
+                oid::SUBJECT_ALT_NAME => {
+                    let san =
+                        SubjectAltName::from_der(value).map_err(|e| bad("subjectAltName", e))?;
+                    if san.0.is_empty() {
+                        return Err((
+                            Code::MalformedExtension,
+                            "subjectAltName is empty (RFC 5280 §4.2.1.6: SIZE (1..MAX))".into(),
+                        ));
+                    }
+                    for name in &san.0 {
+                        names::check_alt_name(name).map_err(|e| {
+                            (
+                                Code::MalformedExtension,
+                                format!("malformed subjectAltName (RFC 5280 §4.2.1.6): {e}"),
+                            )
+                        })?;
+                    }
+                    self.alt_names = san.0;
+                    self.alt_names_critical = ext.critical;
+                }
+                oid::NAME_CONSTRAINTS => {
+                    self.name_constraints = Some(Constraints::parse(value)?);
+                }
                 _ => {}
             }
             if ext.critical && !PROCESSED_CRITICAL.contains(&ext.extn_id) {
@@ -280,6 +341,18 @@ impl Cert {
                     "signatureAlgorithm {} differs from the tbsCertificate signature field {} (RFC 5280 §4.1.1.2)",
                     cert.signature_algorithm.oid, cert.tbs_certificate.signature.oid
                 ),
+            ));
+        }
+        // RFC 5280 §4.1.2.6: an empty subject needs a critical subjectAltName.
+        if self.subject_is_empty() && !self.alt_names_critical {
+            return Err((
+                Code::EmptySubject,
+                if self.alt_names.is_empty() {
+                    "subject is empty and there is no subjectAltName (RFC 5280 §4.1.2.6)"
+                } else {
+                    "subject is empty and subjectAltName is not critical (RFC 5280 §4.1.2.6)"
+                }
+                .into(),
             ));
         }
         // RFC 5280 §4.1.2.2: a positive INTEGER of at most 20 octets. A

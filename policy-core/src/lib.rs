@@ -18,6 +18,7 @@ mod attest;
 mod cert;
 mod error;
 mod info;
+mod names;
 mod verify;
 
 #[cfg(all(feature = "component", target_arch = "wasm32"))]

@@ -40,6 +40,11 @@ pub(crate) struct Budget {
     /// candidates whose signatures are never checked (e.g. many candidates
     /// that fail a cheap check first).
     build_calls: usize,
+    /// Name-constraint comparisons left (one subtree against one name).
+    /// rustls-webpki's figure: a certificate of at most 16 KiB holds a few
+    /// thousand names or subtrees, so one hostile pair could otherwise ask
+    /// for millions of comparisons.
+    name_comparisons: usize,
 }
 
 impl Default for Budget {
@@ -47,6 +52,7 @@ impl Default for Budget {
         Budget {
             signatures: 100,
             build_calls: 2_000,
+            name_comparisons: 250_000,
         }
     }
 }
@@ -202,6 +208,16 @@ impl PathBuilder<'_> {
                 keep_best(&mut best, r);
                 continue;
             }
+            // After the signature: a forged look-alike CA must be reported
+            // as a bad signature, not as a constraint violation.
+            match self.check_name_constraints(&candidate, position, path) {
+                Ok(()) => {}
+                Err(Outcome::Soft(r)) => {
+                    keep_best(&mut best, r);
+                    continue;
+                }
+                Err(fatal) => return Err(fatal),
+            }
 
             path.push(Rc::clone(&candidate));
             if is_anchor {
@@ -211,7 +227,11 @@ impl PathBuilder<'_> {
                     Err(Outcome::Soft(r)) => keep_best(&mut best, r),
                 }
             }
-            if !candidate.is_self_issued() {
+            // Continue above the candidate unless it is a self-issued
+            // trust anchor (a root: nothing is above it). A self-issued
+            // intermediate (a key rollover certificate) is extended like any
+            // other; loop detection keeps the search finite.
+            if !(is_anchor && candidate.is_self_issued()) {
                 match self.extend(path, accept) {
                     Ok(t) => return Ok(t),
                     Err(Outcome::Fatal(r)) => return Err(Outcome::Fatal(r)),
@@ -238,6 +258,60 @@ impl PathBuilder<'_> {
     }
 }
 
+impl PathBuilder<'_> {
+    /// RFC 5280 §6.1.3(b)–(c): the names of every certificate below
+    /// `holder` (the leaf always; self-issued intermediates are exempt)
+    /// must satisfy `holder`'s name constraints.
+    fn check_name_constraints(
+        &mut self,
+        holder: &Cert,
+        position: usize,
+        path: &[Rc<Cert>],
+    ) -> Result<(), Outcome> {
+        let Some(constraints) = &holder.name_constraints else {
+            return Ok(());
+        };
+        for (i, cert) in path[..position].iter().enumerate() {
+            if i > 0 && cert.is_self_issued() {
+                continue;
+            }
+            let names = cert
+                .constrained_names()
+                .map_err(|e| Outcome::Soft(cert.refuse(i, Code::MalformedCertificate, e)))?;
+            match constraints.check(&names, &mut self.budget.name_comparisons) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    return Err(Outcome::Soft(cert.refuse(
+                        i,
+                        Code::NameConstraintViolation,
+                        format!(
+                            "{why} of {} '{}' (RFC 5280 §4.2.1.10)",
+                            role(position, false),
+                            holder.subject_text
+                        ),
+                    )));
+                }
+                Err(()) => {
+                    return Err(Outcome::Fatal(Refusal::new(
+                        Code::PathBudgetExceeded,
+                        "path building stopped: more than 250000 name-constraint comparisons",
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How messages name a certificate by its place in the path.
+pub(crate) fn role(position: usize, is_anchor: bool) -> &'static str {
+    match (position, is_anchor) {
+        (0, _) => "leaf",
+        (_, true) => "trust anchor",
+        _ => "intermediate",
+    }
+}
+
 /// Keeps the more specific of two refusals: higher rank, then the one found
 /// further from the leaf (the search got further before it failed).
 fn keep_best(best: &mut Option<Refusal>, candidate: Refusal) {
@@ -254,13 +328,20 @@ fn keep_best(best: &mut Option<Refusal>, candidate: Refusal) {
 }
 
 /// RFC 5280 §4.1.2.5: the validity period includes both bounds.
-pub(crate) fn check_validity(cert: &Cert, position: usize, time: i64) -> Result<(), Refusal> {
+/// `role` names the certificate in the message ("leaf", "intermediate", …).
+pub(crate) fn check_validity(
+    cert: &Cert,
+    position: usize,
+    role: &str,
+    time: i64,
+) -> Result<(), Refusal> {
     if time < cert.not_before {
         return Err(cert.refuse(
             position,
             Code::CertificateNotYetValid,
             format!(
-                "not valid before {} (validation time {}; RFC 5280 §4.1.2.5)",
+                "{role} '{}' is not valid before {} (validation time {}; RFC 5280 §4.1.2.5)",
+                cert.subject_text,
                 rfc3339(cert.not_before),
                 rfc3339(time)
             ),
@@ -271,7 +352,8 @@ pub(crate) fn check_validity(cert: &Cert, position: usize, time: i64) -> Result<
             position,
             Code::CertificateExpired,
             format!(
-                "expired at {} (validation time {}; RFC 5280 §4.1.2.5)",
+                "{role} '{}' expired at {} (validation time {}; RFC 5280 §4.1.2.5)",
+                cert.subject_text,
                 rfc3339(cert.not_after),
                 rfc3339(time)
             ),
@@ -321,13 +403,31 @@ fn check_eku(cert: &Cert, position: usize, purpose: Purpose) -> Result<(), Refus
 /// keyUsage (RFC 5280 §4.2.1.3) and the required purpose.
 pub(crate) fn check_leaf(leaf: &Cert, time: i64, purpose: Purpose) -> Result<(), Refusal> {
     check_defect(leaf, 0)?;
-    check_validity(leaf, 0, time)?;
+    if leaf.version != Version::V3 {
+        return Err(leaf.refuse(
+            0,
+            Code::UnsupportedCertificateVersion,
+            format!(
+                "the leaf is a {:?} certificate; attest accepts v1 and v2 certificates only as trust anchors (RFC 5280 §4.1.2.1, §6.1.4(k))",
+                leaf.version
+            ),
+        ));
+    }
+    check_validity(leaf, 0, "leaf", time)?;
     check_key(leaf, 0)?;
     if leaf.is_ca() {
         return Err(leaf.refuse(
             0,
             Code::CaUsedAsEndEntity,
-            "the leaf is a CA certificate (basicConstraints cA is true)".into(),
+            "the leaf is a CA certificate (basicConstraints cA is true; RFC 5280 §4.2.1.9)".into(),
+        ));
+    }
+    if leaf.name_constraints.is_some() {
+        return Err(leaf.refuse(
+            0,
+            Code::InvalidNameConstraints,
+            "nameConstraints in an end-entity certificate (RFC 5280 §4.2.1.10: CA certificates only)"
+                .into(),
         ));
     }
     if let Some(ku) = &leaf.key_usage {
@@ -361,8 +461,15 @@ fn check_issuer(
     purpose: Purpose,
 ) -> Result<(), Refusal> {
     check_defect(cert, position)?;
-    check_validity(cert, position, time)?;
+    check_validity(cert, position, role(position, is_anchor), time)?;
     check_key(cert, position)?;
+    if cert.subject_is_empty() {
+        return Err(cert.refuse(
+            position,
+            Code::EmptySubject,
+            "a CA certificate's subject must not be empty (RFC 5280 §4.1.2.6)".into(),
+        ));
+    }
     match cert.version {
         // A v1/v2 certificate has no basicConstraints; RFC 5280 §6.1.4(k)
         // only lets such a certificate act as a CA when it is a trust anchor.
@@ -370,8 +477,11 @@ fn check_issuer(
         Version::V1 | Version::V2 => {
             return Err(cert.refuse(
                 position,
-                Code::IssuerNotCa,
-                "a v1/v2 certificate can only issue as a trust anchor (RFC 5280 §6.1.4(k))".into(),
+                Code::UnsupportedCertificateVersion,
+                format!(
+                    "a {:?} certificate can only issue as a trust anchor (RFC 5280 §6.1.4(k))",
+                    cert.version
+                ),
             ));
         }
         Version::V3 => match &cert.basic_constraints {
@@ -443,7 +553,7 @@ pub(crate) fn verify_signed_by(
             child_position,
             Code::BadSignature,
             format!(
-                "signature does not verify with the key of '{}' ({algorithm:?})",
+                "signature does not verify with the key of '{}' ({algorithm:?}; RFC 5280 §6.1.3(a)(1))",
                 issuer.subject_text
             ),
         ))
