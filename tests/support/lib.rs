@@ -15,6 +15,9 @@ use time::macros::datetime;
 
 pub use host_cli::pki;
 
+pub mod corpus;
+pub mod forge;
+
 /// The fixed validation time of every test: 2026-06-01T00:00:00Z.
 pub const VALIDATION_TIME: i64 = datetime!(2026-06-01 00:00 UTC).unix_timestamp();
 
