@@ -132,6 +132,38 @@ fn bench(c: &mut Criterion) {
         group.bench_function("webpki", |b| b.iter(webpki_attest));
         group.finish();
     }
+    // Hostile inputs from the conformance corpus: the worst cases the
+    // budgets exist for. Each must stay within a few milliseconds.
+    let mut group = c.benchmark_group("hostile");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(20);
+    for id in [
+        "nc-comparison-budget",
+        "path-many-lookalike-issuers",
+        "path-too-long",
+        "path-all-candidates-fail-ranked",
+    ] {
+        let case = attest_tests::corpus::corpus()
+            .iter()
+            .find(|c| c.id == id)
+            .expect("corpus case");
+        let request = case.request();
+        group.bench_function(format!("{id}/native-core"), |b| {
+            b.iter(|| policy_core::validate_chain(black_box(&request), &AwsLcVerifier).unwrap_err())
+        });
+        group.bench_function(format!("{id}/component"), |b| {
+            b.iter(|| {
+                policy
+                    .validate_chain(black_box(&request))
+                    .unwrap()
+                    .unwrap_err()
+            })
+        });
+    }
+    group.finish();
+
     // The fixed cost of one component call: fresh store, instantiation,
     // a trivial export (building a challenge message).
     c.bench_function("component-call-overhead", |b| {

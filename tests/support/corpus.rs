@@ -1430,7 +1430,7 @@ fn name_constraints(c: &mut Corpus, root: &Ca) {
     }
 
     // A comparison budget: 1,200 subtrees × 1,200 names, each name matching
-    // only the last subtree, is 1.44 M comparisons: refused at 250,000.
+    // only the last subtree, is 1.44 M comparisons: refused at 50,000.
     let many: Vec<GeneralSubtree> = (0..1200)
         .map(|i| GeneralSubtree::DnsName(format!("n{i}.ex")))
         .collect();
