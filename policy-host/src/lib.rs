@@ -34,6 +34,7 @@
 mod cache;
 mod convert;
 mod crypto;
+pub mod dps;
 mod enrollments;
 
 use std::sync::Arc;
