@@ -5,9 +5,11 @@
 //! decided. Exit codes: 0 accepted, 1 refused, 2 usage or input error.
 
 pub mod demo;
-pub mod enrollments;
+/// Enrollment sets in DPS JSON shapes (shared with host-http).
+pub use policy_host::dps as enrollments;
 pub mod input;
 pub mod pki;
+pub mod register;
 pub mod report;
 
 use std::path::PathBuf;
@@ -63,6 +65,10 @@ pub enum Command {
     Challenge,
     /// Device side: sign a challenge with the device key (prints base64url).
     Sign(SignArgs),
+    /// Act as a device: register against host-http (or Azure DPS) over mutual TLS.
+    ///
+    /// Exit codes: 0 assigned, 1 refused, failed or disabled, 2 usage or connection error.
+    Register(register::RegisterArgs),
 }
 
 /// `pki` subcommands.
@@ -151,7 +157,11 @@ pub struct SignArgs {
 
 /// Runs a parsed command line; errors become exit code 2.
 pub fn run(cli: Cli) -> ExitCode {
-    let json = matches!(&cli.command, Command::Verify(v) if v.json);
+    let json = match &cli.command {
+        Command::Verify(v) => v.json,
+        Command::Register(r) => r.json,
+        _ => false,
+    };
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -186,6 +196,19 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_ACCEPTED)
         }
         Command::Sign(args) => sign(&args).map(|()| EXIT_ACCEPTED),
+        Command::Register(args) => {
+            let (registration_id, answer) = register::register(&args)?;
+            if args.json {
+                println!("{}", answer.body);
+            } else {
+                println!("{}", answer.human(&registration_id));
+            }
+            Ok(if answer.status() == "assigned" {
+                EXIT_ACCEPTED
+            } else {
+                EXIT_REFUSED
+            })
+        }
     }
 }
 

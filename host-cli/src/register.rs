@@ -1,0 +1,309 @@
+//! `host-cli register`: act as a device against a DPS-compatible service
+//! (attest's host-http, or Azure DPS): mutual TLS with the device chain,
+//! `PUT /{idScope}/registrations/{id}/register`, poll while `assigning`,
+//! print the final registration state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+
+use crate::input;
+
+/// DPS api-version sent (any value is accepted by host-http).
+pub const API_VERSION: &str = "2021-06-01";
+/// Most polls of an `assigning` operation.
+const MAX_POLLS: usize = 30;
+/// Largest response body read.
+const MAX_RESPONSE: usize = 1 << 20;
+
+/// Arguments of `register`.
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    /// Service URL, e.g. https://localhost:8443.
+    #[arg(long)]
+    pub server: String,
+    /// DPS ID scope.
+    #[arg(long)]
+    pub id_scope: String,
+    /// Device certificate chain, PEM: the leaf first, then intermediates.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// Device private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// CA certificate(s) that issued the server's certificate, PEM.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// Registration ID (default: the leaf's subject CN).
+    #[arg(long)]
+    pub registration_id: Option<String>,
+    /// Print the service's final answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the service answered.
+#[derive(Debug)]
+pub struct Registration {
+    /// HTTP status of the final answer.
+    pub http_status: u16,
+    /// The final JSON body (RegistrationOperationStatus or a DPS error).
+    pub body: Value,
+}
+
+impl Registration {
+    /// `assigned`, `failed`, `disabled`, … or `error` for an HTTP error.
+    pub fn status(&self) -> &str {
+        if self.http_status >= 400 {
+            return "error";
+        }
+        self.body
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+    }
+
+    /// A few lines for people.
+    pub fn human(&self, registration_id: &str) -> String {
+        let state = &self.body["registrationState"];
+        match self.status() {
+            "assigned" => {
+                let via = match state["x509"].get("enrollmentGroupId") {
+                    Some(g) => format!("enrollment group {g}"),
+                    None => "individual enrollment".to_string(),
+                };
+                format!(
+                    "registration '{registration_id}': assigned\n  device ID     {}\n  assigned hub  {}\n  decided by    {via}\n  operation     {}",
+                    state["deviceId"].as_str().unwrap_or("?"),
+                    state["assignedHub"].as_str().unwrap_or("?"),
+                    self.body["operationId"].as_str().unwrap_or("?"),
+                )
+            }
+            "error" => format!(
+                "registration '{registration_id}': refused (HTTP {}, errorCode {})\n  {}",
+                self.http_status,
+                self.body["errorCode"],
+                self.body["message"].as_str().unwrap_or("(no message)")
+            ),
+            status => format!(
+                "registration '{registration_id}': {status}\n  {}",
+                state["errorMessage"].as_str().unwrap_or("(no message)")
+            ),
+        }
+    }
+}
+
+/// Registers the device; the registration ID used is returned with the answer.
+pub fn register(args: &RegisterArgs) -> Result<(String, Registration)> {
+    let chain = input::pem_file(&args.cert)?;
+    let key_bytes = input::read_limited(&args.key, input::MAX_PEM_FILE)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|e| anyhow!("{} is not a PEM private key: {e}", args.key.display()))?;
+    let roots = input::pem_file(&args.ca)?;
+    let registration_id = match &args.registration_id {
+        Some(id) => id.clone(),
+        None => crate::common_name_of(&chain[0])?,
+    };
+    let (host, port) = parse_server(&args.server)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let answer = runtime.block_on(async {
+        let config = client_config(&chain, key, &roots)?;
+        let mut sender = connect(&host, port, config).await?;
+        let path = format!(
+            "/{}/registrations/{}/register?api-version={API_VERSION}",
+            args.id_scope, registration_id
+        );
+        let body = json!({ "registrationId": registration_id });
+        let (mut status, mut value, mut retry) =
+            send(&mut sender, &host, Method::PUT, &path, &body).await?;
+        let mut polls = 0;
+        while status == 202 || value.get("status").and_then(Value::as_str) == Some("assigning") {
+            polls += 1;
+            if polls > MAX_POLLS {
+                bail!("still assigning after {MAX_POLLS} polls");
+            }
+            let operation = value["operationId"]
+                .as_str()
+                .ok_or_else(|| anyhow!("202 without an operationId: {value}"))?
+                .to_string();
+            tokio::time::sleep(retry).await;
+            let path = format!(
+                "/{}/registrations/{}/operations/{operation}?api-version={API_VERSION}",
+                args.id_scope, registration_id
+            );
+            (status, value, retry) =
+                send(&mut sender, &host, Method::GET, &path, &json!({})).await?;
+        }
+        Ok::<_, anyhow::Error>(Registration {
+            http_status: status,
+            body: value,
+        })
+    })?;
+    Ok((registration_id, answer))
+}
+
+fn parse_server(server: &str) -> Result<(String, u16)> {
+    let rest = server
+        .strip_prefix("https://")
+        .ok_or_else(|| anyhow!("--server {server:?} must start with https://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, port) = v6
+            .split_once(']')
+            .ok_or_else(|| anyhow!("--server {server:?}: unterminated [IPv6] address"))?;
+        let port = match port.strip_prefix(':') {
+            Some(p) => p
+                .parse()
+                .map_err(|_| anyhow!("--server {server:?}: bad port"))?,
+            None => 443,
+        };
+        return Ok((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Ok((
+            host.to_string(),
+            port.parse()
+                .map_err(|_| anyhow!("--server {server:?}: bad port {port:?}"))?,
+        )),
+        None => Ok((authority.to_string(), 443)),
+    }
+}
+
+fn client_config(
+    chain: &[Vec<u8>],
+    key: PrivateKeyDer<'static>,
+    roots: &[Vec<u8>],
+) -> Result<Arc<rustls::ClientConfig>> {
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| anyhow!("--ca certificate is not usable as a trust anchor: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store)
+        .with_client_auth_cert(
+            chain
+                .iter()
+                .map(|c| CertificateDer::from(c.clone()))
+                .collect(),
+            key,
+        )
+        .map_err(|e| anyhow!("the device certificate and key do not fit together: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+async fn connect(
+    host: &str,
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<SendRequest<Full<Bytes>>> {
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    .map_err(|_| anyhow!("connecting to {host}:{port} timed out"))?
+    .with_context(|| format!("cannot connect to {host}:{port}"))?;
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|e| anyhow!("{host:?} is not a server name: {e}"))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .with_context(|| format!("TLS handshake with {host}:{port} failed"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .context("HTTP handshake failed")?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    host: &str,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> Result<(u16, Value, Duration)> {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("accept", "application/json")
+        .header(
+            "user-agent",
+            concat!("attest-host-cli/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Full::new(Bytes::from(body.to_string())))?;
+    sender.ready().await.context("connection closed")?;
+    let response = tokio::time::timeout(Duration::from_secs(60), sender.send_request(request))
+        .await
+        .map_err(|_| anyhow!("no answer within 60 s"))?
+        .context("request failed")?;
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(2), |s| {
+            Duration::from_secs(s.clamp(1, 30))
+        });
+    let bytes = Limited::new(response.into_body(), MAX_RESPONSE)
+        .collect()
+        .await
+        .map_err(|e| anyhow!("reading the answer: {e}"))?
+        .to_bytes();
+    let value = if bytes.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow!(
+                "HTTP {status}: the answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            )
+        })?
+    };
+    Ok((status, value, retry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        assert_eq!(
+            parse_server("https://localhost:8443").unwrap(),
+            ("localhost".into(), 8443)
+        );
+        assert_eq!(
+            parse_server("https://dps.example/").unwrap(),
+            ("dps.example".into(), 443)
+        );
+        assert_eq!(
+            parse_server("https://[::1]:9000").unwrap(),
+            ("::1".into(), 9000)
+        );
+        assert!(parse_server("http://x").is_err());
+        assert!(parse_server("https://x:notaport").is_err());
+    }
+}

@@ -1,0 +1,488 @@
+//! The DPS device API over mutual TLS.
+//!
+//! - `PUT /{idScope}/registrations/{registrationId}/register`
+//! - `GET /{idScope}/registrations/{registrationId}/operations/{operationId}`
+//! - `POST /{idScope}/registrations/{registrationId}` (registration status)
+//!
+//! The TLS client chain and CertificateVerify signature go to the policy
+//! component's `attest` as a `tls-signature` proof; its verdict is final.
+//! Registration is decided at once, so `register` answers 200 with the
+//! final `RegistrationOperationStatus` (DPS clients accept 200 as well as
+//! 202-then-poll); the operation stays queryable by its ID.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use policy_host::{AttestRequest, Code, Decision, EnrollmentKind, Proof, Purpose, Refusal};
+
+use crate::tls::ClientEvidence;
+use crate::{Body, Service, dps_error, json_body, json_response, read_body, store};
+
+/// DPS error codes used here.
+const UNAUTHORIZED: u32 = 401_002;
+const INVALID_REGISTRATION_ID: u32 = 400_004;
+const BAD_REQUEST: u32 = 400_001;
+const NOT_FOUND: u32 = 404_001;
+
+pub(crate) async fn handle(
+    service: &Arc<Service>,
+    evidence: &ClientEvidence,
+    req: Request<Incoming>,
+    segments: &[String],
+) -> Response<Body> {
+    if !segments[0].eq_ignore_ascii_case(&service.id_scope) {
+        return dps_error(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            &format!("unknown ID scope '{}'", segments[0]),
+        );
+    }
+    if segments[1] != "registrations" {
+        return not_found(segments);
+    }
+    let registration_id = segments[2].clone();
+    if let Err(r) = policy_core::check_registration_id(&registration_id) {
+        return dps_error(StatusCode::BAD_REQUEST, INVALID_REGISTRATION_ID, &r.message);
+    }
+    let method = req.method().clone();
+    let body = match read_body(req).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let body = match json_body(&body) {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    match (&method, &segments[3..]) {
+        (&Method::PUT, [register]) if register == "register" => {
+            register_device(service, evidence, &registration_id, &body).await
+        }
+        (&Method::GET, [operations, operation_id]) if operations == "operations" => {
+            operation_status(service, evidence, &registration_id, operation_id).await
+        }
+        (&Method::POST, []) => registration_status(service, evidence, &registration_id).await,
+        _ => not_found(segments),
+    }
+}
+
+fn not_found(segments: &[String]) -> Response<Body> {
+    dps_error(
+        StatusCode::NOT_FOUND,
+        NOT_FOUND,
+        &format!("no device API resource at /{}", segments.join("/")),
+    )
+}
+
+/// Leaf DER and intermediates DER.
+type Chain = (Vec<u8>, Vec<Vec<u8>>);
+
+/// The evidence a device API call needs, or the 401 that says what is missing.
+fn tls_evidence(evidence: &ClientEvidence) -> Result<(&Chain, Proof), Response<Body>> {
+    let Some(chain) = &evidence.chain else {
+        return Err(dps_error(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            "no client certificate: X.509 attestation needs the device certificate (and its intermediates) as the TLS client certificate",
+        ));
+    };
+    let Some((scheme, message, signature)) = &evidence.signature else {
+        return Err(dps_error(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            "the TLS handshake carried no CertificateVerify signature (resumed session?)",
+        ));
+    };
+    Ok((
+        chain,
+        Proof::TlsSignature {
+            scheme: *scheme,
+            message: message.clone(),
+            signature: signature.clone(),
+        },
+    ))
+}
+
+/// Runs the component's `attest` on the connection's evidence.
+async fn attest(
+    service: &Arc<Service>,
+    evidence: &ClientEvidence,
+    registration_id: &str,
+) -> Result<(Result<Decision, Refusal>, Vec<u8>), Response<Body>> {
+    let ((leaf, intermediates), proof) = tls_evidence(evidence)?;
+    let request = AttestRequest {
+        registration_id: registration_id.to_string(),
+        leaf: leaf.clone(),
+        intermediates: intermediates.clone(),
+        time: crate::now_unix(),
+        purpose: Purpose::ClientAuth,
+    };
+    let service2 = Arc::clone(service);
+    let index = service.index();
+    let verdict =
+        tokio::task::spawn_blocking(move || service2.policy.attest(&request, &proof, index)).await;
+    match verdict {
+        Ok(Ok(v)) => Ok((v, leaf.clone())),
+        Ok(Err(policy_host::HostError::Busy(n))) => {
+            let mut r = dps_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                503_000,
+                &format!("all {n} policy sandboxes are busy; retry shortly"),
+            );
+            r.headers_mut()
+                .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+            Err(r)
+        }
+        Ok(Err(e)) => {
+            tracing::error!("policy component: {e}");
+            Err(dps_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                500_000,
+                &format!("the policy component failed: {e}"),
+            ))
+        }
+        Err(e) => {
+            tracing::error!("policy task: {e}");
+            Err(dps_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                500_000,
+                "the policy evaluation task failed",
+            ))
+        }
+    }
+}
+
+/// Refusals that mean the caller did not prove it is the device: nothing
+/// is recorded for them.
+fn identity_not_proven(code: Code) -> bool {
+    matches!(
+        code,
+        Code::InvalidProof
+            | Code::ProofOfPossessionFailed
+            | Code::UnsupportedSignatureScheme
+            | Code::RegistrationIdMismatch
+            | Code::InvalidRegistrationId
+            | Code::MalformedCertificate
+            | Code::InputTooLarge
+    )
+}
+
+async fn register_device(
+    service: &Arc<Service>,
+    evidence: &ClientEvidence,
+    registration_id: &str,
+    body: &Value,
+) -> Response<Body> {
+    if !body.is_object() {
+        return dps_error(
+            StatusCode::BAD_REQUEST,
+            BAD_REQUEST,
+            "request body must be a JSON object",
+        );
+    }
+    match body.get("registrationId") {
+        None => {}
+        Some(Value::String(s)) if s.eq_ignore_ascii_case(registration_id) => {}
+        Some(other) => {
+            return dps_error(
+                StatusCode::BAD_REQUEST,
+                INVALID_REGISTRATION_ID,
+                &format!("body registrationId {other} differs from the URL's '{registration_id}'"),
+            );
+        }
+    }
+    let (verdict, leaf) = match attest(service, evidence, registration_id).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    let leaf_sha256: [u8; 32] = Sha256::digest(&leaf).into();
+    let outcome = match &verdict {
+        Err(r) if identity_not_proven(r.code) => {
+            return dps_error(
+                StatusCode::UNAUTHORIZED,
+                UNAUTHORIZED,
+                &format!("attest refused the device: {r}"),
+            );
+        }
+        Ok(d) => Outcome::Assigned(d),
+        Err(r)
+            if matches!(
+                r.code,
+                Code::EnrollmentGroupDisabled | Code::IndividualEnrollmentDisabled
+            ) =>
+        {
+            Outcome::Disabled(r)
+        }
+        Err(r) => Outcome::Failed(r),
+    };
+    let index = service.index();
+    let recorded = {
+        let service = Arc::clone(service);
+        let registration_id = registration_id.to_string();
+        let outcome = outcome.owned();
+        tokio::task::spawn_blocking(move || {
+            record(
+                &service,
+                &index,
+                &registration_id,
+                &leaf,
+                &leaf_sha256,
+                &outcome,
+            )
+        })
+        .await
+    };
+    let operation = match recorded {
+        Ok(Ok(op)) => op,
+        Ok(Err(e)) => {
+            tracing::error!("recording registration '{registration_id}': {e:#}");
+            return dps_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                500_000,
+                "the registration could not be recorded; nothing was acknowledged",
+            );
+        }
+        Err(e) => {
+            tracing::error!("recording task: {e}");
+            return dps_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                500_000,
+                "the registration could not be recorded; nothing was acknowledged",
+            );
+        }
+    };
+    match &verdict {
+        Err(r) if !matches!(outcome, Outcome::Disabled(_)) => dps_error(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            &format!("attest refused the device: {r}"),
+        ),
+        _ => json_response(StatusCode::OK, &operation),
+    }
+}
+
+enum Outcome<'a> {
+    Assigned(&'a Decision),
+    Disabled(&'a Refusal),
+    Failed(&'a Refusal),
+}
+
+enum OwnedOutcome {
+    Assigned(Decision),
+    Disabled(Refusal),
+    Failed(Refusal),
+}
+
+impl Outcome<'_> {
+    fn owned(&self) -> OwnedOutcome {
+        match self {
+            Outcome::Assigned(d) => OwnedOutcome::Assigned((*d).clone()),
+            Outcome::Disabled(r) => OwnedOutcome::Disabled((*r).clone()),
+            Outcome::Failed(r) => OwnedOutcome::Failed((*r).clone()),
+        }
+    }
+}
+
+/// Writes the registration record and the operation in one transaction,
+/// committed (synchronous=FULL) before the caller answers. Returns the
+/// `RegistrationOperationStatus`.
+fn record(
+    service: &Service,
+    index: &policy_host::dps::EnrollmentSet,
+    registration_id: &str,
+    leaf: &[u8],
+    leaf_sha256: &[u8; 32],
+    outcome: &OwnedOutcome,
+) -> anyhow::Result<Value> {
+    service.store.transaction(|tx| {
+        let existing = store::get_registration(tx, registration_id)?;
+        let previous = existing.as_ref().map(|d| &d.doc);
+        let now = crate::now_rfc3339();
+        let created = previous
+            .and_then(|d| d.get("createdDateTimeUtc"))
+            .cloned()
+            .unwrap_or_else(|| json!(now));
+        let previous_hub = previous
+            .and_then(|d| d.get("assignedHub"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let etag = crate::new_etag();
+        let (status, mut state, group_id) = match outcome {
+            OwnedOutcome::Assigned(decision) => {
+                let allocation =
+                    service.allocation(index, decision.enrollment.kind, &decision.enrollment.id);
+                // Reprovisioning keeps the hub while the entry still allows it.
+                let hub = match &previous_hub {
+                    Some(h)
+                        if allocation.allows(h)
+                            || (allocation.iot_hubs.is_empty()
+                                && allocation.iot_hub_host_name.is_none()) =>
+                    {
+                        h.clone()
+                    }
+                    _ => allocation
+                        .hub_for(registration_id)
+                        .unwrap_or_else(|| service.config.default_iot_hub_host_name.clone()),
+                };
+                let x509 = match decision.enrollment.kind {
+                    EnrollmentKind::Group => json!({"enrollmentGroupId": decision.enrollment.id}),
+                    EnrollmentKind::Individual => json!({
+                        "certificateInfo": certificate_info(leaf, decision)
+                    }),
+                };
+                let group = match decision.enrollment.kind {
+                    EnrollmentKind::Group => Some(decision.enrollment.id.clone()),
+                    EnrollmentKind::Individual => None,
+                };
+                (
+                    "assigned",
+                    json!({
+                        "registrationId": decision.registration_id,
+                        "createdDateTimeUtc": created,
+                        "assignedHub": hub,
+                        "deviceId": decision.device_id,
+                        "status": "assigned",
+                        "substatus": "initialAssignment",
+                        "lastUpdatedDateTimeUtc": now,
+                        "x509": x509,
+                    }),
+                    group,
+                )
+            }
+            OwnedOutcome::Disabled(r) | OwnedOutcome::Failed(r) => {
+                let status = if matches!(outcome, OwnedOutcome::Disabled(_)) {
+                    "disabled"
+                } else {
+                    "failed"
+                };
+                let group = r
+                    .enrollment
+                    .as_ref()
+                    .filter(|e| e.kind == EnrollmentKind::Group)
+                    .map(|e| e.id.clone());
+                let mut state = json!({
+                    "registrationId": registration_id,
+                    "createdDateTimeUtc": created,
+                    "status": status,
+                    "errorCode": UNAUTHORIZED,
+                    "errorMessage": format!("attest refused the device: {r}"),
+                    "lastUpdatedDateTimeUtc": now,
+                });
+                if let Some(g) = &group {
+                    state["x509"] = json!({"enrollmentGroupId": g});
+                }
+                (status, state, group)
+            }
+        };
+        state["etag"] = json!(etag);
+        store::put_registration(tx, registration_id, group_id.as_deref(), &state, &etag)?;
+        let operation_id = crate::random_id();
+        let operation = json!({
+            "operationId": operation_id,
+            "status": status,
+            "registrationState": state,
+        });
+        store::put_operation(tx, &operation_id, registration_id, leaf_sha256, &operation)?;
+        Ok(operation)
+    })
+}
+
+/// DPS `X509CertificateInfo` of the leaf.
+fn certificate_info(leaf: &[u8], decision: &Decision) -> Value {
+    let info = decision.path.first();
+    json!({
+        "subjectName": info.map(|c| c.subject.clone()),
+        "sha1Thumbprint": hex::encode_upper(Sha1::digest(leaf)),
+        "sha256Thumbprint": hex::encode_upper(Sha256::digest(leaf)),
+        "issuerName": info.map(|c| c.issuer.clone()),
+        "notBeforeUtc": info.map(|c| crate::unix_rfc3339(c.not_before)),
+        "notAfterUtc": info.map(|c| crate::unix_rfc3339(c.not_after)),
+        "serialNumber": info.map(|c| c.serial.clone()),
+        "version": 3,
+    })
+}
+
+async fn operation_status(
+    service: &Arc<Service>,
+    evidence: &ClientEvidence,
+    registration_id: &str,
+    operation_id: &str,
+) -> Response<Body> {
+    let Some((leaf, _)) = &evidence.chain else {
+        return tls_evidence(evidence).err().unwrap_or_else(|| {
+            dps_error(
+                StatusCode::UNAUTHORIZED,
+                UNAUTHORIZED,
+                "no client certificate",
+            )
+        });
+    };
+    let leaf_sha256 = Sha256::digest(leaf).to_vec();
+    let found = {
+        let service = Arc::clone(service);
+        let operation_id = operation_id.to_string();
+        tokio::task::spawn_blocking(move || service.store.operation(&operation_id)).await
+    };
+    match found {
+        Ok(Ok(Some((reg, leaf_hash, doc))))
+            if reg == registration_id.to_ascii_lowercase() && leaf_hash == leaf_sha256 =>
+        {
+            json_response(StatusCode::OK, &doc)
+        }
+        Ok(Ok(Some(_))) => dps_error(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            "this operation belongs to another device certificate",
+        ),
+        Ok(Ok(None)) => dps_error(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            &format!("no operation '{operation_id}'"),
+        ),
+        _ => dps_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            500_000,
+            "the operation could not be read",
+        ),
+    }
+}
+
+async fn registration_status(
+    service: &Arc<Service>,
+    evidence: &ClientEvidence,
+    registration_id: &str,
+) -> Response<Body> {
+    let (verdict, _) = match attest(service, evidence, registration_id).await {
+        Ok(v) => v,
+        Err(response) => return response,
+    };
+    if let Err(r) = verdict
+        && identity_not_proven(r.code)
+    {
+        return dps_error(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            &format!("attest refused the device: {r}"),
+        );
+    }
+    match service.store.registration(registration_id) {
+        Ok(Some(doc)) => json_response(StatusCode::OK, &doc.doc),
+        Ok(None) => dps_error(
+            StatusCode::NOT_FOUND,
+            NOT_FOUND,
+            &format!("no registration record for '{registration_id}'"),
+        ),
+        Err(e) => {
+            tracing::error!("reading registration: {e:#}");
+            dps_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                500_000,
+                "the registration record could not be read",
+            )
+        }
+    }
+}

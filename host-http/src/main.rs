@@ -1,0 +1,164 @@
+//! `host-http`: attest's DPS-compatible provisioning service.
+//!
+//! ```text
+//! host-http [--listen 127.0.0.1:8443] [--id-scope 0ne00000001] [--data ./attest-data]
+//!           [--tls-cert server.pem --tls-key server.key] [--enrollments FILE.json]
+//! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost]
+//! ```
+//!
+//! Exit codes: 0 clean shutdown (SIGINT/SIGTERM), 2 start-up error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "host-http",
+    version,
+    about = "attest provisioning service: DPS device API over mutual TLS, DPS management API",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(clap::Args)]
+struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// DPS ID scope devices use in their URLs.
+    #[arg(long, default_value = "0ne00000001")]
+    id_scope: String,
+    /// Data directory: database, config.json (management key), dev TLS material.
+    #[arg(long, default_value = "attest-data")]
+    data: PathBuf,
+    /// Server certificate chain, PEM (default: a development certificate in DATA/tls).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Server private key, PEM.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Enrollment set in DPS JSON shapes to upsert at start.
+    #[arg(long)]
+    enrollments: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a management API SAS token (Authorization header value).
+    Token {
+        /// Data directory holding config.json.
+        #[arg(long, default_value = "attest-data")]
+        data: PathBuf,
+        /// Validity in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+        /// Resource (sr) to sign: the host name clients use.
+        #[arg(long, default_value = "localhost")]
+        resource: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Token {
+            data,
+            ttl,
+            resource,
+        }) => token(&data, ttl, &resource),
+        None => serve(cli.serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("host-http: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
+    let path = data.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {} (start host-http with --data {} once to create it)",
+            path.display(),
+            data.display()
+        )
+    })?;
+    let config: host_http::ServiceConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a host-http configuration", path.display()))?;
+    let policy = config
+        .shared_access_policies
+        .first()
+        .context("config.json has no sharedAccessPolicies")?;
+    let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.max(1);
+    println!(
+        "{}",
+        host_http::sas::token(policy, resource, expiry).map_err(anyhow::Error::msg)?
+    );
+    Ok(())
+}
+
+fn serve(args: Serve) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "host_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let running = host_http::start(host_http::Options {
+            listen: args.listen,
+            id_scope: args.id_scope.clone(),
+            data: args.data.clone(),
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            enrollments: args.enrollments,
+        })
+        .await?;
+        for note in &running.notes {
+            println!("{note}");
+        }
+        println!(
+            "listening on https://{} (ID scope {}, data {})",
+            running.addr,
+            args.id_scope,
+            args.data.display()
+        );
+        wait_for_signal().await?;
+        println!("shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("SIGINT handler")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await.context("SIGINT handler")?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The host-http binary: start contract, first-start output, clean
+//! shutdown on SIGTERM and SIGINT, start-up errors as exit code 2.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn host_http() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_host-http"));
+    c.env(
+        "ATTEST_CACHE_DIR",
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-cache"),
+    );
+    c
+}
+
+/// Starts the service, waits for its "listening on" line, sends `signal`,
+/// and returns (stdout, exit code).
+fn start_and_stop(data: &std::path::Path, signal: &str) -> (String, i32) {
+    let mut child = host_http()
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let started = Instant::now();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 || started.elapsed() > Duration::from_secs(120)
+        {
+            let _ = child.kill();
+            panic!("host-http did not start: {seen}");
+        }
+        seen.push_str(&line);
+        if line.starts_with("listening on https://") {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("host-http did not stop on {signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
+    (seen + &rest, code)
+}
+
+#[test]
+fn first_start_explains_itself_and_signals_stop_it_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (out, code) = start_and_stop(&data, "-TERM");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("management policy 'provisioningserviceowner', key "),
+        "{out}"
+    );
+    assert!(out.contains("development TLS certificate"), "{out}");
+    assert!(out.contains("shutting down"), "{out}");
+    assert!(data.join("tls/dev-server-ca.pem").exists());
+    // Second start: the key is not shown again.
+    let (out, code) = start_and_stop(&data, "-INT");
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("key "), "{out}");
+    // A token from the same configuration.
+    let token = host_http()
+        .args(["token", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    assert!(
+        String::from_utf8_lossy(&token.stdout)
+            .starts_with("SharedAccessSignature sr=localhost&sig=")
+    );
+}
+
+#[test]
+fn start_up_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--id-scope", "bad scope!"], "--id-scope"),
+        (vec!["--tls-cert", "x.pem"], "--tls-key"),
+        (
+            vec!["--enrollments", "/nonexistent/file.json"],
+            "/nonexistent/file.json",
+        ),
+        (vec!["--listen", "not-an-address"], "--listen"),
+        (vec!["token", "--data", "/nonexistent/dir"], "config.json"),
+    ];
+    for (args, expect) in cases {
+        let out = host_http()
+            .args(&args)
+            .args(if args[0] == "token" {
+                vec![]
+            } else {
+                vec!["--data", dir.path().to_str().unwrap()]
+            })
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let bad_file = dir.path().join("bad.json");
+    std::fs::write(
+        &bad_file,
+        "{\"enrollmentGroups\":[{\"enrollmentGroupId\":\"g\",\"attestation\":{\"type\":\"tpm\"}}]}",
+    )
+    .unwrap();
+    let out = host_http()
+        .args(["--listen", "127.0.0.1:0", "--enrollments"])
+        .arg(&bad_file)
+        .arg("--data")
+        .arg(dir.path().join("d2"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("enrollmentGroups[0] ('g')") && stderr.contains("tpm"),
+        "{stderr}"
+    );
+}

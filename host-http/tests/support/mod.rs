@@ -1,0 +1,226 @@
+//! A host-http instance on loopback with a fresh data directory, the
+//! canonical PKI, and blocking HTTPS clients (management API with a SAS
+//! token; device API with a client certificate).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::Value;
+
+use host_cli::pki::{Canonical, KeyAlg, Validity};
+use time::OffsetDateTime;
+
+pub const SCOPE: &str = "0ne00000001";
+
+/// Device certificates valid now (the service validates at the current time).
+pub fn canonical() -> Canonical {
+    let now = OffsetDateTime::now_utc();
+    let v = Validity {
+        not_before: now - time::Duration::days(1),
+        not_after: now + time::Duration::days(365),
+    };
+    Canonical::generate(KeyAlg::P256, v, v).expect("PKI")
+}
+
+pub struct Server {
+    pub runtime: tokio::runtime::Runtime,
+    pub running: Option<host_http::Running>,
+    pub data: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts host-http on 127.0.0.1 (free port) with `data` as its data
+    /// directory and, optionally, an enrollment file.
+    pub fn start(data: &Path, enrollments: Option<&Path>) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let running = runtime
+            .block_on(host_http::start(host_http::Options {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                id_scope: SCOPE.into(),
+                data: data.to_path_buf(),
+                tls_cert: None,
+                tls_key: None,
+                enrollments: enrollments.map(Path::to_path_buf),
+            }))
+            .expect("host-http starts");
+        let addr = running.addr;
+        Server {
+            runtime,
+            running: Some(running),
+            data: data.to_path_buf(),
+            addr,
+        }
+    }
+
+    /// Graceful shutdown.
+    pub fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            self.runtime.block_on(r.shutdown());
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.data.join("tls").join("dev-server-ca.pem")
+    }
+
+    pub fn token(&self) -> String {
+        let text = std::fs::read_to_string(self.data.join("config.json")).unwrap();
+        let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
+        let expiry = OffsetDateTime::now_utc().unix_timestamp() + 600;
+        host_http::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap()
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            addr: self.addr,
+            ca: std::fs::read(self.ca()).unwrap(),
+            identity: None,
+        }
+    }
+
+    pub fn device(&self, chain_pem: &str, key_pem: &str) -> Client {
+        Client {
+            identity: Some((chain_pem.to_string(), key_pem.to_string())),
+            ..self.client()
+        }
+    }
+
+    /// A management API call with a valid token.
+    pub fn admin(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        self.client().call(
+            method,
+            path,
+            body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+            &[("authorization", &self.token())],
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.runtime.block_on(r.shutdown());
+        }
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Value,
+    pub raw: String,
+}
+
+pub struct Client {
+    addr: SocketAddr,
+    ca: Vec<u8>,
+    identity: Option<(String, String)>,
+}
+
+impl Client {
+    fn config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(&self.ca) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        Arc::new(match &self.identity {
+            None => builder.with_no_client_auth(),
+            Some((chain, key)) => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(chain.as_bytes())
+                        .map(Result::unwrap)
+                        .collect();
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        })
+    }
+
+    /// One request on a fresh connection.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let tls = tokio_rustls::TlsConnector::from(self.config())
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .expect("TLS handshake");
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", "localhost")
+                .header("content-type", "application/json");
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let response = tokio::time::timeout(
+                Duration::from_secs(60),
+                sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()),
+            )
+            .await
+            .expect("answer within 60 s")
+            .expect("response");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let raw = String::from_utf8_lossy(&bytes).into_owned();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Answer {
+                status,
+                headers,
+                body,
+                raw,
+            }
+        })
+    }
+
+    pub fn register(&self, registration_id: &str) -> Answer {
+        self.call(
+            "PUT",
+            &format!("/{SCOPE}/registrations/{registration_id}/register?api-version=2021-06-01"),
+            format!("{{\"registrationId\":\"{registration_id}\"}}").into_bytes(),
+            &[],
+        )
+    }
+}
+
+/// Device `n`'s (chain PEM, key PEM).
+pub fn device(pki: &Canonical, n: usize) -> (String, String) {
+    (pki.chain_pem(n), pki.devices[n - 1].key.serialize_pem())
+}
