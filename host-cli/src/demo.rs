@@ -80,8 +80,22 @@ pub fn write_demo_pki(dir: &Path) -> Result<Canonical> {
             true,
         )?;
     }
-    for ((file, _), set) in STEPS.iter().zip(pki.enrollment_steps()) {
-        let text = serde_json::to_string_pretty(&set)?;
+    let steps = pki.enrollment_steps();
+    for ((file, _), set) in STEPS.iter().zip(&steps) {
+        let text = serde_json::to_string_pretty(set)?;
+        write(&dir.join(file), text.as_bytes(), false)?;
+    }
+    // Single entries of step 3, as the management API takes them
+    // (PUT /enrollmentGroups/{id}, PUT /enrollments/{registrationId}).
+    for (file, entry) in [
+        ("group-all-devices.json", &steps[2]["enrollmentGroups"][0]),
+        ("group-line-b.json", &steps[2]["enrollmentGroups"][1]),
+        (
+            "individual-device-3.json",
+            &steps[2]["individualEnrollments"][0],
+        ),
+    ] {
+        let text = serde_json::to_string_pretty(entry)?;
         write(&dir.join(file), text.as_bytes(), false)?;
     }
     Ok(pki)
@@ -111,6 +125,10 @@ pub fn pki_summary(dir: &Path) -> String {
     for (file, what) in STEPS {
         let _ = writeln!(s, "  {file:<38} {what}");
     }
+    let _ = writeln!(
+        s,
+        "  group-all-devices.json, group-line-b.json, individual-device-3.json\n                                         the same entries one by one, for host-http's management API"
+    );
     let _ = writeln!(s, "try:");
     let _ = writeln!(
         s,

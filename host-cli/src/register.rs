@@ -78,8 +78,8 @@ impl Registration {
         let state = &self.body["registrationState"];
         match self.status() {
             "assigned" => {
-                let via = match state["x509"].get("enrollmentGroupId") {
-                    Some(g) => format!("enrollment group {g}"),
+                let via = match state["x509"]["enrollmentGroupId"].as_str() {
+                    Some(g) => format!("enrollment group '{g}'"),
                     None => "individual enrollment".to_string(),
                 };
                 format!(

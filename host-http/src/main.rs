@@ -123,6 +123,9 @@ fn serve(args: Serve) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Handlers first: a signal that arrives right after "listening" must
+        // shut down cleanly, not kill the process.
+        let stop = Signals::install()?;
         let running = host_http::start(host_http::Options {
             listen: args.listen,
             id_scope: args.id_scope.clone(),
@@ -141,24 +144,45 @@ fn serve(args: Serve) -> Result<()> {
             args.id_scope,
             args.data.display()
         );
-        wait_for_signal().await?;
+        stop.wait().await;
         println!("shutting down");
         running.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// SIGINT and SIGTERM, listened for from start-up on.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+                terminate: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("SIGINT handler")?,
-            _ = term.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.context("SIGINT handler")?;
-    Ok(())
 }

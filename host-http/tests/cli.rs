@@ -1,8 +1,10 @@
 //! The host-http binary: start contract, first-start output, clean
 //! shutdown on SIGTERM and SIGINT, start-up errors as exit code 2.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn host_http() -> Command {
@@ -14,12 +16,21 @@ fn host_http() -> Command {
     c
 }
 
-/// Starts the service, waits for its "listening on" line, sends `signal`,
-/// and returns (stdout, exit code).
-fn start_and_stop(data: &std::path::Path, signal: &str) -> (String, i32) {
+/// Starts the binary and waits for its "listening on" line; returns the
+/// child, its stdout so far, the rest of stdout, and the bound address.
+fn start(
+    data: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (
+    Child,
+    String,
+    BufReader<std::process::ChildStdout>,
+    std::net::SocketAddr,
+) {
     let mut child = host_http()
         .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -32,13 +43,20 @@ fn start_and_stop(data: &std::path::Path, signal: &str) -> (String, i32) {
         if stdout.read_line(&mut line).unwrap() == 0 || started.elapsed() > Duration::from_secs(120)
         {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("host-http did not start: {seen}");
         }
         seen.push_str(&line);
-        if line.starts_with("listening on https://") {
-            break;
+        if let Some(rest) = line.strip_prefix("listening on https://") {
+            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return (child, seen, stdout, addr);
         }
     }
+}
+
+/// Starts the service, sends `signal`, and returns (stdout, exit code).
+fn start_and_stop(data: &std::path::Path, signal: &str) -> (String, i32) {
+    let (mut child, seen, mut stdout, _) = start(data, &[]);
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -51,6 +69,7 @@ fn start_and_stop(data: &std::path::Path, signal: &str) -> (String, i32) {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("host-http did not stop on {signal}");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -137,4 +156,49 @@ fn start_up_errors_exit_2_with_one_line() {
         stderr.contains("enrollmentGroups[0] ('g')") && stderr.contains("tpm"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_acknowledged_registration_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = support::canonical();
+    let file = dir.path().join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[0].to_string()).unwrap();
+    let data = dir.path().join("data");
+    let (mut child, _, _, addr) = start(&data, &["--enrollments".as_ref(), file.as_os_str()]);
+    let (chain, key) = support::device(&pki, 2);
+    let (cert_path, key_path) = (dir.path().join("d.pem"), dir.path().join("d.key"));
+    std::fs::write(&cert_path, chain).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let (_, answer) = host_cli::register::register(&host_cli::register::RegisterArgs {
+        server: format!("https://localhost:{}", addr.port()),
+        id_scope: support::SCOPE.into(),
+        cert: cert_path,
+        key: key_path,
+        ca: data.join("tls/dev-server-ca.pem"),
+        registration_id: None,
+        json: false,
+    })
+    .unwrap();
+    assert_eq!(answer.status(), "assigned");
+    // SIGKILL right after the acknowledgement: no shutdown, no flush.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, _, _, addr) = start(&data, &[]);
+    let text = std::fs::read_to_string(data.join("config.json")).unwrap();
+    let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
+    let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    let token =
+        host_http::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap();
+    let record = support::Client::new(addr, &data.join("tls/dev-server-ca.pem")).call(
+        "GET",
+        "/registrations/device-2",
+        vec![],
+        &[("authorization", &token)],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(record.status, 200, "{record:?}");
+    assert_eq!(record.body, answer.body["registrationState"]);
 }
