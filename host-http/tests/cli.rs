@@ -18,6 +18,8 @@ fn host_http() -> Command {
 
 /// Starts the binary and waits for its "listening on" line; returns the
 /// child, its stdout so far, the rest of stdout, and the bound address.
+// The child is returned; every caller waits for it.
+#[allow(clippy::zombie_processes)]
 fn start(
     data: &std::path::Path,
     extra: &[&std::ffi::OsStr],
