@@ -719,3 +719,35 @@ fn host_cli_register_speaks_the_device_api() {
         three.human(&id)
     );
 }
+
+#[test]
+fn tls12_and_tls13_with_ec_and_rsa_device_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let v = host_cli::pki::Validity {
+        not_before: now - time::Duration::days(1),
+        not_after: now + time::Duration::days(30),
+    };
+    let rsa = host_cli::pki::Canonical::generate(host_cli::pki::KeyAlg::Rsa2048, v, v).unwrap();
+    let ec = canonical();
+    let file = dir.path().join("enrollments.json");
+    let mut set = ec.enrollment_steps()[0].clone();
+    set["enrollmentGroups"]
+        .as_array_mut()
+        .unwrap()
+        .push(group("rsa", &rsa.root.pem, true));
+    std::fs::write(&file, set.to_string()).unwrap();
+    let server = Server::start(&dir.path().join("data"), Some(&file));
+    for pki in [&ec, &rsa] {
+        for tls12_only in [true, false] {
+            let (chain, key) = device(pki, 1);
+            let mut client = server.device(&chain, &key);
+            client.tls12_only = tls12_only;
+            let a = client.register("device-1");
+            assert_eq!(
+                a.body["status"], "assigned",
+                "TLS 1.2 only: {tls12_only}: {a:?}"
+            );
+        }
+    }
+}

@@ -90,6 +90,7 @@ impl Server {
             addr: self.addr,
             ca: std::fs::read(self.ca()).unwrap(),
             identity: None,
+            tls12_only: false,
         }
     }
 
@@ -132,6 +133,8 @@ pub struct Client {
     addr: SocketAddr,
     ca: Vec<u8>,
     identity: Option<(String, String)>,
+    /// Offer TLS 1.2 only (embedded device stacks often stop there).
+    pub tls12_only: bool,
 }
 
 impl Client {
@@ -141,6 +144,7 @@ impl Client {
             addr,
             ca: std::fs::read(ca).unwrap(),
             identity: None,
+            tls12_only: false,
         }
     }
 
@@ -149,10 +153,15 @@ impl Client {
         for c in CertificateDer::pem_slice_iter(&self.ca) {
             roots.add(c.unwrap()).unwrap();
         }
+        let versions: &[&rustls::SupportedProtocolVersion] = if self.tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
         let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
         Arc::new(match &self.identity {
