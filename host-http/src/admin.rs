@@ -26,7 +26,7 @@ use sha2::Digest;
 use policy_host::dps::{EnrollmentSet, one_certificate};
 
 use crate::store::{self, CaCert, Doc, Kind};
-use crate::{Body, Service, dps_error, json_body, json_response, read_body};
+use crate::{Body, Service, dps_error, json_response, read_json};
 
 /// Most items one query page returns.
 const MAX_PAGE: usize = 1000;
@@ -59,11 +59,7 @@ pub(crate) async fn handle(
     }
     let method = req.method().clone();
     let headers = req.headers().clone();
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let body = match json_body(&body) {
+    let body = match read_json(req).await {
         Ok(v) => v,
         Err(response) => return response,
     };

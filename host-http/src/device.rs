@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use policy_host::{AttestRequest, Code, Decision, EnrollmentKind, Proof, Purpose, Refusal};
 
 use crate::tls::ClientEvidence;
-use crate::{Body, Service, dps_error, json_body, json_response, read_body, store};
+use crate::{Body, Service, dps_error, json_response, read_json, store};
 
 /// DPS error codes used here.
 const UNAUTHORIZED: u32 = 401_002;
@@ -50,11 +50,7 @@ pub(crate) async fn handle(
         return dps_error(StatusCode::BAD_REQUEST, INVALID_REGISTRATION_ID, &r.message);
     }
     let method = req.method().clone();
-    let body = match read_body(req).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let body = match json_body(&body) {
+    let body = match read_json(req).await {
         Ok(v) => v,
         Err(response) => return response,
     };

@@ -416,6 +416,11 @@ pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<
     }
 }
 
+/// Reads and parses a JSON request body (see [`read_body`], [`json_body`]).
+pub(crate) async fn read_json(req: Request<Incoming>) -> Result<Value, Response<Body>> {
+    json_body(&read_body(req).await?)
+}
+
 /// Parses a JSON body; an empty body is `{}` (the Node SDK sends `{}` or
 /// nothing on GET).
 pub(crate) fn json_body(bytes: &[u8]) -> Result<Value, Response<Body>> {
