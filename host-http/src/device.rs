@@ -152,18 +152,16 @@ async fn attest(
     }
 }
 
-/// Refusals that mean the caller did not prove it is the device: nothing
-/// is recorded for them.
-fn identity_not_proven(code: Code) -> bool {
+/// Whether a refusal came after the device's chain was trusted: an
+/// enrollment entry decided (disabled), or the chain reached a verified CA
+/// that no entry covers. Only these are recorded (and only these let a
+/// caller read its record): any other refusal could come from anyone who
+/// holds a key and a certificate with someone else's registration ID as
+/// its CN, and must not create, overwrite or reveal that device's record.
+fn trusted_refusal(code: Code) -> bool {
     matches!(
         code,
-        Code::InvalidProof
-            | Code::ProofOfPossessionFailed
-            | Code::UnsupportedSignatureScheme
-            | Code::RegistrationIdMismatch
-            | Code::InvalidRegistrationId
-            | Code::MalformedCertificate
-            | Code::InputTooLarge
+        Code::EnrollmentGroupDisabled | Code::IndividualEnrollmentDisabled | Code::NoEnrollment
     )
 }
 
@@ -197,23 +195,17 @@ async fn register_device(
     };
     let leaf_sha256: [u8; 32] = Sha256::digest(&leaf).into();
     let outcome = match &verdict {
-        Err(r) if identity_not_proven(r.code) => {
+        Ok(d) => Outcome::Assigned(d),
+        Err(r) if !trusted_refusal(r.code) => {
+            tracing::info!(registration_id, "refused without a record: {r}");
             return dps_error(
                 StatusCode::UNAUTHORIZED,
                 UNAUTHORIZED,
                 &format!("attest refused the device: {r}"),
             );
         }
-        Ok(d) => Outcome::Assigned(d),
-        Err(r)
-            if matches!(
-                r.code,
-                Code::EnrollmentGroupDisabled | Code::IndividualEnrollmentDisabled
-            ) =>
-        {
-            Outcome::Disabled(r)
-        }
-        Err(r) => Outcome::Failed(r),
+        Err(r) if r.code == Code::NoEnrollment => Outcome::Failed(r),
+        Err(r) => Outcome::Disabled(r),
     };
     let index = service.index();
     let recorded = {
@@ -457,7 +449,7 @@ async fn registration_status(
         Err(response) => return response,
     };
     if let Err(r) = verdict
-        && identity_not_proven(r.code)
+        && !trusted_refusal(r.code)
     {
         return dps_error(
             StatusCode::UNAUTHORIZED,

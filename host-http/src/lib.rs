@@ -43,6 +43,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Time allowed for the TLS handshake and for request headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a request body (at most [`MAX_BODY`] bytes): a client
+/// trickling bytes must not hold a connection slot for ever.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to start the service.
 #[derive(Clone, Debug)]
@@ -394,7 +397,15 @@ async fn route(
 
 /// Reads a request body of at most [`MAX_BODY`] bytes.
 pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        return Err(dps_error(
+            StatusCode::REQUEST_TIMEOUT,
+            408_000,
+            &format!("request body not received within {BODY_TIMEOUT:?}"),
+        ));
+    };
+    match collected {
         Ok(b) => Ok(b.to_bytes()),
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>()

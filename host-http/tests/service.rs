@@ -751,3 +751,42 @@ fn tls12_and_tls13_with_ec_and_rsa_device_keys() {
         }
     }
 }
+
+#[test]
+fn an_untrusted_certificate_with_a_devices_name_cannot_touch_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = canonical();
+    let file = dir.path().join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[0].to_string()).unwrap();
+    let server = Server::start(&dir.path().join("data"), Some(&file));
+    let (chain, key) = device(&pki, 1);
+    let first = server.device(&chain, &key).register("device-1");
+    assert_eq!(first.body["status"], "assigned");
+    // Someone with their own key and a self-signed "CN=device-1".
+    let now = time::OffsetDateTime::now_utc();
+    let forged = host_cli::pki::Device::self_signed(
+        "device-1",
+        host_cli::pki::KeyAlg::P256,
+        host_cli::pki::Validity {
+            not_before: now - time::Duration::days(1),
+            not_after: now + time::Duration::days(1),
+        },
+    )
+    .unwrap();
+    let impostor = server.device(&forged.pem, &forged.key.serialize_pem());
+    let refused = impostor.register("device-1");
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(refused.raw.contains("unknown-issuer"), "{}", refused.raw);
+    let status = impostor.call(
+        "POST",
+        &format!("/{SCOPE}/registrations/device-1"),
+        vec![],
+        &[],
+    );
+    assert_eq!(
+        status.status, 401,
+        "the record must not be readable: {status:?}"
+    );
+    let record = server.admin("GET", "/registrations/device-1", None);
+    assert_eq!(record.body, first.body["registrationState"], "unchanged");
+}
