@@ -74,17 +74,21 @@ fn not_found(segments: &[String]) -> Response<Body> {
     )
 }
 
+fn no_client_certificate() -> Response<Body> {
+    dps_error(
+        StatusCode::UNAUTHORIZED,
+        UNAUTHORIZED,
+        "no client certificate: X.509 attestation needs the device certificate (and its intermediates) as the TLS client certificate",
+    )
+}
+
 /// Leaf DER and intermediates DER.
 type Chain = (Vec<u8>, Vec<Vec<u8>>);
 
 /// The evidence a device API call needs, or the 401 that says what is missing.
 fn tls_evidence(evidence: &ClientEvidence) -> Result<(&Chain, Proof), Response<Body>> {
     let Some(chain) = &evidence.chain else {
-        return Err(dps_error(
-            StatusCode::UNAUTHORIZED,
-            UNAUTHORIZED,
-            "no client certificate: X.509 attestation needs the device certificate (and its intermediates) as the TLS client certificate",
-        ));
+        return Err(no_client_certificate());
     };
     let Some((scheme, message, signature)) = &evidence.signature else {
         return Err(dps_error(
@@ -194,24 +198,25 @@ async fn register_device(
         Err(response) => return response,
     };
     let leaf_sha256: [u8; 32] = Sha256::digest(&leaf).into();
-    let outcome = match &verdict {
+    let outcome = match verdict {
         Ok(d) => Outcome::Assigned(d),
         Err(r) if !trusted_refusal(r.code) => {
             tracing::info!(registration_id, "refused without a record: {r}");
-            return dps_error(
-                StatusCode::UNAUTHORIZED,
-                UNAUTHORIZED,
-                &format!("attest refused the device: {r}"),
-            );
+            return refused(&r);
         }
         Err(r) if r.code == Code::NoEnrollment => Outcome::Failed(r),
         Err(r) => Outcome::Disabled(r),
+    };
+    // A failed registration is recorded, then answered 401; assigned and
+    // disabled ones are answered with the operation status.
+    let answer_failed = match &outcome {
+        Outcome::Failed(r) => Some(refused(r)),
+        _ => None,
     };
     let index = service.index();
     let recorded = {
         let service = Arc::clone(service);
         let registration_id = registration_id.to_string();
-        let outcome = outcome.owned();
         tokio::task::spawn_blocking(move || {
             record(
                 &service,
@@ -223,56 +228,36 @@ async fn register_device(
             )
         })
         .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r)
     };
-    let operation = match recorded {
-        Ok(Ok(op)) => op,
-        Ok(Err(e)) => {
-            tracing::error!("recording registration '{registration_id}': {e:#}");
-            return dps_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                500_000,
-                "the registration could not be recorded; nothing was acknowledged",
-            );
-        }
+    match recorded {
+        Ok(operation) => answer_failed.unwrap_or_else(|| json_response(StatusCode::OK, &operation)),
         Err(e) => {
-            tracing::error!("recording task: {e}");
-            return dps_error(
+            tracing::error!("recording registration '{registration_id}': {e:#}");
+            dps_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 500_000,
                 "the registration could not be recorded; nothing was acknowledged",
-            );
+            )
         }
-    };
-    match &verdict {
-        Err(r) if !matches!(outcome, Outcome::Disabled(_)) => dps_error(
-            StatusCode::UNAUTHORIZED,
-            UNAUTHORIZED,
-            &format!("attest refused the device: {r}"),
-        ),
-        _ => json_response(StatusCode::OK, &operation),
     }
 }
 
-enum Outcome<'a> {
-    Assigned(&'a Decision),
-    Disabled(&'a Refusal),
-    Failed(&'a Refusal),
+/// The 401 a refused device gets: attest's one-line refusal in `message`.
+fn refused(r: &Refusal) -> Response<Body> {
+    dps_error(
+        StatusCode::UNAUTHORIZED,
+        UNAUTHORIZED,
+        &format!("attest refused the device: {r}"),
+    )
 }
 
-enum OwnedOutcome {
+/// How a registration that reaches the store ended.
+enum Outcome {
     Assigned(Decision),
     Disabled(Refusal),
     Failed(Refusal),
-}
-
-impl Outcome<'_> {
-    fn owned(&self) -> OwnedOutcome {
-        match self {
-            Outcome::Assigned(d) => OwnedOutcome::Assigned((*d).clone()),
-            Outcome::Disabled(r) => OwnedOutcome::Disabled((*r).clone()),
-            Outcome::Failed(r) => OwnedOutcome::Failed((*r).clone()),
-        }
-    }
 }
 
 /// Writes the registration record and the operation in one transaction,
@@ -284,7 +269,7 @@ fn record(
     registration_id: &str,
     leaf: &[u8],
     leaf_sha256: &[u8; 32],
-    outcome: &OwnedOutcome,
+    outcome: &Outcome,
 ) -> anyhow::Result<Value> {
     service.store.transaction(|tx| {
         let existing = store::get_registration(tx, registration_id)?;
@@ -300,7 +285,7 @@ fn record(
             .map(str::to_string);
         let etag = crate::new_etag();
         let (status, mut state, group_id) = match outcome {
-            OwnedOutcome::Assigned(decision) => {
+            Outcome::Assigned(decision) => {
                 let allocation =
                     service.allocation(index, decision.enrollment.kind, &decision.enrollment.id);
                 // Reprovisioning keeps the hub while the entry still allows it.
@@ -341,8 +326,8 @@ fn record(
                     group,
                 )
             }
-            OwnedOutcome::Disabled(r) | OwnedOutcome::Failed(r) => {
-                let status = if matches!(outcome, OwnedOutcome::Disabled(_)) {
+            Outcome::Disabled(r) | Outcome::Failed(r) => {
+                let status = if matches!(outcome, Outcome::Disabled(_)) {
                     "disabled"
                 } else {
                     "failed"
@@ -401,13 +386,7 @@ async fn operation_status(
     operation_id: &str,
 ) -> Response<Body> {
     let Some((leaf, _)) = &evidence.chain else {
-        return tls_evidence(evidence).err().unwrap_or_else(|| {
-            dps_error(
-                StatusCode::UNAUTHORIZED,
-                UNAUTHORIZED,
-                "no client certificate",
-            )
-        });
+        return no_client_certificate();
     };
     let leaf_sha256 = Sha256::digest(leaf).to_vec();
     let found = {
@@ -451,11 +430,7 @@ async fn registration_status(
     if let Err(r) = verdict
         && !trusted_refusal(r.code)
     {
-        return dps_error(
-            StatusCode::UNAUTHORIZED,
-            UNAUTHORIZED,
-            &format!("attest refused the device: {r}"),
-        );
+        return refused(&r);
     }
     match service.store.registration(registration_id) {
         Ok(Some(doc)) => json_response(StatusCode::OK, &doc.doc),
