@@ -78,6 +78,7 @@ fn every_section_has_an_accepting_and_a_refusing_case() {
         Code::ProofOfPossessionFailed,
         Code::UnsupportedSignatureScheme,
         Code::VerificationCodeMismatch,
+        Code::AmbiguousCommonName,
     ];
     for code in Code::ALL.iter().filter(|c| !resolution.contains(c)) {
         assert!(

@@ -62,13 +62,16 @@ fn fifty_certificate_chain_is_refused_quickly() {
         .device("deep-leaf", KeyAlg::P256, device_validity())
         .unwrap();
     let all: Vec<&[u8]> = cas.iter().rev().map(|c| c.der.as_slice()).collect();
-    let r = validate_chain(&chain_request(&leaf.der, &all, &[&cas[0].der])).unwrap_err();
-    assert_eq!(r.code, Code::InputTooLarge);
     // Within the input limit but deeper than a path may be.
-    let some: Vec<&[u8]> = all[..20].to_vec();
-    let r = validate_chain(&chain_request(&leaf.der, &some, &[&cas[0].der])).unwrap_err();
-    assert!(
-        matches!(r.code, Code::PathBudgetExceeded | Code::UnknownIssuer),
-        "{r}"
-    );
+    for some in [&all[..], &all[..20]] {
+        let r = validate_chain(&chain_request(&leaf.der, some, &[&cas[0].der])).unwrap_err();
+        assert!(
+            matches!(r.code, Code::PathBudgetExceeded | Code::UnknownIssuer),
+            "{r}"
+        );
+    }
+    // More intermediates than the input limit: refused before parsing.
+    let flood = vec![cas[1].der.as_slice(); policy_core::MAX_INTERMEDIATES + 1];
+    let r = validate_chain(&chain_request(&leaf.der, &flood, &[&cas[0].der])).unwrap_err();
+    assert_eq!(r.code, Code::InputTooLarge);
 }

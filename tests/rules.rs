@@ -306,7 +306,8 @@ fn intermediate_loop_terminates() {
 #[test]
 fn many_candidates_stay_within_budget() {
     // 32 presented CAs all named like the leaf's issuer, none of them its
-    // signer: bounded work, a clear refusal, no hang.
+    // signer: bounded work, a clear refusal, no hang; with the real issuer
+    // among them the path is found (the budget, not a count, bounds work).
     let root = root();
     let real = root
         .intermediate("Busy", KeyAlg::P256, ca_validity())
@@ -324,8 +325,10 @@ fn many_candidates_stay_within_budget() {
         matches!(code, Code::BadSignature | Code::PathBudgetExceeded),
         "{code}"
     );
-    let mut too_many = refs.clone();
-    too_many.push(&real.der);
+    let mut with_real = refs.clone();
+    with_real.push(&real.der);
+    assert!(validate_chain(&chain_request(&leaf.der, &with_real, &[&root.der])).is_ok());
+    let too_many = vec![real.der.as_slice(); policy_core::MAX_INTERMEDIATES + 1];
     assert_eq!(
         refused(&chain_request(&leaf.der, &too_many, &[&root.der])),
         Code::InputTooLarge

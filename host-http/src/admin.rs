@@ -482,7 +482,7 @@ fn put_certificate(service: &Service, name: &str, body: &Value, if_match: Option
         Ok(d) => d,
         Err(e) => return Ok(bad_request(&format!("certificate: {e}"))),
     };
-    if let Err(r) = policy_core::certificate_subject(&der) {
+    if let Err(r) = policy_core::certificate_keys(&der) {
         return Ok(bad_request(&format!("certificate is not usable: {r}")));
     }
     let now = crate::now_rfc3339();

@@ -9,11 +9,12 @@ use crate::alg::{self, SignatureVerifier};
 use crate::cert::Cert;
 use crate::error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
 use crate::info::{
-    AttestRequest, CertificateInfo, ChainRequest, Decision, EnrollmentSource, Proof,
+    AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
+    EnrollmentSource, Proof,
 };
 use crate::verify::{
-    AnchorList, AnchorSource, Budget, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, Outcome, PathBuilder,
-    check_leaf, check_validity, verify_signed_by,
+    AnchorList, AnchorSource, Flow, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, PathBuilder, check_leaf,
+    check_validity, verify_signed_by,
 };
 
 /// Longest registration ID (DPS: 128 characters).
@@ -53,17 +54,20 @@ pub fn validate_chain(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut anchors = AnchorList(anchors);
-    let mut builder = PathBuilder {
-        intermediates: &intermediates,
-        anchors: &mut anchors,
-        time: request.time,
-        purpose: request.purpose,
+    let mut builder = PathBuilder::new(
+        &intermediates,
+        &mut anchors,
+        request.time,
+        request.purpose,
         crypto,
-        budget: Budget::default(),
-    };
-    builder.build(Rc::new(leaf), &mut |path| {
-        Ok(path.iter().map(|c| c.info()).collect())
-    })
+    );
+    // Any valid path will do: the first in the builder's canonical order.
+    let mut found = None;
+    builder.search(Rc::new(leaf), &mut |path| {
+        found = Some(path.iter().map(|c| c.info()).collect());
+        Flow::Stop
+    })?;
+    found.ok_or_else(|| builder.failure())
 }
 
 /// Resolves the enrollment for a chain without a proof of possession: what
@@ -167,7 +171,9 @@ pub fn verify_ca_possession(
         return Err(verification.refuse(0, *code, message.clone()));
     }
     check_validity(&verification, 0, "verification certificate", time)?;
-    if verification.common_name.as_deref() != Some(verification_code) {
+    if verification.common_name_count != 1
+        || verification.common_name.as_deref() != Some(verification_code)
+    {
         return Err(verification.refuse(
             0,
             Code::VerificationCodeMismatch,
@@ -181,10 +187,16 @@ pub fn verify_ca_possession(
     Ok(ca.info())
 }
 
-/// The DER of a certificate's subject Name, for hosts that index trust
-/// anchors by subject (the `enrollments.trust-anchors` lookup).
-pub fn certificate_subject(der: &[u8]) -> Result<Vec<u8>, Refusal> {
-    Ok(parse_presented(der, 0)?.subject)
+/// The keys a host indexes a CA certificate by: its SHA-256, the key of its
+/// subject name (the `enrollments.trust-anchors` lookup) and its CA
+/// identity (the `enrollments.group` lookup).
+pub fn certificate_keys(der: &[u8]) -> Result<CertificateKeys, Refusal> {
+    let cert = parse_presented(der, 0)?;
+    Ok(CertificateKeys {
+        sha256: cert.sha256,
+        subject_key: cert.subject_key,
+        ca_identity: cert.identity,
+    })
 }
 
 /// A certificate's subject common name, if any (hosts use it as the
@@ -249,6 +261,16 @@ fn claimed_leaf(request: &AttestRequest) -> Result<Cert, Refusal> {
         "intermediate certificates",
     )?;
     let leaf = parse_presented(&request.leaf, 0)?;
+    if leaf.common_name_count > 1 {
+        return Err(leaf.refuse(
+            0,
+            Code::AmbiguousCommonName,
+            format!(
+                "the leaf subject has {} commonName attributes; a device certificate names its registration ID exactly once",
+                leaf.common_name_count
+            ),
+        ));
+    }
     match &leaf.common_name {
         Some(cn) if cn.eq_ignore_ascii_case(&request.registration_id) => Ok(leaf),
         Some(cn) => Err(leaf.refuse(
@@ -321,35 +343,58 @@ fn check_proof(
 /// Trust anchors from the host's store, parsed once per subject.
 struct StoreAnchors<'a> {
     source: &'a dyn EnrollmentSource,
-    cache: HashMap<Vec<u8>, Vec<Rc<Cert>>>,
+    cache: HashMap<[u8; 32], Vec<Rc<Cert>>>,
 }
 
 impl AnchorSource for StoreAnchors<'_> {
-    fn anchors_for(&mut self, subject: &[u8]) -> Vec<Rc<Cert>> {
-        if let Some(found) = self.cache.get(subject) {
+    fn anchors_for(&mut self, name_key: &[u8; 32]) -> Vec<Rc<Cert>> {
+        if let Some(found) = self.cache.get(name_key) {
             return found.clone();
         }
         let found: Vec<Rc<Cert>> = self
             .source
-            .trust_anchors(subject)
+            .trust_anchors(name_key)
             .iter()
             // Bounded even if the host answers with its whole store.
             .take(MAX_TRUST_ANCHORS)
             // A malformed certificate in the host's store cannot anchor
             // anything; hosts validate certificates when they are stored.
             .filter_map(|der| Cert::parse(der).ok())
-            .filter(|c| c.subject == subject)
+            .filter(|c| c.subject_key == *name_key)
             .take(MAX_INTERMEDIATES)
             .map(Rc::new)
             .collect();
-        self.cache.insert(subject.to_vec(), found.clone());
+        self.cache.insert(*name_key, found.clone());
         found
     }
 }
 
-/// SPEC §1 resolution: individual enrollment for the leaf, else the group
-/// of the first certificate above the leaf that has one, up to the root.
-/// The first entry found decides.
+/// What one valid path decides: the first certificate above the leaf
+/// whose CA identity has an enrollment group (SPEC §1).
+struct Finding {
+    position: usize,
+    group: EnrollmentGroup,
+    path: Vec<Rc<Cert>>,
+}
+
+impl Finding {
+    /// The order-independent preference among findings: nearest the leaf,
+    /// then the lowest group ID, then the path with the lowest sequence of
+    /// certificate SHA-256s.
+    fn key(&self) -> (usize, &str, Vec<[u8; 32]>) {
+        (
+            self.position,
+            &self.group.group_id,
+            self.path.iter().map(|c| c.sha256).collect(),
+        )
+    }
+}
+
+/// SPEC §1 resolution: individual enrollment for the leaf, else, on every
+/// valid path, the group of the first certificate above the leaf that has
+/// one. A path's first entry decides that path; a disabled entry on any
+/// valid path refuses the device, whatever other paths say; among
+/// admissions the entry nearest the leaf wins (ties: lowest group ID).
 fn decide(
     request: &AttestRequest,
     leaf: Cert,
@@ -402,50 +447,86 @@ fn decide(
         source: enrollments,
         cache: HashMap::new(),
     };
-    let mut builder = PathBuilder {
-        intermediates: &intermediates,
-        anchors: &mut anchors,
-        time: request.time,
-        purpose: request.purpose,
+    let mut builder = PathBuilder::new(
+        &intermediates,
+        &mut anchors,
+        request.time,
+        request.purpose,
         crypto,
-        budget: Budget::default(),
-    };
-    builder.build(Rc::new(leaf), &mut |path| {
+    );
+    let mut groups: HashMap<[u8; 32], Option<EnrollmentGroup>> = HashMap::new();
+    let mut admitted: Option<Finding> = None;
+    let mut refused: Option<Finding> = None;
+    let mut unenrolled: Option<Vec<Rc<Cert>>> = None;
+    let searched = builder.search(Rc::new(leaf), &mut |path| {
         for (position, cert) in path.iter().enumerate().skip(1) {
-            let Some(group) = enrollments.group(&cert.sha256) else {
-                continue;
+            let group = groups
+                .entry(cert.identity)
+                .or_insert_with(|| enrollments.group(&cert.identity));
+            let Some(group) = group else { continue };
+            let finding = Finding {
+                position,
+                group: group.clone(),
+                path: path.to_vec(),
             };
-            let entry = EnrollmentRef {
+            let slot = if group.enabled {
+                &mut admitted
+            } else {
+                &mut refused
+            };
+            if slot.as_ref().is_none_or(|f| finding.key() < f.key()) {
+                *slot = Some(finding);
+            }
+            // Every longer path through this one meets the same first entry.
+            return Flow::Settled;
+        }
+        let shas = |p: &[Rc<Cert>]| p.iter().map(|c| c.sha256).collect::<Vec<_>>();
+        if unenrolled.as_deref().is_none_or(|u| shas(path) < shas(u)) {
+            unenrolled = Some(path.to_vec());
+        }
+        Flow::Continue
+    });
+    // A disabled entry on any valid path refuses the device, even when the
+    // budget stopped the search; an admission needs the whole search.
+    if let Some(Finding {
+        position,
+        group,
+        path,
+    }) = refused
+    {
+        return Err(path[position]
+            .refuse(
+                position,
+                Code::EnrollmentGroupDisabled,
+                "the enrollment group of this CA is disabled".into(),
+            )
+            .with_enrollment(EnrollmentRef {
                 kind: EnrollmentKind::Group,
                 id: group.group_id,
-            };
-            if !group.enabled {
-                // A disabled entry ends the search: no other path may
-                // route around a CA its operator has switched off.
-                return Err(Outcome::Fatal(
-                    cert.refuse(
-                        position,
-                        Code::EnrollmentGroupDisabled,
-                        "the enrollment group of this CA is disabled".into(),
-                    )
-                    .with_enrollment(entry),
-                ));
-            }
-            return Ok(Decision {
-                registration_id: registration_id.clone(),
-                device_id: device_id.clone(),
-                enrollment: entry,
-                path: path.iter().map(|c| c.info()).collect(),
-            });
-        }
+            }));
+    }
+    searched?;
+    if let Some(Finding { group, path, .. }) = admitted {
+        return Ok(Decision {
+            registration_id: registration_id.clone(),
+            device_id,
+            enrollment: EnrollmentRef {
+                kind: EnrollmentKind::Group,
+                id: group.group_id,
+            },
+            path: path.iter().map(|c| c.info()).collect(),
+        });
+    }
+    if let Some(path) = unenrolled {
         let top = path.len() - 1;
-        Err(Outcome::Soft(path[top].refuse(
+        return Err(path[top].refuse(
             top,
             Code::NoEnrollment,
             "the chain is valid but no enrollment exists for the leaf or any certificate above it"
                 .into(),
-        )))
-    })
+        ));
+    }
+    Err(builder.failure())
 }
 
 #[cfg(test)]

@@ -7,19 +7,17 @@
 //! is used, so that an unusable extra intermediate does not spoil a path that
 //! does not need it.
 
-use der::asn1::{Ia5StringRef, ObjectIdentifier, PrintableStringRef, Utf8StringRef};
-use der::{Decode, Encode, Header, Reader, SliceReader};
+use der::asn1::ObjectIdentifier;
+use der::{Decode, Header, Reader, SliceReader, Tag};
 use sha2::{Digest, Sha256};
-use x509_cert::Certificate;
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, ExtendedKeyUsage, KeyUsage, SubjectAltName, SubjectKeyIdentifier,
 };
-use x509_cert::name::Name;
 
 use crate::alg::{self, PublicKey};
+use crate::dn::{self, DistinguishedName};
 use crate::error::{CertRef, Code, Refusal};
 use crate::info::CertificateInfo;
 use crate::names::{self, Constraints};
@@ -30,7 +28,7 @@ pub const MAX_CERTIFICATE_SIZE: usize = 16 * 1024;
 
 pub(crate) mod oid {
     use der::asn1::ObjectIdentifier as Oid;
-    pub(crate) const CN: Oid = Oid::new_unwrap("2.5.4.3");
+    pub(crate) const CN: Oid = crate::dn::CN;
     pub(crate) const BASIC_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.19");
     pub(crate) const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
     pub(crate) const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
@@ -38,6 +36,7 @@ pub(crate) mod oid {
     pub(crate) const SUBJECT_KEY_ID: Oid = Oid::new_unwrap("2.5.29.14");
     pub(crate) const AUTHORITY_KEY_ID: Oid = Oid::new_unwrap("2.5.29.35");
     pub(crate) const NAME_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.30");
+    pub(crate) const POLICY_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.36");
     pub(crate) const KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
     pub(crate) const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
     pub(crate) const ANY_EXTENDED_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37.0");
@@ -55,8 +54,21 @@ const PROCESSED_CRITICAL: &[ObjectIdentifier] = &[
     oid::NAME_CONSTRAINTS,
 ];
 
-/// The DER of an empty Name (an RDNSequence with no RDNs).
-const EMPTY_NAME: &[u8] = &[0x30, 0x00];
+/// basicConstraints (RFC 5280 §4.2.1.9), read strictly: an explicit
+/// `cA FALSE` is a DER violation, and pathLenConstraint may be any
+/// non-negative INTEGER (values beyond `u64` saturate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Basic {
+    pub(crate) ca: bool,
+    pub(crate) path_len: Option<u64>,
+}
+
+/// One Extension, as encoded.
+struct Ext<'a> {
+    oid: ObjectIdentifier,
+    critical: bool,
+    value: &'a [u8],
+}
 
 /// A certificate and the fields attest uses.
 #[derive(Debug)]
@@ -66,23 +78,27 @@ pub(crate) struct Cert {
     pub(crate) sha256: [u8; 32],
     pub(crate) version: Version,
     pub(crate) serial: Vec<u8>,
-    pub(crate) subject: Vec<u8>,
-    pub(crate) issuer: Vec<u8>,
+    pub(crate) subject_name: DistinguishedName,
+    pub(crate) issuer_name: DistinguishedName,
+    /// Name keys (RFC 4518-prepared) of subject and issuer.
+    pub(crate) subject_key: [u8; 32],
+    pub(crate) issuer_key: [u8; 32],
+    /// The CA identity: prepared subject and public key (see `dn`).
+    pub(crate) identity: [u8; 32],
     pub(crate) subject_text: String,
     pub(crate) issuer_text: String,
+    /// The first commonName readable as text.
     pub(crate) common_name: Option<String>,
+    /// How many commonName attributes the subject has.
+    pub(crate) common_name_count: usize,
     pub(crate) not_before: i64,
     pub(crate) not_after: i64,
     pub(crate) signature_algorithm: spki::AlgorithmIdentifierOwned,
     pub(crate) signature: Vec<u8>,
     pub(crate) key: Result<PublicKey, (Code, String)>,
-    /// The SPKI DER, for loop detection (same subject and key = same CA).
-    pub(crate) spki_der: Vec<u8>,
-    pub(crate) basic_constraints: Option<BasicConstraints>,
+    pub(crate) basic_constraints: Option<Basic>,
     pub(crate) key_usage: Option<KeyUsage>,
     pub(crate) ext_key_usage: Option<Vec<ObjectIdentifier>>,
-    pub(crate) subject_key_id: Option<Vec<u8>>,
-    pub(crate) authority_key_id: Option<Vec<u8>>,
     /// subjectAltName entries (empty when the extension is absent).
     pub(crate) alt_names: Vec<GeneralName>,
     /// Whether subjectAltName is present and critical.
@@ -96,6 +112,12 @@ pub(crate) struct Cert {
 impl Cert {
     /// Parses a DER certificate. `Err` carries a code and message; the
     /// caller knows the position and attaches it.
+    ///
+    /// The structure is walked by hand (RFC 5280 §4.1) so that DER rules
+    /// that general-purpose decoders relax are enforced: no explicitly
+    /// encoded DEFAULT values (version v1, critical FALSE), no empty
+    /// extensions list, names in DER SET OF order; and so that UTCTime
+    /// covers its whole range, 1950 to 2049 (§4.1.2.5.1).
     pub(crate) fn parse(der: &[u8]) -> Result<Cert, (Code, String)> {
         if der.len() > MAX_CERTIFICATE_SIZE {
             return Err((
@@ -106,77 +128,69 @@ impl Cert {
                 ),
             ));
         }
-        let malformed = |e: der::Error| {
+        let malformed = |e: String| {
             (
                 Code::MalformedCertificate,
                 format!("not a DER X.509 certificate (RFC 5280 §4.1): {e}"),
             )
         };
-        let cert = Certificate::from_der(der).map_err(malformed)?;
-        let tbs = tbs_range(der).map_err(malformed)?;
-        let tbs_cert = &cert.tbs_certificate;
-        let sha256: [u8; 32] = Sha256::digest(der).into();
-
-        // The signed bytes themselves, not a re-encoding: what the issuer
-        // signed is what gets compared, and no encoder runs per certificate.
-        let fields = tbs_fields(der, tbs.clone()).map_err(malformed)?;
-        let subject = der[fields.subject].to_vec();
-        let issuer = der[fields.issuer].to_vec();
-        let not_before = unix(&tbs_cert.validity.not_before);
-        let not_after = unix(&tbs_cert.validity.not_after);
-        let signature = cert
-            .signature
-            .as_bytes()
-            .ok_or_else(|| {
-                (
-                    Code::MalformedCertificate,
-                    "signature BIT STRING has unused bits".to_string(),
-                )
-            })?
-            .to_vec();
-        let spki_der = der[fields.spki].to_vec();
-
+        let raw = RawCert::read(der).map_err(malformed)?;
+        let subject_name = DistinguishedName::parse(&der[raw.subject.clone()])
+            .map_err(|e| malformed(format!("subject: {e}")))?;
+        let issuer_name = DistinguishedName::parse(&der[raw.issuer.clone()])
+            .map_err(|e| malformed(format!("issuer: {e}")))?;
+        let spki_der = der[raw.spki.clone()].to_vec();
+        let spki = spki::SubjectPublicKeyInfoOwned::from_der(&spki_der)
+            .map_err(|e| malformed(format!("subjectPublicKeyInfo: {e}")))?;
+        let signature_algorithm =
+            spki::AlgorithmIdentifierOwned::from_der(&der[raw.outer_algorithm.clone()])
+                .map_err(|e| malformed(format!("signatureAlgorithm: {e}")))?;
+        let common_names = subject_name.common_names();
         let mut parsed = Cert {
             der: der.to_vec(),
-            tbs,
-            sha256,
-            version: tbs_cert.version,
-            serial: tbs_cert.serial_number.as_bytes().to_vec(),
-            subject_text: format_name(&tbs_cert.subject),
-            issuer_text: format_name(&tbs_cert.issuer),
-            common_name: common_name(&tbs_cert.subject),
-            subject,
-            issuer,
-            not_before,
-            not_after,
-            signature_algorithm: cert.signature_algorithm.clone(),
-            signature,
-            key: alg::parse_public_key(&tbs_cert.subject_public_key_info).map_err(
-                |(code, message)| {
-                    if message.contains("RFC ") {
-                        (code, message)
-                    } else {
-                        (
-                            code,
-                            format!("{message} (RFC 5280 §4.1.2.7; attest profile, SPEC §2)"),
-                        )
-                    }
-                },
-            ),
-            spki_der,
+            tbs: raw.tbs.clone(),
+            sha256: Sha256::digest(der).into(),
+            version: raw.version,
+            serial: raw.serial.clone(),
+            subject_key: subject_name.key(),
+            issuer_key: issuer_name.key(),
+            identity: subject_name.identity(&spki_der),
+            subject_text: format_name(&subject_name),
+            issuer_text: format_name(&issuer_name),
+            common_name: common_names
+                .iter()
+                .flatten()
+                .next()
+                .map(|s| (*s).to_string()),
+            common_name_count: common_names.len(),
+            subject_name,
+            issuer_name,
+            not_before: raw.not_before,
+            not_after: raw.not_after,
+            signature_algorithm,
+            signature: raw.signature.clone(),
+            key: alg::parse_public_key(&spki).map_err(|(code, message)| {
+                if message.contains("RFC ") {
+                    (code, message)
+                } else {
+                    (
+                        code,
+                        format!("{message} (RFC 5280 §4.1.2.7; attest profile, SPEC §2)"),
+                    )
+                }
+            }),
             basic_constraints: None,
             key_usage: None,
             ext_key_usage: None,
-            subject_key_id: None,
-            authority_key_id: None,
             alt_names: Vec::new(),
             alt_names_critical: false,
             name_constraints: None,
             defect: None,
         };
-        parsed.defect = parsed.read_extensions(&cert).err();
+        let extensions = raw.extensions(der).map_err(malformed)?;
+        parsed.defect = parsed.read_extensions(extensions.as_deref()).err();
         if parsed.defect.is_none() {
-            parsed.defect = parsed.check_structure(&cert).err();
+            parsed.defect = parsed.check_structure(der, &raw).err();
         }
         Ok(parsed)
     }
@@ -188,18 +202,18 @@ impl Cert {
 
     /// Whether subject and issuer are the same name (RFC 5280 §3.2, "self-issued").
     pub(crate) fn is_self_issued(&self) -> bool {
-        self.subject == self.issuer
+        self.subject_name.matches(&self.issuer_name)
     }
 
     /// Whether the subject is the empty Name.
     pub(crate) fn subject_is_empty(&self) -> bool {
-        self.subject == EMPTY_NAME
+        self.subject_name.is_empty()
     }
 
     /// The names that name constraints apply to (subject, its
     /// emailAddress attributes, subjectAltName).
     pub(crate) fn constrained_names(&self) -> Result<Vec<names::Form>, String> {
-        names::names_of(&self.subject, &self.alt_names)
+        names::names_of(&self.subject_name, &self.alt_names)
     }
 
     /// Whether basicConstraints asserts cA.
@@ -234,11 +248,11 @@ impl Cert {
         }
     }
 
-    fn read_extensions(&mut self, cert: &Certificate) -> Result<(), (Code, String)> {
-        let Some(extensions) = &cert.tbs_certificate.extensions else {
+    fn read_extensions(&mut self, extensions: Option<&[Ext<'_>]>) -> Result<(), (Code, String)> {
+        let Some(extensions) = extensions else {
             return Ok(());
         };
-        if cert.tbs_certificate.version != Version::V3 {
+        if self.version != Version::V3 {
             return Err((
                 Code::UnsupportedCertificateVersion,
                 "extensions present in a certificate that is not v3 (RFC 5280 §4.1.2.9)".into(),
@@ -246,29 +260,26 @@ impl Cert {
         }
         let mut seen: Vec<ObjectIdentifier> = Vec::with_capacity(extensions.len());
         for ext in extensions {
-            if seen.contains(&ext.extn_id) {
+            if seen.contains(&ext.oid) {
                 return Err((
                     Code::DuplicateExtension,
                     format!(
                         "extension {} appears more than once (RFC 5280 §4.2)",
-                        ext.extn_id
+                        ext.oid
                     ),
                 ));
             }
-            seen.push(ext.extn_id);
-            let value = ext.extn_value.as_bytes();
+            seen.push(ext.oid);
+            let value = ext.value;
             let bad = |name: &str, e: der::Error| {
                 (
                     Code::MalformedExtension,
                     format!("malformed {name} extension (RFC 5280 §4.2): {e}"),
                 )
             };
-            match ext.extn_id {
+            match ext.oid {
                 oid::BASIC_CONSTRAINTS => {
-                    self.basic_constraints = Some(
-                        BasicConstraints::from_der(value)
-                            .map_err(|e| bad("basicConstraints", e))?,
-                    );
+                    self.basic_constraints = Some(read_basic_constraints(value)?);
                 }
                 oid::KEY_USAGE => {
                     self.key_usage =
@@ -286,14 +297,12 @@ impl Cert {
                     self.ext_key_usage = Some(eku.0);
                 }
                 oid::SUBJECT_KEY_ID => {
-                    let ski = SubjectKeyIdentifier::from_der(value)
+                    SubjectKeyIdentifier::from_der(value)
                         .map_err(|e| bad("subjectKeyIdentifier", e))?;
-                    self.subject_key_id = Some(ski.0.as_bytes().to_vec());
                 }
                 oid::AUTHORITY_KEY_ID => {
-                    let aki = AuthorityKeyIdentifier::from_der(value)
+                    AuthorityKeyIdentifier::from_der(value)
                         .map_err(|e| bad("authorityKeyIdentifier", e))?;
-                    self.authority_key_id = aki.key_identifier.map(|k| k.as_bytes().to_vec());
                 }
                 oid::SUBJECT_ALT_NAME => {
                     let san =
@@ -316,16 +325,28 @@ impl Cert {
                     self.alt_names_critical = ext.critical;
                 }
                 oid::NAME_CONSTRAINTS => {
+                    if !ext.critical {
+                        return Err((
+                            Code::InvalidNameConstraints,
+                            "nameConstraints is not marked critical (RFC 5280 §4.2.1.10: conforming CAs MUST mark it critical)".into(),
+                        ));
+                    }
                     self.name_constraints = Some(Constraints::parse(value)?);
+                }
+                oid::POLICY_CONSTRAINTS if !ext.critical => {
+                    return Err((
+                        Code::MalformedExtension,
+                        "policyConstraints is not marked critical (RFC 5280 §4.2.1.11: conforming CAs MUST mark it critical)".into(),
+                    ));
                 }
                 _ => {}
             }
-            if ext.critical && !PROCESSED_CRITICAL.contains(&ext.extn_id) {
+            if ext.critical && !PROCESSED_CRITICAL.contains(&ext.oid) {
                 return Err((
                     Code::UnknownCriticalExtension,
                     format!(
                         "critical extension {} is not processed by attest (RFC 5280 §4.2)",
-                        ext.extn_id
+                        ext.oid
                     ),
                 ));
             }
@@ -333,13 +354,16 @@ impl Cert {
         Ok(())
     }
 
-    fn check_structure(&self, cert: &Certificate) -> Result<(), (Code, String)> {
-        if cert.signature_algorithm != cert.tbs_certificate.signature {
+    fn check_structure(&self, der: &[u8], raw: &RawCert) -> Result<(), (Code, String)> {
+        if der[raw.outer_algorithm.clone()] != der[raw.tbs_algorithm.clone()] {
+            let inner = spki::AlgorithmIdentifierOwned::from_der(&der[raw.tbs_algorithm.clone()])
+                .map(|a| a.oid.to_string())
+                .unwrap_or_else(|_| "(unreadable)".into());
             return Err((
                 Code::SignatureAlgorithmMismatch,
                 format!(
-                    "signatureAlgorithm {} differs from the tbsCertificate signature field {} (RFC 5280 §4.1.1.2)",
-                    cert.signature_algorithm.oid, cert.tbs_certificate.signature.oid
+                    "signatureAlgorithm {} differs from the tbsCertificate signature field {inner} (RFC 5280 §4.1.1.2)",
+                    self.signature_algorithm.oid
                 ),
             ));
         }
@@ -375,73 +399,360 @@ impl Cert {
     }
 }
 
-/// The byte range of tbsCertificate inside the certificate DER.
-fn tbs_range(der: &[u8]) -> der::Result<core::ops::Range<usize>> {
-    let mut reader = SliceReader::new(der)?;
-    let _outer = Header::decode(&mut reader)?;
-    let start = usize::try_from(reader.position())?;
-    let tbs_header = Header::decode(&mut reader)?;
-    let end = usize::try_from((reader.position() + tbs_header.length)?)?;
-    if end > der.len() {
-        return Err(der::ErrorKind::Incomplete {
-            expected_len: tbs_header.length,
-            actual_len: der::Length::try_from(der.len())?,
+/// basicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE,
+/// pathLenConstraint INTEGER (0..MAX) OPTIONAL } (RFC 5280 §4.2.1.9).
+fn read_basic_constraints(value: &[u8]) -> Result<Basic, (Code, String)> {
+    let bad = |why: String| {
+        (
+            Code::MalformedExtension,
+            format!("malformed basicConstraints extension (RFC 5280 §4.2.1.9): {why}"),
+        )
+    };
+    let body = dn::expect(value, Tag::Sequence).map_err(|e| bad(e.to_string()))?;
+    let mut reader = SliceReader::new(body).map_err(|e| bad(e.to_string()))?;
+    let mut basic = Basic {
+        ca: false,
+        path_len: None,
+    };
+    if !reader.is_finished() && reader.peek_tag().map_err(|e| bad(e.to_string()))? == Tag::Boolean {
+        basic.ca = bool::decode(&mut reader).map_err(|e| bad(e.to_string()))?;
+        if !basic.ca {
+            return Err(bad(
+                "cA FALSE is encoded explicitly; DER omits DEFAULT values (X.690 §11.5)".into(),
+            ));
         }
-        .into());
     }
-    Ok(start..end)
+    if !reader.is_finished() {
+        let n = der::asn1::IntRef::decode(&mut reader).map_err(|e| bad(e.to_string()))?;
+        let bytes = n.as_bytes();
+        if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+            return Err(bad("pathLenConstraint is negative".into()));
+        }
+        let significant: &[u8] = match bytes {
+            [0, rest @ ..] => rest,
+            all => all,
+        };
+        basic.path_len = Some(if significant.len() > 8 {
+            u64::MAX
+        } else {
+            significant
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        });
+    }
+    reader.finish(basic).map_err(|e| bad(e.to_string()))
 }
 
-/// Byte ranges (in the certificate DER) of tbsCertificate's issuer,
-/// subject and subjectPublicKeyInfo elements, tag and length included.
-struct TbsFields {
+/// Byte ranges of a certificate's parts, read strictly (RFC 5280 §4.1).
+struct RawCert {
+    tbs: core::ops::Range<usize>,
+    outer_algorithm: core::ops::Range<usize>,
+    tbs_algorithm: core::ops::Range<usize>,
+    version: Version,
+    serial: Vec<u8>,
     issuer: core::ops::Range<usize>,
     subject: core::ops::Range<usize>,
     spki: core::ops::Range<usize>,
+    not_before: i64,
+    not_after: i64,
+    signature: Vec<u8>,
+    /// `[3]` extensions: the content of the inner SEQUENCE.
+    extensions: Option<core::ops::Range<usize>>,
 }
 
-fn tbs_fields(der: &[u8], tbs: core::ops::Range<usize>) -> der::Result<TbsFields> {
-    let base = tbs.start;
-    let mut reader = SliceReader::new(&der[tbs])?;
-    let _sequence = Header::decode(&mut reader)?;
-    let element = |r: &mut SliceReader<'_>| -> der::Result<core::ops::Range<usize>> {
-        let start = usize::try_from(r.position())?;
-        let header = Header::decode(r)?;
-        r.read_slice(header.length)?;
-        let end = usize::try_from(r.position())?;
-        Ok(base + start..base + end)
-    };
-    // version [0] EXPLICIT, optional (RFC 5280 §4.1.2.1).
-    if reader.peek_tag()?.is_context_specific() {
-        element(&mut reader)?;
+/// A DER reader over `der` that reports positions in `der`.
+struct Walk<'a> {
+    der: &'a [u8],
+    reader: SliceReader<'a>,
+    base: usize,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk over the content of the element that fills `range` of `der`.
+    fn into(der: &'a [u8], range: core::ops::Range<usize>, tag: Tag) -> Result<Walk<'a>, String> {
+        let element = &der[range.clone()];
+        let mut reader = SliceReader::new(element).map_err(|e| e.to_string())?;
+        let header = Header::decode(&mut reader).map_err(|e| e.to_string())?;
+        if header.tag != tag {
+            return Err(format!("expected {tag}, found {}", header.tag));
+        }
+        let start = range.start + usize::try_from(reader.position()).map_err(|e| e.to_string())?;
+        let body = &der[start..range.end];
+        Ok(Walk {
+            der,
+            reader: SliceReader::new(body).map_err(|e| e.to_string())?,
+            base: start,
+        })
     }
-    let _serial = element(&mut reader)?;
-    let _signature = element(&mut reader)?;
-    let issuer = element(&mut reader)?;
-    let _validity = element(&mut reader)?;
-    let subject = element(&mut reader)?;
-    let spki = element(&mut reader)?;
-    Ok(TbsFields {
-        issuer,
-        subject,
-        spki,
-    })
-}
 
-fn unix(time: &x509_cert::time::Time) -> i64 {
-    i64::try_from(time.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
-}
+    /// The next element's tag, if any.
+    fn peek(&self) -> Result<Option<Tag>, String> {
+        if self.reader.is_finished() {
+            return Ok(None);
+        }
+        self.reader.peek_tag().map(Some).map_err(|e| e.to_string())
+    }
 
-/// The subject's first commonName, if it is a string type attest reads.
-pub(crate) fn common_name(name: &Name) -> Option<String> {
-    for rdn in name.0.iter() {
-        for atv in rdn.0.iter() {
-            if atv.oid == oid::CN {
-                return attribute_string(&atv.value);
-            }
+    /// The next element (tag and length included), which must have `tag`.
+    fn element(&mut self, tag: Tag, what: &str) -> Result<core::ops::Range<usize>, String> {
+        let start = usize::try_from(self.reader.position()).map_err(|e| e.to_string())?;
+        let tlv = self
+            .reader
+            .tlv_bytes()
+            .map_err(|e| format!("{what}: {e}"))?;
+        let header =
+            Header::decode(&mut SliceReader::new(tlv).map_err(|e| format!("{what}: {e}"))?)
+                .map_err(|e| format!("{what}: {e}"))?;
+        if header.tag != tag {
+            return Err(format!("{what}: expected {tag}, found {}", header.tag));
+        }
+        Ok(self.base + start..self.base + start + tlv.len())
+    }
+
+    fn finish(self, what: &str) -> Result<(), String> {
+        if self.reader.is_finished() {
+            Ok(())
+        } else {
+            Err(format!("trailing data after {what}"))
         }
     }
-    None
+
+    fn bytes(&self, range: core::ops::Range<usize>) -> &'a [u8] {
+        &self.der[range]
+    }
+}
+
+impl RawCert {
+    fn read(der: &[u8]) -> Result<RawCert, String> {
+        let whole = {
+            let mut reader = SliceReader::new(der).map_err(|e| e.to_string())?;
+            let tlv = reader.tlv_bytes().map_err(|e| e.to_string())?;
+            if !reader.is_finished() {
+                return Err("trailing data after the certificate".into());
+            }
+            0..tlv.len()
+        };
+        let mut cert = Walk::into(der, whole, Tag::Sequence)?;
+        let tbs_element = cert.element(Tag::Sequence, "tbsCertificate")?;
+        let outer_algorithm = cert.element(Tag::Sequence, "signatureAlgorithm")?;
+        let signature_element = cert.element(Tag::BitString, "signature")?;
+        let signature_der = cert.bytes(signature_element);
+        cert.finish("signature")?;
+        let signature = der::asn1::BitStringRef::from_der(signature_der)
+            .map_err(|e| format!("signature: {e}"))?
+            .as_bytes()
+            .ok_or("signature BIT STRING has unused bits")?
+            .to_vec();
+
+        let mut tbs = Walk::into(der, tbs_element.clone(), Tag::Sequence)?;
+        let tbs_range = tbs_element;
+        let version_tag = Tag::ContextSpecific {
+            constructed: true,
+            number: der::TagNumber::N0,
+        };
+        let version = if tbs.peek()? == Some(version_tag) {
+            let element = tbs.element(version_tag, "version")?;
+            let body =
+                dn::expect(tbs.bytes(element), version_tag).map_err(|e| format!("version: {e}"))?;
+            match u8::from_der(body).map_err(|e| format!("version: {e}"))? {
+                0 => {
+                    return Err(
+                        "version v1 is encoded explicitly; DER omits DEFAULT values (X.690 §11.5)"
+                            .into(),
+                    );
+                }
+                1 => Version::V2,
+                2 => Version::V3,
+                n => {
+                    return Err(format!(
+                        "version {} is not v1, v2 or v3 (RFC 5280 §4.1.2.1)",
+                        u32::from(n) + 1
+                    ));
+                }
+            }
+        } else {
+            Version::V1
+        };
+        let serial_element = tbs.element(Tag::Integer, "serialNumber")?;
+        let serial = der::asn1::IntRef::from_der(tbs.bytes(serial_element))
+            .map_err(|e| format!("serialNumber: {e}"))?
+            .as_bytes()
+            .to_vec();
+        let tbs_algorithm = tbs.element(Tag::Sequence, "signature")?;
+        let issuer = tbs.element(Tag::Sequence, "issuer")?;
+        let validity = tbs.element(Tag::Sequence, "validity")?;
+        let subject = tbs.element(Tag::Sequence, "subject")?;
+        let spki = tbs.element(Tag::Sequence, "subjectPublicKeyInfo")?;
+        let mut extensions = None;
+        for (number, what) in [
+            (der::TagNumber::N1, "issuerUniqueID"),
+            (der::TagNumber::N2, "subjectUniqueID"),
+        ] {
+            let tag = Tag::ContextSpecific {
+                constructed: false,
+                number,
+            };
+            if tbs.peek()? == Some(tag) {
+                if version == Version::V1 {
+                    return Err(format!("{what} in a v1 certificate (RFC 5280 §4.1.2.8)"));
+                }
+                tbs.element(tag, what)?;
+            }
+        }
+        let extensions_tag = Tag::ContextSpecific {
+            constructed: true,
+            number: der::TagNumber::N3,
+        };
+        if tbs.peek()? == Some(extensions_tag) {
+            let element = tbs.element(extensions_tag, "extensions")?;
+            let mut explicit = Walk::into(der, element, extensions_tag)?;
+            let list = explicit.element(Tag::Sequence, "extensions")?;
+            explicit.finish("extensions")?;
+            let content = Walk::into(der, list.clone(), Tag::Sequence)?;
+            if content.peek()?.is_none() {
+                return Err(
+                    "extensions [3] is an empty SEQUENCE (RFC 5280 §4.1: SIZE (1..MAX))".into(),
+                );
+            }
+            extensions = Some(list);
+        }
+        tbs.finish("tbsCertificate")?;
+
+        let mut times = Walk::into(der, validity, Tag::Sequence)?;
+        let not_before = read_time(&mut times, "notBefore")?;
+        let not_after = read_time(&mut times, "notAfter")?;
+        times.finish("validity")?;
+
+        Ok(RawCert {
+            tbs: tbs_range,
+            outer_algorithm,
+            tbs_algorithm,
+            version,
+            serial,
+            issuer,
+            subject,
+            spki,
+            not_before,
+            not_after,
+            signature,
+            extensions,
+        })
+    }
+
+    /// The extensions, each SEQUENCE { extnID, critical DEFAULT FALSE, extnValue }.
+    fn extensions<'a>(&self, der: &'a [u8]) -> Result<Option<Vec<Ext<'a>>>, String> {
+        let Some(list) = self.extensions.clone() else {
+            return Ok(None);
+        };
+        let mut walk = Walk::into(der, list, Tag::Sequence)?;
+        let mut out = Vec::new();
+        while walk.peek()?.is_some() {
+            let element = walk.element(Tag::Sequence, "Extension")?;
+            let body = dn::expect(walk.bytes(element), Tag::Sequence).map_err(|e| e.to_string())?;
+            let mut r = SliceReader::new(body).map_err(|e| e.to_string())?;
+            let oid = ObjectIdentifier::decode(&mut r).map_err(|e| format!("extnID: {e}"))?;
+            let mut critical = false;
+            if r.peek_tag().map_err(|e| e.to_string())? == Tag::Boolean {
+                critical = bool::decode(&mut r).map_err(|e| format!("critical: {e}"))?;
+                if !critical {
+                    return Err(format!(
+                        "extension {oid}: critical FALSE is encoded explicitly; DER omits DEFAULT values (X.690 §11.5)"
+                    ));
+                }
+            }
+            let value = der::asn1::OctetStringRef::decode(&mut r)
+                .map_err(|e| format!("extnValue: {e}"))?
+                .as_bytes();
+            r.finish(()).map_err(|e| format!("Extension: {e}"))?;
+            out.push(Ext {
+                oid,
+                critical,
+                value,
+            });
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Time ::= UTCTime | GeneralizedTime in the RFC 5280 §4.1.2.5 DER forms
+/// `YYMMDDHHMMSSZ` (years 1950–2049) and `YYYYMMDDHHMMSSZ`, as Unix seconds.
+fn read_time(walk: &mut Walk<'_>, what: &str) -> Result<i64, String> {
+    let (tag, digits) = match walk.peek()? {
+        Some(Tag::UtcTime) => (Tag::UtcTime, 12),
+        Some(Tag::GeneralizedTime) => (Tag::GeneralizedTime, 14),
+        _ => return Err(format!("{what}: not a UTCTime or GeneralizedTime")),
+    };
+    let element = walk.element(tag, what)?;
+    let body = dn::expect(walk.bytes(element), tag).map_err(|e| format!("{what}: {e}"))?;
+    let bad = || {
+        format!(
+            "{what}: not in the DER form {} (RFC 5280 §4.1.2.5)",
+            if digits == 12 {
+                "YYMMDDHHMMSSZ"
+            } else {
+                "YYYYMMDDHHMMSSZ"
+            }
+        )
+    };
+    if body.len() != digits + 1
+        || body[digits] != b'Z'
+        || !body[..digits].iter().all(u8::is_ascii_digit)
+    {
+        return Err(bad());
+    }
+    let number = |range: core::ops::Range<usize>| {
+        body[range]
+            .iter()
+            .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
+    };
+    let (year, rest) = if digits == 12 {
+        let yy = number(0..2);
+        (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
+    } else {
+        (number(0..4), 4)
+    };
+    let month = number(rest..rest + 2);
+    let day = number(rest + 2..rest + 4);
+    let hour = number(rest + 4..rest + 6);
+    let minute = number(rest + 6..rest + 8);
+    let second = number(rest + 8..rest + 10);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > month_days[usize::try_from(month - 1).unwrap_or(0)]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return Err(bad());
+    }
+    Ok(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Short names for the attribute types RFC 4514 §3 lists (and a few that
@@ -471,14 +782,15 @@ const ATTRIBUTE_NAMES: &[(ObjectIdentifier, &str)] = &[
 
 /// RFC 4514 string form of a Name: RDNs last to first, separated by ",",
 /// multi-valued RDNs joined by "+", special characters escaped, values of
-/// non-string types as "#" and the hex of their DER.
-pub(crate) fn format_name(name: &Name) -> String {
+/// types other than UTF8String, PrintableString and IA5String as "#" and
+/// the hex of their DER.
+pub(crate) fn format_name(name: &DistinguishedName) -> String {
     let mut out = String::new();
-    for (i, rdn) in name.0.iter().rev().enumerate() {
+    for (i, rdn) in name.encoded.iter().rev().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        for (j, atv) in rdn.0.iter().enumerate() {
+        for (j, atv) in rdn.iter().enumerate() {
             if j > 0 {
                 out.push('+');
             }
@@ -487,29 +799,16 @@ pub(crate) fn format_name(name: &Name) -> String {
                 None => out.push_str(&atv.oid.to_string()),
             }
             out.push('=');
-            match attribute_string(&atv.value) {
-                Some(v) => escape_rfc4514(&v, &mut out),
+            match &atv.text {
+                Some(v) => escape_rfc4514(v, &mut out),
                 None => {
                     out.push('#');
-                    out.push_str(&hex_upper(&atv.value.to_der().unwrap_or_default()));
+                    out.push_str(&hex_upper(&atv.der));
                 }
             }
         }
     }
     out
-}
-
-fn attribute_string(value: &der::asn1::Any) -> Option<String> {
-    if let Ok(s) = Utf8StringRef::try_from(value) {
-        return Some(s.as_str().to_string());
-    }
-    if let Ok(s) = PrintableStringRef::try_from(value) {
-        return Some(s.as_str().to_string());
-    }
-    if let Ok(s) = Ia5StringRef::try_from(value) {
-        return Some(s.as_str().to_string());
-    }
-    None
 }
 
 fn escape_rfc4514(value: &str, out: &mut String) {
@@ -577,14 +876,50 @@ mod tests {
     #[test]
     fn names_format_per_rfc_4514() {
         use core::str::FromStr;
-        let name = Name::from_str("CN=dev\\,ice+serialNumber=42,O=Acme,C=DE").unwrap();
+        use der::Encode;
+        let name = x509_cert::name::Name::from_str("CN=dev\\,ice+serialNumber=42,O=Acme,C=DE")
+            .unwrap()
+            .to_der()
+            .unwrap();
         // Multi-valued RDNs come out in DER SET OF order.
         assert_eq!(
-            format_name(&name),
+            format_name(&DistinguishedName::parse(&name).unwrap()),
             "serialNumber=42+CN=dev\\,ice,O=Acme,C=DE"
         );
-        let empty = Name::default();
+        let empty = DistinguishedName::parse(&[0x30, 0]).unwrap();
         assert_eq!(format_name(&empty), "");
+    }
+
+    #[test]
+    fn utc_time_covers_1950_to_2049() {
+        let at = |s: &[u8]| {
+            let der = [
+                &[
+                    0x30,
+                    u8::try_from(s.len() + 2).unwrap(),
+                    0x17,
+                    u8::try_from(s.len()).unwrap(),
+                ][..],
+                s,
+            ]
+            .concat();
+            let mut walk = Walk::into(&der, 0..der.len(), Tag::Sequence).unwrap();
+            read_time(&mut walk, "t")
+        };
+        assert_eq!(at(b"500101000000Z").unwrap(), -631_152_000);
+        assert_eq!(at(b"691231235959Z").unwrap(), -1);
+        assert_eq!(at(b"700101000000Z").unwrap(), 0);
+        assert_eq!(at(b"491231235959Z").unwrap(), 2_524_607_999);
+        assert_eq!(at(b"240229120000Z").unwrap(), 1_709_208_000);
+        for bad in [
+            &b"230229120000Z"[..],
+            b"241301000000Z",
+            b"2401010000Z",
+            b"240101000000+0100",
+            b"24010100000aZ",
+        ] {
+            assert!(at(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -57,15 +57,15 @@ impl EnrollmentSource for HostEnrollments {
         })
     }
 
-    fn group(&self, ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup> {
-        enrollments::group(ca_sha256).map(|g| EnrollmentGroup {
+    fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
+        enrollments::group(ca_identity).map(|g| EnrollmentGroup {
             group_id: g.group_id,
             enabled: g.enabled,
         })
     }
 
-    fn trust_anchors(&self, subject: &[u8]) -> Vec<Vec<u8>> {
-        enrollments::trust_anchors(subject)
+    fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
+        enrollments::trust_anchors(subject_key)
     }
 }
 
@@ -121,6 +121,16 @@ impl attestation::Guest for Component {
         challenge: Vec<u8>,
     ) -> Result<Vec<u8>, wit::Refusal> {
         crate::challenge_message(&registration_id, &challenge).map_err(refusal_to_wit)
+    }
+
+    fn index_certificate(certificate: Vec<u8>) -> Result<wit::CertificateKeys, wit::Refusal> {
+        crate::certificate_keys(&certificate)
+            .map(|k| wit::CertificateKeys {
+                sha256: k.sha256.to_vec(),
+                subject_key: k.subject_key.to_vec(),
+                ca_identity: k.ca_identity.to_vec(),
+            })
+            .map_err(refusal_to_wit)
     }
 
     fn verify_ca_possession(
@@ -269,5 +279,6 @@ fn code_to_wit(c: Code) -> wit::RefusalCode {
         Code::ProofOfPossessionFailed => W::ProofOfPossessionFailed,
         Code::UnsupportedSignatureScheme => W::UnsupportedSignatureScheme,
         Code::VerificationCodeMismatch => W::VerificationCodeMismatch,
+        Code::AmbiguousCommonName => W::AmbiguousCommonName,
     }
 }

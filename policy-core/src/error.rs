@@ -88,6 +88,8 @@ pub enum Code {
     UnsupportedSignatureScheme,
     /// A verification certificate's subject CN is not the expected verification code.
     VerificationCodeMismatch,
+    /// The leaf names more than one commonName, so its registration ID is ambiguous.
+    AmbiguousCommonName,
 }
 
 impl Code {
@@ -132,6 +134,7 @@ impl Code {
         Code::ProofOfPossessionFailed,
         Code::UnsupportedSignatureScheme,
         Code::VerificationCodeMismatch,
+        Code::AmbiguousCommonName,
     ];
 
     /// The stable string form: the WIT case name (kebab-case).
@@ -176,6 +179,7 @@ impl Code {
             Code::ProofOfPossessionFailed => "proof-of-possession-failed",
             Code::UnsupportedSignatureScheme => "unsupported-signature-scheme",
             Code::VerificationCodeMismatch => "verification-code-mismatch",
+            Code::AmbiguousCommonName => "ambiguous-common-name",
         }
     }
 
@@ -379,9 +383,10 @@ mod tests {
             | Code::InvalidProof
             | Code::ProofOfPossessionFailed
             | Code::UnsupportedSignatureScheme
-            | Code::VerificationCodeMismatch => 1,
+            | Code::VerificationCodeMismatch
+            | Code::AmbiguousCommonName => 1,
         };
-        assert_eq!(Code::ALL.iter().map(|c| count(*c)).sum::<usize>(), 39);
+        assert_eq!(Code::ALL.iter().map(|c| count(*c)).sum::<usize>(), 40);
     }
 
     #[test]

@@ -121,12 +121,30 @@ pub struct EnrollmentGroup {
 }
 
 /// Enrollment data, looked up by the host (WIT `enrollments` import).
+///
+/// Hosts index their CA certificates by [`crate::certificate_keys`].
 pub trait EnrollmentSource {
     /// The individual enrollment for a registration ID (case-insensitive).
     fn individual(&self, registration_id: &str) -> Option<IndividualEnrollment>;
-    /// The group whose CA certificate (primary or secondary) has this SHA-256.
-    fn group(&self, ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup>;
+    /// The group whose CA certificate (primary or secondary) has this CA
+    /// identity ([`CertificateKeys::ca_identity`]): any certificate of the
+    /// same CA (same subject, same key) matches the group.
+    fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup>;
     /// Trusted anchor certificates (verified CAs and group CA certificates),
-    /// DER, whose subject Name DER equals `subject`.
-    fn trust_anchors(&self, subject: &[u8]) -> Vec<Vec<u8>>;
+    /// DER, whose subject name key ([`CertificateKeys::subject_key`]) is
+    /// `subject_key`. Returning more is allowed; the core ignores the rest.
+    fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>>;
+}
+
+/// The keys a host indexes a certificate by (WIT `certificate-keys`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CertificateKeys {
+    /// SHA-256 of the DER (individual enrollments hold these).
+    pub sha256: [u8; 32],
+    /// SHA-256 of the subject name's RFC 4518-prepared canonical form:
+    /// equal for names that RFC 5280 §7.1 says are the same.
+    pub subject_key: [u8; 32],
+    /// The CA identity: the prepared subject and the public key. Re-issued
+    /// certificates of one CA (same subject, same key) share it.
+    pub ca_identity: [u8; 32],
 }

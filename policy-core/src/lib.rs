@@ -6,7 +6,7 @@
 //! arithmetic through [`SignatureVerifier`]. The same code runs natively and,
 //! compiled to `wasm32-unknown-unknown` with the `component` feature and
 //! encoded as a WebAssembly component, behind the WIT world
-//! `attest:policy/policy@0.1.0` (`wit/attest.wit`).
+//! `attest:policy/policy@0.2.0` (`wit/attest.wit`).
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -16,6 +16,7 @@
 mod alg;
 mod attest;
 mod cert;
+mod dn;
 mod error;
 mod info;
 mod names;
@@ -27,13 +28,13 @@ mod component;
 pub use alg::{SignatureAlgorithm, SignatureVerifier};
 pub use attest::{
     CHALLENGE_CONTEXT, MAX_CHALLENGE_LEN, MAX_REGISTRATION_ID_LEN, MAX_TLS_MESSAGE_LEN,
-    MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_subject, challenge_message,
+    MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_keys, challenge_message,
     check_registration_id, resolve, validate_chain, verify_ca_possession,
 };
 pub use cert::MAX_CERTIFICATE_SIZE;
 pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
 pub use info::{
-    AttestRequest, CertificateInfo, ChainRequest, Decision, EnrollmentGroup, EnrollmentSource,
-    IndividualEnrollment, Proof, Purpose,
+    AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
+    EnrollmentSource, IndividualEnrollment, Proof, Purpose,
 };
 pub use verify::{MAX_INTERMEDIATES, MAX_PATH_LEN, MAX_TRUST_ANCHORS};

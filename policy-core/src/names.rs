@@ -18,10 +18,11 @@
 //! certificate"); certificates without such names are unaffected.
 
 use der::asn1::ObjectIdentifier;
-use der::{Decode, Encode, Header, Reader, SliceReader};
+use der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{NameConstraints, constraints::name::GeneralSubtree};
 
+use crate::dn::{DistinguishedName, Same};
 use crate::error::Code;
 
 /// rfc822 attribute in a subject Name (PKCS #9 emailAddress).
@@ -40,8 +41,8 @@ pub(crate) enum Form {
     /// iPAddress: 4 or 16 address octets; in a constraint, followed by as
     /// many mask octets.
     Ip(Vec<u8>),
-    /// directoryName as the DER of each RDN, outermost first.
-    Directory(Vec<Vec<u8>>),
+    /// directoryName, parsed and prepared (RFC 4518).
+    Directory(DistinguishedName),
     /// A form attest does not compare, by its RFC 5280 name.
     Other(&'static str),
 }
@@ -62,7 +63,7 @@ impl Form {
         match self {
             Form::Dns(s) | Form::Email(s) | Form::Uri(s) => format!("{} {s:?}", self.kind()),
             Form::Ip(bytes) => format!("iPAddress {}", format_ip(bytes)),
-            Form::Directory(rdns) => format!("directoryName of {} RDN(s)", rdns.len()),
+            Form::Directory(name) => format!("directoryName '{}'", crate::cert::format_name(name)),
             Form::Other(kind) => (*kind).to_string(),
         }
     }
@@ -112,9 +113,7 @@ impl Constraints {
                     ));
                 }
                 let form = form_of(&base).map_err(|e| invalid(format!("base: {e}")))?;
-                if let Form::Ip(bytes) = &form {
-                    check_ip_constraint(bytes).map_err(invalid)?;
-                }
+                check_base(&form).map_err(invalid)?;
                 into.push(form);
             }
         }
@@ -136,6 +135,19 @@ impl Constraints {
     ) -> Result<Result<(), String>, ()> {
         for name in names {
             let kind = name.kind();
+            // A name attest cannot read cannot be shown to lie outside an
+            // excluded subtree: under a name-constrained CA it is refused.
+            let uri_constrained = self
+                .permitted
+                .iter()
+                .chain(&self.excluded)
+                .any(|b| matches!(b, Form::Uri(_)));
+            if let Err(why) = check_name_syntax(name, uri_constrained) {
+                return Ok(Err(format!(
+                    "{} cannot be checked against the issuer's name constraints: {why}",
+                    name.describe()
+                )));
+            }
             let mut constrained = false;
             let mut permitted = false;
             for base in self.permitted.iter().filter(|b| b.kind() == kind) {
@@ -178,14 +190,22 @@ impl Constraints {
 /// The names of one certificate that constraints apply to: the subject
 /// (when non-empty), its emailAddress attributes, and every
 /// subjectAltName entry.
-pub(crate) fn names_of(subject: &[u8], alt_names: &[GeneralName]) -> Result<Vec<Form>, String> {
+pub(crate) fn names_of(
+    subject: &DistinguishedName,
+    alt_names: &[GeneralName],
+) -> Result<Vec<Form>, String> {
     let mut names = Vec::new();
-    let rdns = rdns(subject).map_err(|e| format!("subject Name: {e}"))?;
-    if !rdns.is_empty() {
-        for rdn in &rdns {
-            emails_in_rdn(rdn, &mut names).map_err(|e| format!("subject Name: {e}"))?;
+    if !subject.is_empty() {
+        for attribute in subject.encoded.iter().flatten() {
+            if attribute.oid == EMAIL_ADDRESS {
+                // PKCS #9: emailAddress is an IA5String.
+                match (&attribute.text, attribute.der.first()) {
+                    (Some(text), Some(0x16)) => names.push(Form::Email(text.clone())),
+                    _ => return Err("subject Name: emailAddress is not an IA5String".into()),
+                }
+            }
         }
-        names.push(Form::Directory(rdns));
+        names.push(Form::Directory(subject.clone()));
     }
     for name in alt_names {
         names.push(form_of(name).map_err(|e| format!("subjectAltName: {e}"))?);
@@ -213,7 +233,7 @@ fn form_of(name: &GeneralName) -> Result<Form, String> {
         GeneralName::IpAddress(o) => Form::Ip(o.as_bytes().to_vec()),
         GeneralName::DirectoryName(n) => {
             let der = n.to_der().map_err(|e| e.to_string())?;
-            Form::Directory(rdns(&der).map_err(|e| e.to_string())?)
+            Form::Directory(DistinguishedName::parse(&der)?)
         }
         GeneralName::UniformResourceIdentifier(s) => Form::Uri(s.as_str().to_string()),
         GeneralName::OtherName(_) => Form::Other("otherName"),
@@ -222,30 +242,70 @@ fn form_of(name: &GeneralName) -> Result<Form, String> {
     })
 }
 
-/// The DER of each RDN of a Name's DER, outermost first.
-fn rdns(name: &[u8]) -> der::Result<Vec<Vec<u8>>> {
-    let mut reader = SliceReader::new(name)?;
-    let header = Header::decode(&mut reader)?;
-    let body = reader.read_slice(header.length)?;
-    reader.finish(())?;
-    let mut inner = SliceReader::new(body)?;
-    let mut out = Vec::new();
-    while !inner.is_finished() {
-        out.push(inner.tlv_bytes()?.to_vec());
-    }
-    Ok(out)
+/// A host name: dot-separated labels of letters, digits, '-' and '_'
+/// (at most 63 octets each, 253 in all), one trailing dot allowed.
+fn is_host(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
-/// emailAddress attributes of one RDN, as rfc822 names.
-fn emails_in_rdn(rdn: &[u8], out: &mut Vec<Form>) -> der::Result<()> {
-    let set = x509_cert::name::RelativeDistinguishedName::from_der(rdn)?;
-    for atv in set.0.iter() {
-        if atv.oid == EMAIL_ADDRESS {
-            let s: der::asn1::Ia5StringRef<'_> = atv.value.decode_as()?;
-            out.push(Form::Email(s.as_str().to_string()));
+/// Refuses subtree bases attest cannot interpret (RFC 5280 §4.2.1.10
+/// gives each form's syntax): they would otherwise silently match nothing.
+fn check_base(base: &Form) -> Result<(), String> {
+    let domain_or_host = |s: &str| s.strip_prefix('.').is_some_and(is_host) || is_host(s);
+    match base {
+        Form::Ip(bytes) => check_ip_constraint(bytes),
+        Form::Dns(s) if s.is_empty() || domain_or_host(s) => Ok(()),
+        Form::Dns(s) => Err(format!("dNSName base {s:?} is not a domain name")),
+        Form::Email(s) => {
+            let ok = match s.rsplit_once('@') {
+                // "local@host" a mailbox; "@host" (OpenSSL's reading: every
+                // mailbox at host).
+                Some((local, host)) => !local.contains('@') && is_host(host),
+                None => domain_or_host(s),
+            };
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "rfc822Name base {s:?} is not a mailbox, a host or a .domain"
+                ))
+            }
         }
+        Form::Uri(s) if domain_or_host(s) => Ok(()),
+        Form::Uri(s) => Err(format!(
+            "uniformResourceIdentifier base {s:?} is not a host or a .domain"
+        )),
+        Form::Directory(_) | Form::Other(_) => Ok(()),
     }
-    Ok(())
+}
+
+/// The syntax a name must have to be compared with constraints: a dNSName
+/// is a host name (a leading "*." label allowed), an rfc822Name a mailbox
+/// at a host name, and, where URI constraints exist, a URI has an
+/// authority with a host name.
+fn check_name_syntax(name: &Form, uri_constrained: bool) -> Result<(), String> {
+    match name {
+        Form::Dns(s) if is_host(s.strip_prefix("*.").unwrap_or(s)) => Ok(()),
+        Form::Dns(_) => Err("not a valid DNS name (RFC 5280 §4.2.1.6)".into()),
+        Form::Email(s) => match s.rsplit_once('@') {
+            Some((local, host)) if !local.is_empty() && is_host(host) => Ok(()),
+            _ => Err("not a mailbox at a host name (RFC 5280 §4.2.1.6)".into()),
+        },
+        Form::Uri(s) if uri_constrained && !uri_host(s).is_some_and(is_host) => Err(
+            "the URI has no authority with a host name (RFC 5280 §4.2.1.10 requires one under URI constraints)"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn check_ip_constraint(bytes: &[u8]) -> Result<(), String> {
@@ -287,6 +347,7 @@ fn matches(name: &Form, base: &Form, subtree: Subtree) -> bool {
         (Form::Dns(name), Form::Dns(base)) => dns_matches(name, base, subtree),
         (Form::Email(name), Form::Email(base)) => email_matches(name, base),
         (Form::Uri(uri), Form::Uri(base)) => uri_host(uri).is_some_and(|host| {
+            let host = host.strip_suffix('.').unwrap_or(host);
             // RFC 5280 §4.2.1.10: a host matches exactly; ".domain" matches
             // hosts under it. A URI without a host matches nothing (and is
             // therefore refused under any permitted URI subtree).
@@ -296,9 +357,13 @@ fn matches(name: &Form, base: &Form, subtree: Subtree) -> bool {
             }
         }),
         (Form::Ip(addr), Form::Ip(net)) => ip_matches(addr, net),
-        (Form::Directory(name), Form::Directory(base)) => {
-            base.len() <= name.len() && name.iter().zip(base).all(|(n, b)| n == b)
-        }
+        // A name that cannot be prepared may or may not lie in the
+        // subtree: outside every permitted one, inside an excluded one.
+        (Form::Directory(name), Form::Directory(base)) => match name.within(base) {
+            Same::Yes => true,
+            Same::No => false,
+            Same::Unknown => subtree == Subtree::Excluded,
+        },
         _ => false,
     }
 }
@@ -356,7 +421,9 @@ fn email_matches(name: &str, base: &str) -> bool {
     let Some((local, host)) = name.rsplit_once('@') else {
         return false;
     };
+    let host = host.strip_suffix('.').unwrap_or(host);
     match base.rsplit_once('@') {
+        Some(("", base_host)) => host.eq_ignore_ascii_case(base_host),
         Some((base_local, base_host)) => {
             local == base_local && host.eq_ignore_ascii_case(base_host)
         }

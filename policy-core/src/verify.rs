@@ -2,13 +2,18 @@
 //!
 //! Path building is a depth-first search from the leaf towards a trust
 //! anchor. At each step the candidates are the trust anchors and presented
-//! intermediates whose subject equals the current certificate's issuer,
-//! those whose subjectKeyIdentifier matches its authorityKeyIdentifier
-//! first. A candidate that fails (not a CA, expired, bad signature, …) is
-//! skipped and the next one tried (backtracking); when all fail, the most
-//! specific refusal is reported. A [`Budget`] bounds the work so that no
-//! input can make one validation slow.
+//! intermediates whose subject is the current certificate's issuer (names
+//! compared by RFC 5280 §7.1), each distinct certificate once, in an order
+//! fixed by their SHA-256: what the device sent, in which order and how
+//! often, and what its key identifiers say, never changes which paths are
+//! explored or in which order. A candidate that fails (not a CA, expired,
+//! bad signature, …) is skipped (backtracking); every complete path is
+//! handed to the caller, who may stop the search, settle the path, or have
+//! it extended above its anchor. When no path is found, the most specific
+//! refusal is reported. A [`Budget`] bounds the work so that no input can
+//! make one validation slow.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::alg::{self, SignatureVerifier};
@@ -18,9 +23,10 @@ use crate::info::Purpose;
 use x509_cert::certificate::Version;
 
 /// Most untrusted intermediates accepted in one request. Real device chains
-/// carry one to three; 32 leaves room for cross-signed extras while keeping
-/// parsing cost bounded.
-pub const MAX_INTERMEDIATES: usize = 32;
+/// carry one to three; PKI "soups" with bridge and cross-certificates carry
+/// tens. The number bounds parsing (256 × 16 KiB at most); the path
+/// [`Budget`] bounds the search.
+pub const MAX_INTERMEDIATES: usize = 256;
 
 /// Most trust anchors accepted in one plain validation request.
 pub const MAX_TRUST_ANCHORS: usize = 1024;
@@ -34,11 +40,13 @@ pub const MAX_PATH_LEN: usize = 10;
 pub(crate) struct Budget {
     /// Signature verifications left. rustls-webpki allows 100; at ≈ 50 µs
     /// for the slowest allowed check (RSA-8192 verify is ≈ 0.3 ms natively,
-    /// but such keys are rare) this caps a hostile input at a few ms.
+    /// but such keys are rare) this caps a hostile input at a few ms. Each
+    /// (certificate, issuer) pair is verified once per validation, however
+    /// many paths share it, so the budget counts distinct edges.
     signatures: usize,
     /// Calls into the recursive builder left: bounds the search over
     /// candidates whose signatures are never checked (e.g. many candidates
-    /// that fail a cheap check first).
+    /// that fail a cheap check first) and the number of paths explored.
     build_calls: usize,
     /// Name-constraint comparisons left (one subtree against one name).
     /// Real CAs carry tens of subtrees and devices a handful of names, so
@@ -61,138 +69,188 @@ impl Default for Budget {
 }
 
 impl Budget {
-    fn consume_signature(&mut self) -> Result<(), Outcome> {
+    fn consume_signature(&mut self) -> Result<(), Refusal> {
         self.signatures = self.signatures.checked_sub(1).ok_or_else(|| {
-            Outcome::Fatal(Refusal::new(
+            Refusal::new(
                 Code::PathBudgetExceeded,
                 "path building stopped: more than 100 signature checks",
-            ))
+            )
         })?;
         Ok(())
     }
 
-    fn consume_build_call(&mut self) -> Result<(), Outcome> {
+    fn consume_build_call(&mut self) -> Result<(), Refusal> {
         self.build_calls = self.build_calls.checked_sub(1).ok_or_else(|| {
-            Outcome::Fatal(Refusal::new(
+            Refusal::new(
                 Code::PathBudgetExceeded,
                 "path building stopped: more than 2000 candidate steps",
-            ))
+            )
         })?;
         Ok(())
     }
 }
 
-/// How a path attempt ended when it did not succeed.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// Stop the whole search (budget exhausted, a disabled enrollment decided).
-    Fatal(Refusal),
-    /// This candidate path failed; try the next.
-    Soft(Refusal),
+/// What the caller makes of a complete path (leaf first, anchor last).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// The answer is known: end the search.
+    Stop,
+    /// This path is settled: do not extend it above its anchor (every
+    /// longer path through it would be judged the same).
+    Settled,
+    /// Extend this path above its anchor, if the anchor can issue as an
+    /// intermediate.
+    Continue,
 }
 
-impl Outcome {
-    pub(crate) fn into_refusal(self) -> Refusal {
-        match self {
-            Outcome::Fatal(r) | Outcome::Soft(r) => r,
-        }
-    }
-}
+/// The caller's judgement of complete paths.
+pub(crate) type Visit<'a> = dyn FnMut(&[Rc<Cert>]) -> Flow + 'a;
 
 /// Where trust anchors come from: a fixed list, or the host's store.
 pub(crate) trait AnchorSource {
-    /// Anchors whose subject Name DER equals `subject`.
-    fn anchors_for(&mut self, subject: &[u8]) -> Vec<Rc<Cert>>;
+    /// Anchors whose subject is `name` (RFC 5280 §7.1 comparison),
+    /// looked up by the name's key.
+    fn anchors_for(&mut self, name_key: &[u8; 32]) -> Vec<Rc<Cert>>;
 }
 
 /// A fixed list of anchors (plain chain validation).
 pub(crate) struct AnchorList(pub(crate) Vec<Rc<Cert>>);
 
 impl AnchorSource for AnchorList {
-    fn anchors_for(&mut self, subject: &[u8]) -> Vec<Rc<Cert>> {
+    fn anchors_for(&mut self, name_key: &[u8; 32]) -> Vec<Rc<Cert>> {
         self.0
             .iter()
-            .filter(|a| a.subject == subject)
+            .filter(|a| a.subject_key == *name_key)
             .cloned()
             .collect()
     }
 }
 
-/// Decides whether a complete path (leaf first, anchor last) is accepted.
-pub(crate) type Accept<'a, T> = dyn FnMut(&[Rc<Cert>]) -> Result<T, Outcome> + 'a;
-
 /// The search state for one validation.
 pub(crate) struct PathBuilder<'a> {
-    pub(crate) intermediates: &'a [Rc<Cert>],
-    pub(crate) anchors: &'a mut dyn AnchorSource,
-    pub(crate) time: i64,
-    pub(crate) purpose: Purpose,
-    pub(crate) crypto: &'a dyn SignatureVerifier,
-    pub(crate) budget: Budget,
+    /// Presented intermediates: each distinct certificate once, by SHA-256.
+    intermediates: Vec<Rc<Cert>>,
+    anchors: &'a mut dyn AnchorSource,
+    time: i64,
+    purpose: Purpose,
+    crypto: &'a dyn SignatureVerifier,
+    budget: Budget,
+    /// Signature checks done: (certificate, issuer) SHA-256 → valid.
+    signatures: HashMap<([u8; 32], [u8; 32]), bool>,
+    /// The most specific refusal met so far (for when no path is found).
+    best: Option<Refusal>,
 }
 
-impl PathBuilder<'_> {
-    /// Builds a path from `leaf` to a trust anchor and hands each complete
-    /// path to `accept`; the first path `accept` takes wins. A `Soft`
-    /// rejection from `accept` continues the search (also above the anchor,
-    /// if it is not self-issued); a `Fatal` one ends it.
-    pub(crate) fn build<T>(
-        &mut self,
-        leaf: Rc<Cert>,
-        accept: &mut Accept<'_, T>,
-    ) -> Result<T, Refusal> {
-        check_leaf(&leaf, self.time, self.purpose)?;
-        let mut path = vec![leaf];
-        self.extend(&mut path, accept)
-            .map_err(Outcome::into_refusal)
+impl<'a> PathBuilder<'a> {
+    /// A builder over `intermediates` (duplicates and order do not matter).
+    pub(crate) fn new(
+        intermediates: &[Rc<Cert>],
+        anchors: &'a mut dyn AnchorSource,
+        time: i64,
+        purpose: Purpose,
+        crypto: &'a dyn SignatureVerifier,
+    ) -> PathBuilder<'a> {
+        let mut intermediates = intermediates.to_vec();
+        intermediates.sort_by_key(|c| c.sha256);
+        intermediates.dedup_by(|a, b| a.sha256 == b.sha256);
+        PathBuilder {
+            intermediates,
+            anchors,
+            time,
+            purpose,
+            crypto,
+            budget: Budget::default(),
+            signatures: HashMap::new(),
+            best: None,
+        }
     }
 
-    fn extend<T>(
+    /// Explores the paths from `leaf` to a trust anchor and hands each
+    /// complete one to `visit`. `Ok(())` when the search is over (every
+    /// path explored, or `visit` stopped it); `Err` when the leaf is
+    /// unusable or the budget ran out. [`PathBuilder::failure`] then says
+    /// why no path was found.
+    pub(crate) fn search(&mut self, leaf: Rc<Cert>, visit: &mut Visit<'_>) -> Result<(), Refusal> {
+        check_leaf(&leaf, self.time, self.purpose)?;
+        let mut path = vec![leaf];
+        self.extend(&mut path, visit).map(|_| ())
+    }
+
+    /// The most specific refusal of the search, or unknown-issuer.
+    pub(crate) fn failure(&mut self) -> Refusal {
+        self.best
+            .take()
+            .unwrap_or_else(|| Refusal::new(Code::UnknownIssuer, "no path to a trust anchor"))
+    }
+
+    fn keep_best(&mut self, candidate: Refusal) {
+        keep_best(&mut self.best, candidate);
+    }
+
+    /// Anchors and presented intermediates whose subject is `child`'s
+    /// issuer: each certificate once (an anchor when it is one), ordered
+    /// by SHA-256.
+    fn candidates(&mut self, child: &Cert) -> Vec<(Rc<Cert>, bool)> {
+        let mut out: Vec<(Rc<Cert>, bool)> = self
+            .anchors
+            .anchors_for(&child.issuer_key)
+            .into_iter()
+            .filter(|a| a.subject_name.matches(&child.issuer_name))
+            .map(|a| (a, true))
+            .collect();
+        out.sort_by_key(|(c, _)| c.sha256);
+        out.dedup_by(|(a, _), (b, _)| a.sha256 == b.sha256);
+        for c in &self.intermediates {
+            if c.subject_key == child.issuer_key
+                && c.subject_name.matches(&child.issuer_name)
+                && !out.iter().any(|(a, _)| a.sha256 == c.sha256)
+            {
+                out.push((Rc::clone(c), false));
+            }
+        }
+        out.sort_by_key(|(c, _)| c.sha256);
+        out
+    }
+
+    /// Whether `issuer`'s key signed `child`, checked once per pair.
+    fn signed_by(
         &mut self,
-        path: &mut Vec<Rc<Cert>>,
-        accept: &mut Accept<'_, T>,
-    ) -> Result<T, Outcome> {
+        child: &Cert,
+        child_position: usize,
+        issuer: &Cert,
+    ) -> Result<Result<(), Refusal>, Refusal> {
+        let pair = (child.sha256, issuer.sha256);
+        let (budget, done, crypto) = (&mut self.budget, &mut self.signatures, self.crypto);
+        check_signature(child, child_position, issuer, &mut |algorithm, key| {
+            if let Some(valid) = done.get(&pair) {
+                return Ok(*valid);
+            }
+            budget.consume_signature()?;
+            let valid = crypto.verify_signature(algorithm, key, child.tbs(), &child.signature);
+            done.insert(pair, valid);
+            Ok(valid)
+        })
+    }
+
+    /// Extends `path` by every candidate issuer of its last certificate.
+    /// `Ok(true)` when `visit` stopped the search.
+    fn extend(&mut self, path: &mut Vec<Rc<Cert>>, visit: &mut Visit<'_>) -> Result<bool, Refusal> {
         self.budget.consume_build_call()?;
         let position = path.len();
         let child = Rc::clone(&path[position - 1]);
-        let mut best: Option<Refusal> = None;
-
-        let mut candidates: Vec<(Rc<Cert>, bool)> = self
-            .anchors
-            .anchors_for(&child.issuer)
-            .into_iter()
-            .map(|c| (c, true))
-            .chain(
-                self.intermediates
-                    .iter()
-                    .filter(|c| c.subject == child.issuer)
-                    .map(|c| (Rc::clone(c), false)),
-            )
-            .collect();
-        // Stable sort: key-identifier matches first (RFC 5280 §4.2.1.1 makes
-        // AKI an aid to path building, not a rule), anchors before
-        // intermediates within each group.
-        if let Some(aki) = &child.authority_key_id {
-            candidates.sort_by_key(|(c, _)| c.subject_key_id.as_ref() != Some(aki));
-        }
-
-        for (candidate, is_anchor) in candidates {
+        let mut tried = false;
+        for (candidate, is_anchor) in self.candidates(&child) {
             // Loop detection: a CA (same subject and key) may appear once.
-            if path
-                .iter()
-                .any(|p| p.subject == candidate.subject && p.spki_der == candidate.spki_der)
-            {
+            if path.iter().any(|p| p.identity == candidate.identity) {
                 continue;
             }
+            tried = true;
             if position >= MAX_PATH_LEN {
-                keep_best(
-                    &mut best,
-                    candidate.refuse(
-                        position,
-                        Code::PathBudgetExceeded,
-                        format!("path would exceed {MAX_PATH_LEN} certificates"),
-                    ),
-                );
+                self.keep_best(candidate.refuse(
+                    position,
+                    Code::PathBudgetExceeded,
+                    format!("path would exceed {MAX_PATH_LEN} certificates"),
+                ));
                 continue;
             }
             if let Err(r) = check_issuer(
@@ -203,49 +261,56 @@ impl PathBuilder<'_> {
                 self.time,
                 self.purpose,
             ) {
-                keep_best(&mut best, r);
+                self.keep_best(r);
                 continue;
             }
-            self.budget.consume_signature()?;
-            if let Err(r) = verify_signed_by(&child, position - 1, &candidate, self.crypto) {
-                keep_best(&mut best, r);
+            if let Err(r) = self.signed_by(&child, position - 1, &candidate)? {
+                self.keep_best(r);
                 continue;
             }
             // After the signature: a forged look-alike CA must be reported
             // as a bad signature, not as a constraint violation.
             match self.check_name_constraints(&candidate, position, path) {
-                Ok(()) => {}
-                Err(Outcome::Soft(r)) => {
-                    keep_best(&mut best, r);
+                Ok(Ok(())) => {}
+                Ok(Err(r)) => {
+                    self.keep_best(r);
                     continue;
                 }
                 Err(fatal) => return Err(fatal),
             }
 
             path.push(Rc::clone(&candidate));
-            if is_anchor {
-                match accept(path) {
-                    Ok(t) => return Ok(t),
-                    Err(Outcome::Fatal(r)) => return Err(Outcome::Fatal(r)),
-                    Err(Outcome::Soft(r)) => keep_best(&mut best, r),
-                }
+            let flow = if is_anchor {
+                visit(path)
+            } else {
+                Flow::Continue
+            };
+            if flow == Flow::Stop {
+                return Ok(true);
             }
-            // Continue above the candidate unless it is a self-issued
-            // trust anchor (a root: nothing is above it). A self-issued
-            // intermediate (a key rollover certificate) is extended like any
-            // other; loop detection keeps the search finite.
-            if !(is_anchor && candidate.is_self_issued()) {
-                match self.extend(path, accept) {
-                    Ok(t) => return Ok(t),
-                    Err(Outcome::Fatal(r)) => return Err(Outcome::Fatal(r)),
-                    Err(Outcome::Soft(r)) => keep_best(&mut best, r),
-                }
+            // Continue above the candidate unless the caller settled the
+            // path or it is a self-issued trust anchor (a root: nothing is
+            // above it). A self-issued intermediate (a key rollover
+            // certificate) is extended like any other; loop detection keeps
+            // the search finite. Above an anchor, the anchor is an
+            // intermediate like any other and must pass those rules too
+            // (a v1 anchor, say, cannot issue as an intermediate).
+            let mut above = flow == Flow::Continue && !(is_anchor && candidate.is_self_issued());
+            if above
+                && is_anchor
+                && let Err(r) =
+                    check_issuer(&candidate, position, path, false, self.time, self.purpose)
+            {
+                self.keep_best(r);
+                above = false;
+            }
+            if above && self.extend(path, visit)? {
+                return Ok(true);
             }
             path.pop();
         }
-
-        Err(Outcome::Soft(best.unwrap_or_else(|| {
-            child.refuse(
+        if !tried {
+            self.keep_best(child.refuse(
                 position - 1,
                 Code::UnknownIssuer,
                 format!(
@@ -256,8 +321,9 @@ impl PathBuilder<'_> {
                         &child.issuer_text
                     }
                 ),
-            )
-        })))
+            ));
+        }
+        Ok(false)
     }
 }
 
@@ -270,21 +336,22 @@ impl PathBuilder<'_> {
         holder: &Cert,
         position: usize,
         path: &[Rc<Cert>],
-    ) -> Result<(), Outcome> {
+    ) -> Result<Result<(), Refusal>, Refusal> {
         let Some(constraints) = &holder.name_constraints else {
-            return Ok(());
+            return Ok(Ok(()));
         };
         for (i, cert) in path[..position].iter().enumerate() {
             if i > 0 && cert.is_self_issued() {
                 continue;
             }
-            let names = cert
-                .constrained_names()
-                .map_err(|e| Outcome::Soft(cert.refuse(i, Code::MalformedCertificate, e)))?;
+            let names = match cert.constrained_names() {
+                Ok(names) => names,
+                Err(e) => return Ok(Err(cert.refuse(i, Code::MalformedCertificate, e))),
+            };
             match constraints.check(&names, &mut self.budget.name_comparisons) {
                 Ok(Ok(())) => {}
                 Ok(Err(why)) => {
-                    return Err(Outcome::Soft(cert.refuse(
+                    return Ok(Err(cert.refuse(
                         i,
                         Code::NameConstraintViolation,
                         format!(
@@ -295,14 +362,14 @@ impl PathBuilder<'_> {
                     )));
                 }
                 Err(()) => {
-                    return Err(Outcome::Fatal(Refusal::new(
+                    return Err(Refusal::new(
                         Code::PathBudgetExceeded,
                         "path building stopped: more than 50000 name-constraint comparisons",
-                    )));
+                    ));
                 }
             }
         }
-        Ok(())
+        Ok(Ok(()))
     }
 }
 
@@ -316,12 +383,18 @@ pub(crate) fn role(position: usize, is_anchor: bool) -> &'static str {
 }
 
 /// Keeps the more specific of two refusals: higher rank, then the one found
-/// further from the leaf (the search got further before it failed).
-fn keep_best(best: &mut Option<Refusal>, candidate: Refusal) {
+/// further from the leaf (the search got further before it failed); ties
+/// go to the lower certificate SHA-256, code and message, so the choice
+/// never depends on the order in which candidates were met.
+pub(crate) fn keep_best(best: &mut Option<Refusal>, candidate: Refusal) {
+    use core::cmp::Reverse;
     let score = |r: &Refusal| {
         (
             r.code.rank(),
             r.certificate.as_ref().map_or(0, |c| c.position),
+            Reverse(r.certificate.as_ref().map(|c| c.sha256)),
+            Reverse(r.code),
+            Reverse(r.message.clone()),
         )
     };
     match best {
@@ -489,13 +562,13 @@ fn check_issuer(
         }
         Version::V3 => match &cert.basic_constraints {
             Some(bc) if bc.ca => {
-                if let Some(max) = bc.path_len_constraint {
+                if let Some(max) = bc.path_len {
                     // Non-self-issued intermediates between this CA and the leaf.
                     let following = path[1..position]
                         .iter()
                         .filter(|c| !c.is_self_issued())
                         .count();
-                    if following > usize::from(max) {
+                    if u64::try_from(following).unwrap_or(u64::MAX) > max {
                         return Err(cert.refuse(
                             position,
                             Code::PathLengthExceeded,
@@ -546,19 +619,42 @@ pub(crate) fn verify_signed_by(
     issuer: &Cert,
     crypto: &dyn SignatureVerifier,
 ) -> Result<(), Refusal> {
-    let key = check_key(issuer, child_position + 1)?;
-    let algorithm = alg::select(&child.signature_algorithm, key)
-        .map_err(|(code, message)| child.refuse(child_position, code, message))?;
-    if crypto.verify_signature(algorithm, &key.bytes, child.tbs(), &child.signature) {
-        Ok(())
+    check_signature(child, child_position, issuer, &mut |algorithm, key| {
+        Ok(crypto.verify_signature(algorithm, key, child.tbs(), &child.signature))
+    })
+    .and_then(|verdict| verdict)
+}
+
+/// Signature arithmetic for [`check_signature`]: whether the signature is
+/// valid under an algorithm and key, or a refusal that stops the search.
+type Arithmetic<'a> = dyn FnMut(alg::SignatureAlgorithm, &[u8]) -> Result<bool, Refusal> + 'a;
+
+/// The signature rules, with the arithmetic done by `verify` (which may
+/// stop the search: the outer `Err`).
+fn check_signature(
+    child: &Cert,
+    child_position: usize,
+    issuer: &Cert,
+    verify: &mut Arithmetic<'_>,
+) -> Result<Result<(), Refusal>, Refusal> {
+    let key = match check_key(issuer, child_position + 1) {
+        Ok(key) => key,
+        Err(r) => return Ok(Err(r)),
+    };
+    let algorithm = match alg::select(&child.signature_algorithm, key) {
+        Ok(algorithm) => algorithm,
+        Err((code, message)) => return Ok(Err(child.refuse(child_position, code, message))),
+    };
+    if verify(algorithm, &key.bytes)? {
+        Ok(Ok(()))
     } else {
-        Err(child.refuse(
+        Ok(Err(child.refuse(
             child_position,
             Code::BadSignature,
             format!(
                 "signature does not verify with the key of '{}' ({algorithm:?}; RFC 5280 §6.1.3(a)(1))",
                 issuer.subject_text
             ),
-        ))
+        )))
     }
 }

@@ -17,7 +17,6 @@ use policy_host::{
 };
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use sha2::{Digest, Sha256};
 
 /// A gateway's enrollment store: here two maps, in practice a database.
 struct Store {
@@ -29,10 +28,10 @@ impl EnrollmentSource for Store {
     fn individual(&self, _registration_id: &str) -> Option<IndividualEnrollment> {
         None
     }
-    fn group(&self, ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup> {
-        self.groups.get(ca_sha256).cloned()
+    fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
+        self.groups.get(ca_identity).cloned()
     }
-    fn trust_anchors(&self, _subject: &[u8]) -> Vec<Vec<u8>> {
+    fn trust_anchors(&self, _subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
         // Returning every anchor is allowed; the component keeps only those
         // whose subject matches. Index by subject when there are many.
         self.anchors.clone()
@@ -69,7 +68,10 @@ fn main() -> Result<(), String> {
             group_id: id.into(),
             enabled,
         };
-        store.groups.insert(Sha256::digest(&ca).into(), group);
+        // Groups are keyed by CA identity (subject and key), so a renewed
+        // certificate of the same CA still belongs to its group.
+        let keys = policy_host::certificate_keys(&ca).map_err(|r| r.to_string())?;
+        store.groups.insert(keys.ca_identity, group);
         store.anchors.push(ca);
     }
 

@@ -3,8 +3,8 @@
 //! get exactly the values the native core returns.
 
 use policy_core::{
-    AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentKind,
-    EnrollmentRef, Proof, Purpose, Refusal,
+    AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code, Decision,
+    EnrollmentKind, EnrollmentRef, Proof, Purpose, Refusal,
 };
 
 use crate::bindings::attest::policy::types as wit;
@@ -175,6 +175,18 @@ pub(crate) fn code_from_wit(c: wit::RefusalCode) -> Code {
         W::ProofOfPossessionFailed => Code::ProofOfPossessionFailed,
         W::UnsupportedSignatureScheme => Code::UnsupportedSignatureScheme,
         W::VerificationCodeMismatch => Code::VerificationCodeMismatch,
+        W::AmbiguousCommonName => Code::AmbiguousCommonName,
+    }
+}
+
+/// Each key is 32 bytes by the WIT contract; a short one (which the
+/// component never returns) becomes zeros rather than a panic.
+pub(crate) fn keys_from_wit(k: wit::CertificateKeys) -> CertificateKeys {
+    let key = |v: Vec<u8>| <[u8; 32]>::try_from(v.as_slice()).unwrap_or([0; 32]);
+    CertificateKeys {
+        sha256: key(k.sha256),
+        subject_key: key(k.subject_key),
+        ca_identity: key(k.ca_identity),
     }
 }
 

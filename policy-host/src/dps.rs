@@ -145,10 +145,11 @@ impl Allocation {
 pub struct EnrollmentSet {
     /// Keyed by lower-case registration ID.
     individuals: HashMap<String, IndividualEnrollment>,
-    /// Keyed by SHA-256 of a group CA certificate (primary and secondary).
+    /// Keyed by the CA identity of a group CA certificate (primary and
+    /// secondary): re-issued certificates of the same CA match too.
     groups: HashMap<[u8; 32], EnrollmentGroup>,
-    /// Trust anchors by subject DER: group CAs and verified CAs.
-    anchors: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    /// Trust anchors by subject name key: group CAs and verified CAs.
+    anchors: HashMap<[u8; 32], Vec<Vec<u8>>>,
     /// Allocation settings by (kind, id); group IDs as written.
     allocations: HashMap<(EnrollmentKind, String), Allocation>,
     group_ids: HashSet<String>,
@@ -260,19 +261,27 @@ impl EnrollmentSet {
             group_id: group_id.clone(),
             enabled,
         };
+        let mut identities = Vec::with_capacity(certs.len());
         for der in &certs {
-            let thumb: [u8; 32] = Sha256::digest(der).into();
-            if let Some(other) = self.groups.get(&thumb) {
+            let identity = policy_core::certificate_keys(der)
+                .map_err(|r| {
+                    EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
+                })?
+                .ca_identity;
+            // One CA (subject and key), one group: a second group on the
+            // same CA, even through another certificate of it, would make
+            // the decision depend on which one a lookup finds.
+            if let Some(other) = self.groups.get(&identity) {
                 return Err(EnrollmentError::new(format!(
-                    "its CA certificate is already the CA of enrollment group '{}'",
+                    "its CA (same subject and public key) is already the CA of enrollment group '{}'",
                     other.group_id
                 )));
             }
+            identities.push(identity);
         }
-        for der in certs {
-            let thumb: [u8; 32] = Sha256::digest(&der).into();
+        for (der, identity) in certs.into_iter().zip(identities) {
             self.add_anchor(der)?;
-            self.groups.insert(thumb, group.clone());
+            self.groups.insert(identity, group.clone());
         }
         self.allocations.insert(
             (EnrollmentKind::Group, group_id.clone()),
@@ -288,9 +297,11 @@ impl EnrollmentSet {
 
     /// Adds a trusted CA certificate (a verified CA in DPS terms).
     pub fn add_anchor(&mut self, der: Vec<u8>) -> Result<()> {
-        let subject = policy_core::certificate_subject(&der).map_err(|r| {
-            EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
-        })?;
+        let subject = policy_core::certificate_keys(&der)
+            .map_err(|r| {
+                EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
+            })?
+            .subject_key;
         let list = self.anchors.entry(subject).or_default();
         if !list.contains(&der) {
             list.push(der);
@@ -397,12 +408,12 @@ impl EnrollmentSource for EnrollmentSet {
             .cloned()
     }
 
-    fn group(&self, ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup> {
-        self.groups.get(ca_sha256).cloned()
+    fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
+        self.groups.get(ca_identity).cloned()
     }
 
-    fn trust_anchors(&self, subject: &[u8]) -> Vec<Vec<u8>> {
-        self.anchors.get(subject).cloned().unwrap_or_default()
+    fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
+        self.anchors.get(subject_key).cloned().unwrap_or_default()
     }
 }
 

@@ -16,10 +16,10 @@ impl EnrollmentSource for NoEnrollments {
     fn individual(&self, _registration_id: &str) -> Option<IndividualEnrollment> {
         None
     }
-    fn group(&self, _ca_sha256: &[u8; 32]) -> Option<EnrollmentGroup> {
+    fn group(&self, _ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
         None
     }
-    fn trust_anchors(&self, _subject: &[u8]) -> Vec<Vec<u8>> {
+    fn trust_anchors(&self, _subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
         Vec::new()
     }
 }
@@ -36,10 +36,10 @@ impl enrollments::Host for HostState {
             })
     }
 
-    fn group(&mut self, ca_certificate: Vec<u8>) -> Option<wit::EnrollmentGroup> {
-        let thumbprint: [u8; 32] = ca_certificate.as_slice().try_into().ok()?;
+    fn group(&mut self, ca: Vec<u8>) -> Option<wit::EnrollmentGroup> {
+        let identity: [u8; 32] = ca.as_slice().try_into().ok()?;
         self.enrollments
-            .group(&thumbprint)
+            .group(&identity)
             .map(|g| wit::EnrollmentGroup {
                 group_id: g.group_id,
                 enabled: g.enabled,
@@ -47,6 +47,9 @@ impl enrollments::Host for HostState {
     }
 
     fn trust_anchors(&mut self, subject: Vec<u8>) -> Vec<Vec<u8>> {
-        self.enrollments.trust_anchors(&subject)
+        match <[u8; 32]>::try_from(subject.as_slice()) {
+            Ok(key) => self.enrollments.trust_anchors(&key),
+            Err(_) => Vec::new(),
+        }
     }
 }

@@ -51,10 +51,10 @@ pub use cache::CacheMode;
 pub use crypto::AwsLcVerifier;
 pub use enrollments::NoEnrollments;
 pub use policy_core::{
-    AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentGroup,
-    EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof, Purpose, Refusal,
-    SignatureAlgorithm, SignatureVerifier, certificate_common_name, certificate_subject,
-    challenge_message, check_registration_id,
+    AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code, Decision,
+    EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof,
+    Purpose, Refusal, SignatureAlgorithm, SignatureVerifier, certificate_common_name,
+    certificate_keys, challenge_message, check_registration_id,
 };
 
 mod bindings {
@@ -241,7 +241,7 @@ impl Policy {
     }
 
     /// The component's imports, as `interface-name` strings (e.g.
-    /// `attest:policy/crypto@0.1.0`): what the sandbox can reach.
+    /// `attest:policy/crypto@0.2.0`): what the sandbox can reach.
     pub fn component_imports(&self) -> Vec<String> {
         let ty = self.pre.instance_pre().component().component_type();
         ty.imports(&self.engine)
@@ -319,6 +319,20 @@ impl Policy {
             )
         })
         .map(|r| r.map_err(convert::refusal_from_wit))
+    }
+
+    /// The keys a host indexes a CA certificate by (WIT
+    /// `attestation.index-certificate`).
+    pub fn certificate_keys(&self, certificate: &[u8]) -> Verdict<CertificateKeys> {
+        self.call(Arc::new(NoEnrollments), |policy, store| {
+            policy
+                .attest_policy_attestation()
+                .call_index_certificate(store, certificate)
+        })
+        .map(|r| {
+            r.map(convert::keys_from_wit)
+                .map_err(convert::refusal_from_wit)
+        })
     }
 
     /// CA proof of possession (WIT `attestation.verify-ca-possession`).
@@ -416,9 +430,9 @@ mod tests {
         assert_eq!(
             imports,
             [
-                "attest:policy/crypto@0.1.0",
-                "attest:policy/enrollments@0.1.0",
-                "attest:policy/types@0.1.0",
+                "attest:policy/crypto@0.2.0",
+                "attest:policy/enrollments@0.2.0",
+                "attest:policy/types@0.2.0",
             ]
         );
         let mut exports = policy.component_exports();
@@ -426,8 +440,8 @@ mod tests {
         assert_eq!(
             exports,
             [
-                "attest:policy/attestation@0.1.0",
-                "attest:policy/chain@0.1.0"
+                "attest:policy/attestation@0.2.0",
+                "attest:policy/chain@0.2.0"
             ]
         );
     }
