@@ -258,3 +258,154 @@ pub fn fake_rsa_key(bits: usize) -> Vec<u8> {
     body.extend(e.to_der().expect("e"));
     tlv(0x30, &body)
 }
+
+/// A tbsCertificate as the DER of each field, for encodings the `der`
+/// crate will not produce (explicit DEFAULT values, unsorted SETs, names
+/// and times written byte by byte).
+#[derive(Clone, Debug)]
+pub struct RawTbs {
+    /// The whole `[0]` version element; empty for the v1 default.
+    pub version: Vec<u8>,
+    /// serialNumber.
+    pub serial: Vec<u8>,
+    /// signature (AlgorithmIdentifier).
+    pub signature: Vec<u8>,
+    /// issuer Name.
+    pub issuer: Vec<u8>,
+    /// validity.
+    pub validity: Vec<u8>,
+    /// subject Name.
+    pub subject: Vec<u8>,
+    /// subjectPublicKeyInfo.
+    pub spki: Vec<u8>,
+    /// Each Extension's DER; `Some(vec![])` encodes an empty `[3]` list.
+    pub extensions: Option<Vec<Vec<u8>>>,
+}
+
+impl RawTbs {
+    /// The fields of a well-formed certificate.
+    pub fn of(der: &[u8]) -> RawTbs {
+        let cert = Certificate::from_der(der).expect("a certificate to forge");
+        let t = cert.tbs_certificate;
+        let enc = |e: &dyn Fn() -> der::Result<Vec<u8>>| e().expect("field encodes");
+        RawTbs {
+            version: match t.version {
+                x509_cert::certificate::Version::V1 => Vec::new(),
+                v => tlv(0xa0, &[0x02, 0x01, v as u8]),
+            },
+            serial: enc(&|| t.serial_number.to_der()),
+            signature: enc(&|| t.signature.to_der()),
+            issuer: enc(&|| t.issuer.to_der()),
+            validity: enc(&|| t.validity.to_der()),
+            subject: enc(&|| t.subject.to_der()),
+            spki: enc(&|| t.subject_public_key_info.to_der()),
+            extensions: t.extensions.as_ref().map(|exts| {
+                exts.iter()
+                    .map(|e| e.to_der().expect("extension encodes"))
+                    .collect()
+            }),
+        }
+    }
+
+    /// The tbsCertificate DER.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        for part in [
+            &self.version,
+            &self.serial,
+            &self.signature,
+            &self.issuer,
+            &self.validity,
+            &self.subject,
+            &self.spki,
+        ] {
+            body.extend_from_slice(part);
+        }
+        if let Some(exts) = &self.extensions {
+            body.extend(tlv(0xa3, &tlv(0x30, &exts.concat())));
+        }
+        tlv(0x30, &body)
+    }
+
+    /// Replaces the extension with `oid` (or appends one) by raw DER.
+    pub fn set_extension(&mut self, oid: ObjectIdentifier, ext: Vec<u8>) {
+        let prefix = tlv(0x06, oid.as_bytes());
+        let exts = self.extensions.get_or_insert_with(Vec::new);
+        match exts.iter_mut().find(|e| {
+            let body = &e[header_len(e)..];
+            body.starts_with(&prefix)
+        }) {
+            Some(e) => *e = ext,
+            None => exts.push(ext),
+        }
+    }
+}
+
+fn header_len(tlv: &[u8]) -> usize {
+    match tlv.get(1) {
+        Some(b) if b & 0x80 != 0 => 2 + usize::from(b & 0x7f),
+        _ => 2,
+    }
+}
+
+/// Decodes `der` into raw fields, lets `edit` change them, and signs the
+/// result with `signer` (the certificate's own signature algorithm).
+pub fn forge_raw(der: &[u8], signer: Signer<'_>, edit: impl FnOnce(&mut RawTbs)) -> Vec<u8> {
+    let cert = Certificate::from_der(der).expect("a certificate to forge");
+    let mut raw = RawTbs::of(der);
+    edit(&mut raw);
+    let tbs = raw.encode();
+    let alg = cert
+        .signature_algorithm
+        .to_der()
+        .expect("algorithm encodes");
+    assemble(&tbs, &alg, &signer.sign(&tbs))
+}
+
+/// An Extension; `critical: Some(false)` encodes the DEFAULT explicitly.
+pub fn extension_der(oid: ObjectIdentifier, critical: Option<bool>, value: &[u8]) -> Vec<u8> {
+    let mut body = tlv(0x06, oid.as_bytes());
+    if let Some(c) = critical {
+        body.extend([0x01, 0x01, if c { 0xff } else { 0x00 }]);
+    }
+    body.extend(tlv(0x04, value));
+    tlv(0x30, &body)
+}
+
+/// A Name from RDNs of (attribute OID, string tag, value bytes), written
+/// in the order given (so SETs may be left unsorted on purpose).
+pub fn name_der(rdns: &[&[(&str, u8, &[u8])]]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for rdn in rdns {
+        let mut set = Vec::new();
+        for (oid, tag, value) in *rdn {
+            let mut atv = tlv(0x06, ObjectIdentifier::new_unwrap(oid).as_bytes());
+            atv.extend(tlv(*tag, value));
+            set.extend(tlv(0x30, &atv));
+        }
+        body.extend(tlv(0x31, &set));
+    }
+    tlv(0x30, &body)
+}
+
+/// Validity from two times written as given, each with its tag (0x17
+/// UTCTime, 0x18 GeneralizedTime).
+pub fn validity_der(not_before: (u8, &str), not_after: (u8, &str)) -> Vec<u8> {
+    let mut body = tlv(not_before.0, not_before.1.as_bytes());
+    body.extend(tlv(not_after.0, not_after.1.as_bytes()));
+    tlv(0x30, &body)
+}
+
+/// String tags for [`name_der`].
+pub mod tag {
+    /// UTF8String.
+    pub const UTF8: u8 = 0x0c;
+    /// PrintableString.
+    pub const PRINTABLE: u8 = 0x13;
+    /// TeletexString.
+    pub const TELETEX: u8 = 0x14;
+    /// IA5String.
+    pub const IA5: u8 = 0x16;
+    /// BMPString.
+    pub const BMP: u8 = 0x1e;
+}
