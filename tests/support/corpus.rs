@@ -185,6 +185,10 @@ fn build() -> Vec<Case> {
     constraints_rules(&mut c, &root, &ica);
     name_constraints(&mut c, &root);
     path_building(&mut c, &root, &ica, &leaf, &other_root);
+    strict_der(&mut c, &root, &ica, &leaf);
+    name_matching(&mut c, &root);
+    hard_constraints(&mut c, &root);
+    soup(&mut c);
 
     let mut ids = HashSet::new();
     for case in &c.cases {
@@ -1649,6 +1653,456 @@ fn path_building(c: &mut Corpus, root: &Ca, ica: &Ca, leaf: &Device, other_root:
         &leaf.der,
         &refs,
         &[&root.der],
+    );
+}
+
+/// DER as RFC 5280 §4.1 requires it (X.690 §10, §11): one encoding per
+/// certificate, so no parser reads it two ways.
+fn strict_der(c: &mut Corpus, root: &Ca, ica: &Ca, leaf: &Device) {
+    c.section("4.1");
+    let private = "1.3.6.1.4.1.57264.99";
+    let explicit_false = forge::forge_raw(&leaf.der, Signer::Key(&ica.key), |t| {
+        t.extensions
+            .get_or_insert_with(Vec::new)
+            .push(forge::extension_der(
+                der::asn1::ObjectIdentifier::new_unwrap(private),
+                Some(false),
+                &[0x05, 0x00],
+            ));
+    });
+    c.refuse(
+        "der-explicit-critical-false",
+        "critical FALSE encoded explicitly (DER omits DEFAULT values, X.690 §11.5)",
+        Code::MalformedCertificate,
+        &explicit_false,
+        &[&ica.der],
+        &[&root.der],
+    );
+    let empty_extensions = forge::forge_raw(&leaf.der, Signer::Key(&ica.key), |t| {
+        t.extensions = Some(Vec::new());
+    });
+    c.refuse(
+        "der-empty-extensions",
+        "an extensions [3] field with no extension (SIZE (1..MAX))",
+        Code::MalformedCertificate,
+        &empty_extensions,
+        &[&ica.der],
+        &[&root.der],
+    );
+    let v1_root = root_with("Explicit v1 Root", |_| {});
+    let explicit_v1 = forge::forge_raw(&v1_root.der, Signer::Key(&v1_root.key), |t| {
+        t.version = tlv(0xa0, &[0x02, 0x01, 0x00]);
+        t.extensions = None;
+    });
+    let v1_leaf = v1_root
+        .device("device-1", KeyAlg::P256, device_validity())
+        .expect("leaf");
+    c.refuse(
+        "der-explicit-version-v1",
+        "version v1 encoded explicitly (DEFAULT v1 is omitted in DER)",
+        Code::MalformedCertificate,
+        &v1_leaf.der,
+        &[],
+        &[&explicit_v1],
+    );
+    let (cn, serial) = ("2.5.4.3", "2.5.4.5");
+    let sorted = forge::forge_raw(&leaf.der, Signer::Key(&ica.key), |t| {
+        // DER orders SET OF elements by their whole encoding: the shorter
+        // serialNumber attribute (30 09 …) before the CN (30 0f …).
+        t.subject = forge::name_der(&[&[
+            (serial, forge::tag::PRINTABLE, b"42"),
+            (cn, forge::tag::UTF8, b"device-1"),
+        ]]);
+    });
+    c.accept(
+        "der-multi-valued-rdn-sorted",
+        "a multi-valued RDN in DER SET OF order",
+        &sorted,
+        &[&ica.der],
+        &[&root.der],
+    );
+    let unsorted = forge::forge_raw(&leaf.der, Signer::Key(&ica.key), |t| {
+        t.subject = forge::name_der(&[&[
+            (cn, forge::tag::UTF8, b"device-1"),
+            (serial, forge::tag::PRINTABLE, b"42"),
+        ]]);
+    });
+    c.refuse(
+        "der-multi-valued-rdn-unsorted",
+        "a multi-valued RDN whose attributes are not in DER SET OF order (X.690 §11.6)",
+        Code::MalformedCertificate,
+        &unsorted,
+        &[&ica.der],
+        &[&root.der],
+    );
+
+    c.section("4.2.1.9");
+    let explicit_ca_false = forge::forge(&leaf.der, Signer::Key(&ica.key), |cert| {
+        forge::set_extension(
+            cert,
+            oid::BASIC_CONSTRAINTS,
+            true,
+            &[0x30, 0x03, 0x01, 0x01, 0x00],
+        );
+    });
+    c.refuse(
+        "bc-explicit-ca-false",
+        "basicConstraints with cA FALSE encoded explicitly",
+        Code::MalformedExtension,
+        &explicit_ca_false,
+        &[&ica.der],
+        &[&root.der],
+    );
+    let big = root_with("Path Length 300 Root", |_| {});
+    let big_root = forge::forge(&big.der, Signer::Key(&big.key), |cert| {
+        forge::set_extension(
+            cert,
+            oid::BASIC_CONSTRAINTS,
+            true,
+            &[0x30, 0x07, 0x01, 0x01, 0xff, 0x02, 0x02, 0x01, 0x2c],
+        );
+    });
+    let big_leaf = big
+        .device("device-1", KeyAlg::P256, device_validity())
+        .expect("leaf");
+    c.accept(
+        "bc-path-length-300",
+        "a pathLenConstraint of 300 (any non-negative INTEGER)",
+        &big_leaf.der,
+        &[],
+        &[&big_root],
+    );
+
+    c.section("4.1.2.5");
+    let sixties = forge::forge_raw(&leaf.der, Signer::Key(&ica.key), |t| {
+        t.validity = forge::validity_der((0x17, "650101000000Z"), (0x17, "280601000000Z"));
+    });
+    c.accept(
+        "validity-utctime-1965",
+        "UTCTime years 50-99 are 1950-1999 (§4.1.2.5.1)",
+        &sixties,
+        &[&ica.der],
+        &[&root.der],
+    );
+}
+
+/// RFC 5280 §7.1: names compare after RFC 4518 preparation (case,
+/// insignificant spaces, string type), not byte for byte.
+fn name_matching(c: &mut Corpus, root: &Ca) {
+    c.section("7.1");
+    let cn = "2.5.4.3";
+    let leaf = root
+        .device("device-1", KeyAlg::P256, device_validity())
+        .expect("leaf");
+    for (id, rule, issuer) in [
+        (
+            "name-issuer-printable-string",
+            "issuer as PrintableString, CA subject as UTF8String",
+            forge::name_der(&[&[(cn, forge::tag::PRINTABLE, b"Conformance Root")]]),
+        ),
+        (
+            "name-issuer-case-and-spaces",
+            "issuer differs in case and insignificant spaces",
+            forge::name_der(&[&[(cn, forge::tag::UTF8, b"  CONFORMANCE   root ")]]),
+        ),
+    ] {
+        let variant = forge::forge_raw(&leaf.der, Signer::Key(&root.key), |t| t.issuer = issuer);
+        c.accept(id, rule, &variant, &[], &[&root.der]);
+    }
+    let other = forge::forge_raw(&leaf.der, Signer::Key(&root.key), |t| {
+        t.issuer = forge::name_der(&[&[(cn, forge::tag::UTF8, b"Conformance Roots")]]);
+    });
+    c.refuse(
+        "name-issuer-different",
+        "an issuer name that differs in more than case and spacing",
+        Code::UnknownIssuer,
+        &other,
+        &[],
+        &[&root.der],
+    );
+}
+
+/// Name constraints that must not be escaped by re-encoding a name, and
+/// constraint bases or names attest cannot interpret (fail closed).
+fn hard_constraints(c: &mut Corpus, root: &Ca) {
+    c.section("4.2.1.10");
+    let violation = Code::NameConstraintViolation;
+    let mut contoso = DistinguishedName::new();
+    contoso.push(
+        DnType::CountryName,
+        DnValue::PrintableString("US".try_into().expect("printable")),
+    );
+    contoso.push(
+        DnType::OrganizationName,
+        DnValue::Utf8String("Contoso Ltd".into()),
+    );
+    let excluded_ca = ca_with(root, "Excluding CA", |p| {
+        p.name_constraints = Some(constraints(
+            vec![],
+            vec![GeneralSubtree::DirectoryName(contoso.clone())],
+        ));
+    });
+    let permitted_ca = ca_with(root, "Permitting CA", |p| {
+        p.name_constraints = Some(constraints(
+            vec![GeneralSubtree::DirectoryName(contoso)],
+            vec![],
+        ));
+    });
+    let base = device_with(&excluded_ca, |_| {});
+    let (c_oid, o_oid, cn) = ("2.5.4.6", "2.5.4.10", "2.5.4.3");
+    let subject = |country: &[u8], org_tag: u8, org: &[u8]| {
+        forge::name_der(&[
+            &[(c_oid, forge::tag::PRINTABLE, country)],
+            &[(o_oid, org_tag, org)],
+            &[(cn, forge::tag::UTF8, b"device-1")],
+        ])
+    };
+    let permitted_base = device_with(&permitted_ca, |_| {});
+    let with_subject = |ca: &Ca, name: Vec<u8>| {
+        let base = if std::ptr::eq(ca, &permitted_ca) {
+            &permitted_base
+        } else {
+            &base
+        };
+        forge::forge_raw(&base.der, Signer::Key(&ca.key), |t| t.subject = name)
+    };
+    for (id, rule, name) in [
+        (
+            "nc-dirname-excluded-lower-case",
+            "O=contoso ltd is inside excluded O=Contoso Ltd (RFC 4518 case folding)",
+            subject(b"US", forge::tag::UTF8, b"contoso ltd"),
+        ),
+        (
+            "nc-dirname-excluded-printable-string",
+            "the same value as a PrintableString is inside the excluded subtree",
+            subject(b"US", forge::tag::PRINTABLE, b"Contoso Ltd"),
+        ),
+        (
+            "nc-dirname-excluded-double-space",
+            "insignificant spaces do not escape an excluded subtree",
+            subject(b"US", forge::tag::UTF8, b"Contoso  Ltd "),
+        ),
+        (
+            "nc-dirname-excluded-country-case",
+            "C=us is inside excluded C=US",
+            subject(b"us", forge::tag::UTF8, b"Contoso Ltd"),
+        ),
+        (
+            "nc-dirname-excluded-unpreparable",
+            "a TeletexString beyond ASCII cannot be prepared: inside an excluded subtree (fail closed)",
+            subject(b"US", forge::tag::TELETEX, b"Contoso Lt\xe9"),
+        ),
+    ] {
+        c.refuse(
+            id,
+            rule,
+            violation,
+            &with_subject(&excluded_ca, name),
+            &[&excluded_ca.der],
+            &[&root.der],
+        );
+    }
+    c.accept(
+        "nc-dirname-excluded-other-org",
+        "O=Fabrikam is outside excluded O=Contoso Ltd",
+        &with_subject(&excluded_ca, subject(b"US", forge::tag::UTF8, b"Fabrikam")),
+        &[&excluded_ca.der],
+        &[&root.der],
+    );
+    c.accept(
+        "nc-dirname-permitted-case-folded",
+        "C=us, O=CONTOSO LTD is inside permitted C=US, O=Contoso Ltd",
+        &with_subject(
+            &permitted_ca,
+            subject(b"us", forge::tag::UTF8, b"CONTOSO LTD"),
+        ),
+        &[&permitted_ca.der],
+        &[&root.der],
+    );
+
+    // rfc822Name: "@host" excludes every mailbox at host (as OpenSSL reads it).
+    let at_host = tlv(0x30, &tlv(0xa1, &tlv(0x30, &tlv(0x81, b"@evil.com"))));
+    let mail = ca_with(root, "At-Host CA", |_| {});
+    let mail_ca = forge::forge(&mail.der, Signer::Key(&root.key), |cert| {
+        forge::set_extension(cert, oid::NAME_CONSTRAINTS, true, &at_host);
+    });
+    for (id, rule, addr, expect) in [
+        (
+            "nc-email-at-host-excluded",
+            "excluded @evil.com covers x@evil.com",
+            "x@evil.com",
+            Some(violation),
+        ),
+        (
+            "nc-email-at-host-other-host",
+            "excluded @evil.com does not cover x@good.com",
+            "x@good.com",
+            None,
+        ),
+        (
+            "nc-email-malformed-name",
+            "an rfc822Name with no host under a name-constrained CA",
+            "x@",
+            Some(violation),
+        ),
+    ] {
+        let d = device_with(&mail, |p| p.subject_alt_names = vec![email(addr)]);
+        c.case(id, rule, expect, &d.der, &[&mail_ca], &[&root.der]);
+    }
+
+    // URIs: excluded subtrees cannot be escaped by a URI without "//".
+    let excluded_uri = tlv(0x30, &tlv(0xa1, &tlv(0x30, &tlv(0x86, b".evil.com"))));
+    let uri = ca_with(root, "URI CA", |_| {});
+    let uri_ca = forge::forge(&uri.der, Signer::Key(&root.key), |cert| {
+        forge::set_extension(cert, oid::NAME_CONSTRAINTS, true, &excluded_uri);
+    });
+    for (id, rule, name, expect) in [
+        (
+            "nc-uri-no-authority-excluded",
+            "a URI without an authority under a URI constraint",
+            "https:x.evil.com",
+            Some(violation),
+        ),
+        (
+            "nc-uri-excluded-trailing-dot",
+            "a trailing dot does not escape an excluded .domain",
+            "https://x.evil.com./",
+            Some(violation),
+        ),
+        (
+            "nc-uri-outside-excluded",
+            "a URI whose host is outside the excluded .domain",
+            "https://x.good.com/",
+            None,
+        ),
+    ] {
+        let d = device_with(&uri, |p| {
+            p.subject_alt_names = vec![SanType::URI(name.try_into().expect("ia5"))];
+        });
+        c.case(id, rule, expect, &d.der, &[&uri_ca], &[&root.der]);
+    }
+    let bad_base = tlv(
+        0x30,
+        &tlv(0xa1, &tlv(0x30, &tlv(0x86, b"https://evil.com/path"))),
+    );
+    let bad_ca = forge::forge(&uri.der, Signer::Key(&root.key), |cert| {
+        forge::set_extension(cert, oid::NAME_CONSTRAINTS, true, &bad_base);
+    });
+    let plain = device_with(&uri, |_| {});
+    c.refuse(
+        "nc-uri-base-uninterpretable",
+        "a URI subtree base that is not a host or .domain",
+        Code::InvalidNameConstraints,
+        &plain.der,
+        &[&bad_ca],
+        &[&root.der],
+    );
+
+    // Malformed names below a constrained CA, and non-critical constraints.
+    let dns = ca_with(root, "Leading Dot CA", |p| {
+        p.name_constraints = Some(constraints(
+            vec![],
+            vec![GeneralSubtree::DnsName("evil.com".into())],
+        ));
+    });
+    let dotted = device_with(&dns, |p| {
+        p.subject_alt_names = vec![self::dns(".x.evil.com")]
+    });
+    c.refuse(
+        "nc-dns-leading-period-name",
+        "a dNSName with a leading period under a name-constrained CA",
+        violation,
+        &dotted.der,
+        &[&dns.der],
+        &[&root.der],
+    );
+    let dns_nc = tlv(0x30, &tlv(0xa1, &tlv(0x30, &tlv(0x82, b"evil.com"))));
+    let lax = forge::forge(&dns.der, Signer::Key(&root.key), |cert| {
+        forge::set_extension(cert, oid::NAME_CONSTRAINTS, false, &dns_nc);
+    });
+    let fine = device_with(&dns, |p| {
+        p.subject_alt_names = vec![self::dns("x.good.com")]
+    });
+    c.refuse(
+        "nc-not-critical",
+        "nameConstraints not marked critical (§4.2.1.10: MUST be critical)",
+        Code::InvalidNameConstraints,
+        &fine.der,
+        &[&lax],
+        &[&root.der],
+    );
+
+    c.section("4.2");
+    let policy = ca_with(root, "Policy CA", |_| {});
+    let policy_ca = forge::forge(&policy.der, Signer::Key(&root.key), |cert| {
+        forge::set_extension(
+            cert,
+            der::asn1::ObjectIdentifier::new_unwrap("2.5.29.36"),
+            false,
+            &[0x30, 0x03, 0x80, 0x01, 0x00],
+        );
+    });
+    let under_policy = device_with(&policy, |_| {});
+    c.refuse(
+        "ext-policy-constraints-not-critical",
+        "policyConstraints not marked critical (§4.2.1.11: MUST be critical)",
+        Code::MalformedExtension,
+        &under_policy.der,
+        &[&policy_ca],
+        &[&root.der],
+    );
+}
+
+/// A PKI "soup": 40 presented certificates (a bridge between two roots,
+/// look-alike CAs, the real path) validate within the path budget.
+fn soup(c: &mut Corpus) {
+    c.section("6.1");
+    let r1 = Ca::root("Soup Root One", KeyAlg::P256, ca_validity()).expect("root");
+    let r2 = Ca::root("Soup Root Two", KeyAlg::P256, ca_validity()).expect("root");
+    // The bridge: root one's key certified by root two, and back.
+    let r1_by_r2 = r2
+        .issue_ca(
+            ca_params("Soup Root One", ca_validity(), None),
+            KeyPair::from_pem(&r1.key.serialize_pem()).expect("key"),
+        )
+        .expect("bridge");
+    let r2_by_r1 = r1
+        .issue_ca(
+            ca_params("Soup Root Two", ca_validity(), None),
+            KeyPair::from_pem(&r2.key.serialize_pem()).expect("key"),
+        )
+        .expect("bridge");
+    let i1 = r1
+        .intermediate("Soup Factory", KeyAlg::P256, ca_validity())
+        .expect("CA");
+    let i2 = i1
+        .intermediate("Soup Line", KeyAlg::P256, ca_validity())
+        .expect("CA");
+    let leaf = i2
+        .device("device-1", KeyAlg::P256, device_validity())
+        .expect("leaf");
+    let mut presented: Vec<Vec<u8>> = vec![
+        r1_by_r2.der.clone(),
+        r2_by_r1.der.clone(),
+        i1.der.clone(),
+        i2.der.clone(),
+    ];
+    // Look-alikes: same names, other keys, issued by the right parents.
+    for i in 0..36 {
+        let decoy = match i % 3 {
+            0 => r1.intermediate("Soup Factory", KeyAlg::P256, ca_validity()),
+            1 => i1.intermediate("Soup Line", KeyAlg::P256, ca_validity()),
+            _ => r2.intermediate("Soup Factory", KeyAlg::P256, ca_validity()),
+        };
+        presented.push(decoy.expect("decoy").der);
+    }
+    let refs: Vec<&[u8]> = presented.iter().map(Vec::as_slice).collect();
+    c.accept(
+        "path-soup-40-certificates",
+        "40 presented certificates with a bridge and look-alike CAs, anchored at the other root",
+        &leaf.der,
+        &refs,
+        &[&r2.der],
     );
 }
 
