@@ -192,6 +192,18 @@ impl Policy {
 
     /// Loads the embedded component with the given limits and cache.
     pub fn with_options(limits: Limits, cache: CacheMode) -> Result<Policy, HostError> {
+        Policy::with_verifier(limits, cache, Arc::new(AwsLcVerifier))
+    }
+
+    /// Loads the embedded component with the given limits, cache and
+    /// signature arithmetic (the component's `crypto` import): an HSM or
+    /// hardware accelerator, or a deterministic stand-in for fuzzing. The
+    /// component still decides which key, algorithm and bytes.
+    pub fn with_verifier(
+        limits: Limits,
+        cache: CacheMode,
+        crypto: Arc<dyn SignatureVerifier + Send + Sync>,
+    ) -> Result<Policy, HostError> {
         let mut config = Config::new();
         config.consume_fuel(limits.fuel.is_some());
         config.epoch_interruption(limits.deadline.is_some());
@@ -230,7 +242,7 @@ impl Policy {
             engine,
             pre,
             limits,
-            crypto: Arc::new(AwsLcVerifier),
+            crypto,
             _ticker: ticker,
         })
     }

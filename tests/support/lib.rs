@@ -154,3 +154,57 @@ pub fn individual_json(id: &str, pem: &str, enabled: bool) -> serde_json::Value 
         "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": pem}}}}
     })
 }
+
+/// A conformance case in the fuzz targets' input format
+/// (`fuzz/src/lib.rs`): flags, a zero day offset, then the leaf, the
+/// intermediates and the anchors, each with a 2-byte length. The number
+/// of anchors (1 to 4) goes into flags bits 2-3; `flags` supplies the rest.
+pub fn fuzz_input(flags: u8, case: &corpus::Case) -> Vec<u8> {
+    let anchors = case.anchors.len().clamp(1, 4);
+    let count_bits = u8::try_from(anchors - 1).expect("0..=3") << 2;
+    let mut out = vec![(flags & !0x0c) | count_bits, 0, 0];
+    let days = (case.time - VALIDATION_TIME).div_euclid(86_400);
+    out[1..3].copy_from_slice(&i16::try_from(days).unwrap_or(0).to_be_bytes());
+    let certs = std::iter::once(&case.leaf)
+        .chain(&case.intermediates)
+        .chain(case.anchors.iter().take(anchors));
+    for der in certs {
+        let len = u16::try_from(der.len()).expect("certificates are under 64 KiB");
+        out.extend(len.to_be_bytes());
+        out.extend_from_slice(der);
+    }
+    out
+}
+
+/// SplitMix64: a small deterministic generator for property and mutation
+/// tests (a fixed seed makes every failure reproducible).
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// True with `percent` % probability.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    /// Fisher-Yates shuffle.
+    pub fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+}
