@@ -478,3 +478,47 @@ fn help_is_success_and_usage_errors_are_2() {
     assert_eq!(host_cli(&[]).code, 2);
     assert_eq!(host_cli(&["frobnicate"]).code, 2);
 }
+
+/// Regression (issue 8, item 1), end to end: a sub-CA under line B (whose
+/// group step 2 disables) that the root has also cross-signed. `verify`
+/// used to admit the device when the cross-signed certificate came first;
+/// now both orders are refused by line B's group.
+#[test]
+fn verify_refuses_a_cross_signed_route_around_a_disabled_group() {
+    let f = Fixture::new();
+    let (ca_v, dev_v) = fixed();
+    let x_by_b = f
+        .pki
+        .line_b
+        .intermediate("Sub X", KeyAlg::P256, ca_v)
+        .unwrap();
+    let x_by_root = f
+        .pki
+        .root
+        .issue_ca(
+            host_cli::pki::ca_params("Sub X", ca_v, None),
+            rcgen::KeyPair::from_pem(&x_by_b.key.serialize_pem()).unwrap(),
+        )
+        .unwrap();
+    let leaf = x_by_b.device("device-6", KeyAlg::P256, dev_v).unwrap();
+    for (name, first, second) in [
+        ("b-first.pem", &x_by_b, &x_by_root),
+        ("root-first.pem", &x_by_root, &x_by_b),
+    ] {
+        let chain = f.write(name, format!("{}{}{}", leaf.pem, first.pem, second.pem));
+        let run = host_cli(&[
+            "verify",
+            &chain,
+            "--enrollments",
+            &f.p("step2.json"),
+            "--at",
+            AT,
+        ]);
+        assert_eq!(run.code, 1, "{name}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains("enrollment-group-disabled") && run.stdout.contains("line-b"),
+            "{name}: {}",
+            run.stdout
+        );
+    }
+}
