@@ -15,28 +15,12 @@ pub const MAX_PEM_FILE: u64 = 1 << 20;
 /// Largest enrollment file read, bytes (thousands of entries with PEM).
 pub const MAX_JSON_FILE: u64 = 16 << 20;
 
-/// Reads a whole file, refusing anything larger than `limit` bytes.
+/// Reads a whole file, refusing anything larger than `limit` bytes. The
+/// read itself is bounded, so a FIFO or `/dev/zero` is refused, not read
+/// until memory runs out.
 pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_dir() {
-        bail!("{} is a directory, not a file", path.display());
-    }
-    if meta.len() > limit {
-        bail!(
-            "{} is {} bytes; the limit is {limit} bytes",
-            path.display(),
-            meta.len()
-        );
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() as u64 > limit {
-        bail!(
-            "{} grew past the {limit}-byte limit while being read",
-            path.display()
-        );
-    }
-    Ok(bytes)
+    policy_host::input::read_limited(path, limit)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Parses every `CERTIFICATE` PEM block in `bytes`, in order.

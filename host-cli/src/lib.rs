@@ -212,9 +212,15 @@ fn dispatch(cli: Cli) -> Result<u8> {
     }
 }
 
-/// Loads the policy component (compiled once, then cached).
+/// Loads the policy component (compiled once, then cached), with the
+/// limits of a one-shot command: no pre-reserved sandboxes, so `host-cli`
+/// runs under a small address-space limit.
 pub fn load_policy() -> Result<Policy> {
-    Policy::new().context("loading the policy component")
+    Policy::with_options(
+        policy_host::Limits::one_shot(),
+        policy_host::CacheMode::default(),
+    )
+    .context("loading the policy component")
 }
 
 fn parse_time(at: Option<&str>) -> Result<i64> {
@@ -274,7 +280,15 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             }
             let registration_id = match &args.registration_id {
                 Some(id) => id.clone(),
-                None => common_name_of(&leaf)?,
+                None => match policy_core::certificate_common_name(&leaf) {
+                    Ok(Some(cn)) => cn,
+                    Ok(None) => {
+                        bail!("the leaf has no subject CN; pass --registration-id explicitly")
+                    }
+                    // An unusable leaf is the policy's to refuse, with the
+                    // same code and exit status (1) as with --trust.
+                    Err(_) => "unreadable-leaf".to_string(),
+                },
             };
             let request = AttestRequest {
                 registration_id,

@@ -522,3 +522,65 @@ fn verify_refuses_a_cross_signed_route_around_a_disabled_group() {
         );
     }
 }
+
+/// Regressions (issue 9, items 9 and 10): inputs are read with a bound
+/// (`/dev/zero` used to be read until memory ran out), `verify` runs under
+/// a 4 GiB address-space limit (it used to reserve ~516 GiB for a sandbox
+/// pool), and an unusable leaf exits 1 with the same refusal whether it is
+/// checked with `--trust` or `--enrollments` (it used to exit 2 with the
+/// latter).
+#[test]
+fn bounded_inputs_small_address_space_and_consistent_exit_codes() {
+    let f = Fixture::new();
+    for args in [
+        vec!["verify", "/dev/zero", "--trust", &f.p("root.pem")],
+        vec!["verify", &f.p("device-1.pem"), "--enrollments", "/dev/zero"],
+        vec!["verify", &f.p("device-1.pem"), "--trust", "/dev/zero"],
+    ] {
+        let run = host_cli(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains("byte limit"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+
+    let limited = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 4194304 && exec '{}' verify '{}' --enrollments '{}' --at {AT}",
+            env!("CARGO_BIN_EXE_host-cli"),
+            f.p("device-1.pem"),
+            f.p("step1.json"),
+        ))
+        .env(
+            "ATTEST_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-cache"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        limited.status.code(),
+        Some(0),
+        "under ulimit -v 4 GiB: {}{}",
+        String::from_utf8_lossy(&limited.stdout),
+        String::from_utf8_lossy(&limited.stderr)
+    );
+
+    let oversized = f.write("oversized.pem", pem(&vec![0x30; 17 * 1024]));
+    for run in [
+        verify_with_trust(&oversized, &f.p("root.pem")),
+        host_cli(&[
+            "verify",
+            &oversized,
+            "--enrollments",
+            &f.p("step1.json"),
+            "--at",
+            AT,
+        ]),
+    ] {
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("input-too-large"), "{}", run.stdout);
+    }
+}

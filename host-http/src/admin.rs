@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::Digest;
 
-use policy_host::dps::{EnrollmentSet, one_certificate};
+use policy_host::dps::{EnrollmentSet, ca_reference_names, normalize_entry, one_certificate};
 
 use crate::store::{self, CaCert, Doc, Kind};
 use crate::{Body, Service, dps_error, json_response, read_json};
@@ -54,6 +54,7 @@ pub(crate) async fn handle(
         &auth,
         &service.config.shared_access_policies,
         crate::now_unix(),
+        service.config.max_token_lifetime_seconds,
     ) {
         return dps_error(StatusCode::UNAUTHORIZED, 401_000, &why);
     }
@@ -230,8 +231,13 @@ fn validate(service: &Service, kind: Kind, doc: &Value) -> Result<(), String> {
     result.map_err(|e| e.to_string())
 }
 
-/// Adds server-managed fields to a submitted document.
+/// Adds server-managed fields to a submitted document and drops the
+/// read-only ones a caller may have sent (`registrationState` belongs to
+/// the registration records, never to what a management caller writes).
 fn complete(mut doc: Value, existing: Option<&Doc>, etag: &str) -> Value {
+    if let Some(object) = doc.as_object_mut() {
+        object.remove("registrationState");
+    }
     let now = crate::now_rfc3339();
     let created = existing
         .and_then(|d| d.doc.get("createdDateTimeUtc"))
@@ -254,10 +260,15 @@ fn put_enrollment(
     if_match: Option<&str>,
 ) -> Answer {
     let field = id_field(kind);
-    let mut doc = body.clone();
-    if !doc.is_object() {
+    if !body.is_object() {
         return Ok(bad_request("the enrollment must be a JSON object"));
     }
+    // Keys in their DPS spelling, near misses and null statuses refused:
+    // what is stored is what the index reads.
+    let mut doc = match normalize_entry(body) {
+        Ok(d) => d,
+        Err(e) => return Ok(bad_request(&e.to_string())),
+    };
     match doc.get(field) {
         None => doc[field] = json!(id),
         Some(Value::String(s))
@@ -275,22 +286,70 @@ fn put_enrollment(
     let stored = service.store.transaction(|tx| {
         let existing = store::get_enrollment(tx, kind, &key)?;
         if !etag_matches(if_match, existing.as_ref().map(|d| d.etag.as_str())) {
-            return Ok(None);
+            return Ok(Err(precondition_failed(&format!(
+                "If-Match does not match the current etag of '{id}'"
+            ))));
+        }
+        if kind == Kind::Group
+            && let Some(conflict) = group_conflict(tx, id, &doc)?
+        {
+            return Ok(Err(conflict));
         }
         let etag = crate::new_etag();
         let doc = complete(doc, existing.as_ref(), &etag);
         store::put_enrollment(tx, kind, &key, &doc, &etag)?;
-        Ok(Some(doc))
+        Ok(Ok(doc))
     })?;
-    let Some(doc) = stored else {
-        return Ok(precondition_failed(&format!(
-            "If-Match does not match the current etag of '{id}'"
-        )));
+    let doc = match stored {
+        Ok(doc) => doc,
+        Err(refusal) => return Ok(refusal),
     };
     service.rebuild_index()?;
     let mut r = json_response(StatusCode::OK, &doc);
     set_etag(&mut r, &doc);
     Ok(r)
+}
+
+fn conflict(message: &str) -> Response<Body> {
+    dps_error(StatusCode::CONFLICT, 409_000, message)
+}
+
+/// Whether group `id`'s document claims a CA that another stored group
+/// already has (same subject and key): validated against the whole store,
+/// inside the write's transaction, so the index never has to choose.
+fn group_conflict(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    doc: &Value,
+) -> anyhow::Result<Option<Response<Body>>> {
+    let cas = store::all_certificates(tx)?;
+    let lookup = |name: &str| {
+        cas.iter()
+            .find(|c| c.name == name && c.verified)
+            .map(|c| c.der.clone())
+    };
+    let mut others = EnrollmentSet::default();
+    for (other, other_doc) in store::group_docs(tx)? {
+        if other != id {
+            // A stored group that does not load claims nothing here; the
+            // index refuses its devices (fail closed).
+            let _ = others.insert_group(&other_doc, &lookup);
+        }
+    }
+    Ok(match others.insert_group(doc, &lookup) {
+        Err(e) if e.is_conflict() => Some(conflict(&format!("enrollment group '{id}': {e}"))),
+        Err(e) => Some(bad_request(&e.to_string())),
+        Ok(()) => None,
+    })
+}
+
+/// The enrollment groups whose `caReferences` name certificate `name`.
+fn referencing_groups(tx: &rusqlite::Transaction<'_>, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(store::group_docs(tx)?
+        .into_iter()
+        .filter(|(_, doc)| ca_reference_names(doc).iter().any(|n| n == name))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 fn set_etag(r: &mut Response<Body>, doc: &Value) {
@@ -489,7 +548,18 @@ fn put_certificate(service: &Service, name: &str, body: &Value, if_match: Option
     let stored = service.store.transaction(|tx| {
         let existing = store::get_certificate(tx, name)?;
         if !etag_matches(if_match, existing.as_ref().map(|c| c.etag.as_str())) {
-            return Ok(None);
+            return Ok(Err(precondition_failed(&format!(
+                "If-Match does not match the current etag of certificate '{name}'"
+            ))));
+        }
+        // Replacing a certificate makes it unverified: a group that names
+        // it would silently stop applying.
+        let groups = referencing_groups(tx, name)?;
+        if existing.is_some() && !groups.is_empty() {
+            return Ok(Err(conflict(&format!(
+                "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); replacing it would unverify it and silently stop those groups from applying. Change or delete the groups first",
+                groups.join(", ")
+            ))));
         }
         let ca = CaCert {
             name: name.to_string(),
@@ -500,12 +570,11 @@ fn put_certificate(service: &Service, name: &str, body: &Value, if_match: Option
             created: existing.map_or_else(|| now.clone(), |c| c.created),
         };
         store::put_certificate(tx, &ca, &now)?;
-        Ok(Some(ca))
+        Ok(Ok(ca))
     })?;
-    let Some(ca) = stored else {
-        return Ok(precondition_failed(&format!(
-            "If-Match does not match the current etag of certificate '{name}'"
-        )));
+    let ca = match stored {
+        Ok(ca) => ca,
+        Err(refusal) => return Ok(refusal),
     };
     service.rebuild_index()?;
     Ok(json_response(StatusCode::OK, &certificate_doc(&ca)))
@@ -514,24 +583,28 @@ fn put_certificate(service: &Service, name: &str, body: &Value, if_match: Option
 fn delete_certificate(service: &Service, name: &str, if_match: Option<&str>) -> Answer {
     let outcome = service.store.transaction(|tx| {
         let Some(existing) = store::get_certificate(tx, name)? else {
-            return Ok(StatusCode::NOT_FOUND);
+            return Ok(Err(not_found(&format!("no CA certificate named '{name}'"))));
         };
         if !etag_matches(if_match, Some(&existing.etag)) {
-            return Ok(StatusCode::PRECONDITION_FAILED);
+            return Ok(Err(precondition_failed(&format!(
+                "If-Match does not match the current etag of certificate '{name}'"
+            ))));
+        }
+        let groups = referencing_groups(tx, name)?;
+        if !groups.is_empty() {
+            return Ok(Err(conflict(&format!(
+                "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); deleting it would silently stop those groups from applying. Change or delete the groups first",
+                groups.join(", ")
+            ))));
         }
         store::delete_certificate(tx, name)?;
-        Ok(StatusCode::NO_CONTENT)
+        Ok(Ok(()))
     })?;
-    Ok(match outcome {
-        StatusCode::NOT_FOUND => not_found(&format!("no CA certificate named '{name}'")),
-        StatusCode::PRECONDITION_FAILED => precondition_failed(&format!(
-            "If-Match does not match the current etag of certificate '{name}'"
-        )),
-        status => {
-            service.rebuild_index()?;
-            empty(status)
-        }
-    })
+    if let Err(refusal) = outcome {
+        return Ok(refusal);
+    }
+    service.rebuild_index()?;
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
 fn generate_code(service: &Service, name: &str, if_match: Option<&str>) -> Answer {
@@ -621,17 +694,8 @@ fn verify_certificate(
 /// --enrollments` reads) into the store; returns (individuals, groups).
 pub(crate) fn upsert_file(service: &Service, path: &Path) -> anyhow::Result<(usize, usize)> {
     const MAX_FILE: u64 = 16 << 20;
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.len() > MAX_FILE {
-        return Err(anyhow!(
-            "{} is {} bytes; the limit is {MAX_FILE}",
-            path.display(),
-            meta.len()
-        ));
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = policy_host::input::read_limited_text(path, MAX_FILE)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let file: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     // Validates the whole file first (same rules as the index).

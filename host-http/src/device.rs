@@ -232,7 +232,16 @@ async fn register_device(
         .and_then(|r| r)
     };
     match recorded {
-        Ok(operation) => answer_failed.unwrap_or_else(|| json_response(StatusCode::OK, &operation)),
+        Ok(Recorded::Operation(operation)) => {
+            answer_failed.unwrap_or_else(|| json_response(StatusCode::OK, &operation))
+        }
+        Ok(Recorded::NotOwned(r)) => {
+            tracing::info!(
+                registration_id,
+                "refused; the record belongs to another certificate and stays as it is: {r}"
+            );
+            refused(&r)
+        }
         Err(e) => {
             tracing::error!("recording registration '{registration_id}': {e:#}");
             dps_error(
@@ -260,9 +269,23 @@ enum Outcome {
     Failed(Refusal),
 }
 
+/// What [`record`] did.
+enum Recorded {
+    /// The record and operation were written: the `RegistrationOperationStatus`.
+    Operation(Value),
+    /// A refusal for a registration ID whose record belongs to another
+    /// certificate: nothing was written, and nothing of it is shown.
+    NotOwned(Refusal),
+}
+
 /// Writes the registration record and the operation in one transaction,
-/// committed (synchronous=FULL) before the caller answers. Returns the
-/// `RegistrationOperationStatus`.
+/// committed (synchronous=FULL) before the caller answers.
+///
+/// A record belongs to the certificate that wrote it. An admission writes
+/// (the enrollments say this certificate *is* this device); a refusal
+/// writes only a record that does not exist yet or that belongs to the
+/// same certificate, so that whoever holds a refused chain (a disabled
+/// CA's key, say) cannot overwrite another device's record.
 fn record(
     service: &Service,
     index: &policy_host::dps::EnrollmentSet,
@@ -270,10 +293,16 @@ fn record(
     leaf: &[u8],
     leaf_sha256: &[u8; 32],
     outcome: &Outcome,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Recorded> {
+    let registration_id = &registration_id.to_ascii_lowercase();
     service.store.transaction(|tx| {
-        let existing = store::get_registration(tx, registration_id)?;
-        let previous = existing.as_ref().map(|d| &d.doc);
+        let existing = store::get_registration_owned(tx, registration_id)?;
+        if let (Outcome::Disabled(r) | Outcome::Failed(r), Some(e)) = (outcome, &existing)
+            && !e.owned_by(leaf_sha256)
+        {
+            return Ok(Recorded::NotOwned(r.clone()));
+        }
+        let previous = existing.as_ref().map(|e| &e.doc.doc);
         let now = crate::now_rfc3339();
         let created = previous
             .and_then(|d| d.get("createdDateTimeUtc"))
@@ -338,7 +367,7 @@ fn record(
                     .filter(|e| e.kind == EnrollmentKind::Group)
                     .map(|e| e.id.clone());
                 let mut state = json!({
-                    "registrationId": registration_id,
+                    "registrationId": registration_id.to_ascii_lowercase(),
                     "createdDateTimeUtc": created,
                     "status": status,
                     "errorCode": UNAUTHORIZED,
@@ -352,15 +381,29 @@ fn record(
             }
         };
         state["etag"] = json!(etag);
-        store::put_registration(tx, registration_id, group_id.as_deref(), &state, &etag)?;
+        store::put_registration(
+            tx,
+            registration_id,
+            group_id.as_deref(),
+            &state,
+            &etag,
+            leaf_sha256,
+        )?;
         let operation_id = crate::random_id();
         let operation = json!({
             "operationId": operation_id,
             "status": status,
             "registrationState": state,
         });
-        store::put_operation(tx, &operation_id, registration_id, leaf_sha256, &operation)?;
-        Ok(operation)
+        store::put_operation(
+            tx,
+            &operation_id,
+            registration_id,
+            leaf_sha256,
+            &operation,
+            crate::now_unix(),
+        )?;
+        Ok(Recorded::Operation(operation))
     })
 }
 
@@ -385,14 +428,25 @@ async fn operation_status(
     registration_id: &str,
     operation_id: &str,
 ) -> Response<Body> {
-    let Some((leaf, _)) = &evidence.chain else {
-        return no_client_certificate();
+    // Proof of possession first, through the component, as on every
+    // device route: the public certificate alone reads nothing.
+    let (verdict, leaf) = match attest(service, evidence, registration_id).await {
+        Ok(v) => v,
+        Err(response) => return response,
     };
-    let leaf_sha256 = Sha256::digest(leaf).to_vec();
+    if let Err(r) = &verdict
+        && !trusted_refusal(r.code)
+    {
+        return refused(r);
+    }
+    let leaf_sha256 = Sha256::digest(&leaf).to_vec();
     let found = {
         let service = Arc::clone(service);
         let operation_id = operation_id.to_string();
-        tokio::task::spawn_blocking(move || service.store.operation(&operation_id)).await
+        tokio::task::spawn_blocking(move || {
+            service.store.operation(&operation_id, crate::now_unix())
+        })
+        .await
     };
     match found {
         Ok(Ok(Some((reg, leaf_hash, doc))))
@@ -408,7 +462,9 @@ async fn operation_status(
         Ok(Ok(None)) => dps_error(
             StatusCode::NOT_FOUND,
             NOT_FOUND,
-            &format!("no operation '{operation_id}'"),
+            &format!(
+                "no operation '{operation_id}' (operations expire an hour after registration)"
+            ),
         ),
         _ => dps_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -423,17 +479,23 @@ async fn registration_status(
     evidence: &ClientEvidence,
     registration_id: &str,
 ) -> Response<Body> {
-    let (verdict, _) = match attest(service, evidence, registration_id).await {
+    let (verdict, leaf) = match attest(service, evidence, registration_id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    if let Err(r) = verdict
+    if let Err(r) = &verdict
         && !trusted_refusal(r.code)
     {
-        return refused(&r);
+        return refused(r);
     }
-    match service.store.registration(registration_id) {
-        Ok(Some(doc)) => json_response(StatusCode::OK, &doc.doc),
+    let leaf_sha256 = Sha256::digest(&leaf);
+    match service.store.registration_owned(registration_id) {
+        // An admitted device may read its record; a refused one only a
+        // record its own certificate wrote.
+        Ok(Some(record)) => match &verdict {
+            Err(r) if !record.owned_by(&leaf_sha256) => refused(r),
+            _ => json_response(StatusCode::OK, &record.doc.doc),
+        },
         Ok(None) => dps_error(
             StatusCode::NOT_FOUND,
             NOT_FOUND,

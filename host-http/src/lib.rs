@@ -73,6 +73,14 @@ pub struct ServiceConfig {
     pub shared_access_policies: Vec<SasPolicy>,
     /// Hub assigned when the deciding enrollment names none.
     pub default_iot_hub_host_name: String,
+    /// Longest a management SAS token may be valid for, seconds (default
+    /// one year; tokens expiring later are refused).
+    #[serde(default = "default_max_token_lifetime")]
+    pub max_token_lifetime_seconds: i64,
+}
+
+fn default_max_token_lifetime() -> i64 {
+    sas::DEFAULT_MAX_TOKEN_LIFETIME
 }
 
 /// One shared access policy (DPS: name and base64 key).
@@ -91,13 +99,22 @@ impl ServiceConfig {
     pub fn load_or_create(data: &std::path::Path) -> Result<(ServiceConfig, bool)> {
         let path = data.join("config.json");
         if path.exists() {
-            let text = std::fs::read_to_string(&path)
+            let text = policy_host::input::read_limited_text(&path, 1 << 20)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             let config: ServiceConfig = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not a host-http configuration", path.display()))?;
             if config.shared_access_policies.is_empty() {
                 return Err(anyhow!(
                     "{} has no sharedAccessPolicies; the management API would be unusable",
+                    path.display()
+                ));
+            }
+            for policy in &config.shared_access_policies {
+                sas::check_key(policy).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            }
+            if config.max_token_lifetime_seconds < 1 {
+                return Err(anyhow!(
+                    "{}: maxTokenLifetimeSeconds must be positive",
                     path.display()
                 ));
             }
@@ -114,6 +131,7 @@ impl ServiceConfig {
                 primary_key: base64::engine::general_purpose::STANDARD.encode(key),
             }],
             default_iot_hub_host_name: "hub.attest.local".into(),
+            max_token_lifetime_seconds: sas::DEFAULT_MAX_TOKEN_LIFETIME,
         };
         tls::write_private(&path, serde_json::to_string_pretty(&config)?.as_bytes())?;
         Ok((config, true))
@@ -157,12 +175,24 @@ impl Service {
 
     /// Rebuilds the in-memory enrollment index from the store: verified CA
     /// certificates are trust anchors; groups may reference them by name.
-    pub(crate) fn rebuild_index(&self) -> Result<()> {
+    ///
+    /// Fails closed: an entry that cannot be loaded is never skipped. A
+    /// broken individual enrollment refuses its registration ID; a broken
+    /// group disables its CA, or, when its CA cannot be read either, every
+    /// group (see `EnrollmentSet::poison_group`). Each is logged as an
+    /// error and returned, so that start-up and management writes say so.
+    pub(crate) fn rebuild_index(&self) -> Result<Vec<String>> {
         let mut set = EnrollmentSet::default();
+        let mut problems = Vec::new();
         let cas = self.store.certificates()?;
         for ca in cas.iter().filter(|c| c.verified) {
             if let Err(e) = set.add_anchor(ca.der.clone()) {
-                tracing::warn!(certificate = %ca.name, "verified CA certificate skipped: {e}");
+                // An anchor that cannot be read anchors nothing: only ever
+                // fewer admissions.
+                problems.push(format!(
+                    "verified CA certificate '{}' is not usable: {e}",
+                    ca.name
+                ));
             }
         }
         let lookup = |name: &str| {
@@ -170,18 +200,40 @@ impl Service {
                 .find(|c| c.name == name && c.verified)
                 .map(|c| c.der.clone())
         };
-        for doc in self.store.enrollments(Kind::Individual)? {
-            if let Err(e) = set.insert_individual(&doc.doc) {
-                tracing::warn!(registration_id = %doc.id, "individual enrollment skipped: {e}");
+        for (id, doc) in self.store.enrollments_raw(Kind::Individual)? {
+            if let Err(e) = doc
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|d| set.insert_individual(&d).map_err(|e| e.to_string()))
+            {
+                set.poison_individual(&id);
+                problems.push(format!(
+                    "individual enrollment '{id}' cannot be loaded ({e}); the device is refused until it is repaired"
+                ));
             }
         }
-        for doc in self.store.enrollments(Kind::Group)? {
-            if let Err(e) = set.insert_group(&doc.doc, &lookup) {
-                tracing::warn!(group = %doc.id, "enrollment group skipped: {e}");
+        for (id, doc) in self.store.enrollments_raw(Kind::Group)? {
+            let loaded = match &doc {
+                Ok(d) => set.insert_group(d, &lookup).map_err(|e| e.to_string()),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            if let Err(e) = loaded {
+                set.poison_group(&id, doc.as_ref().ok(), &lookup);
+                problems.push(format!(
+                    "enrollment group '{id}' cannot be loaded ({e}); the devices under its CA are refused until it is repaired"
+                ));
             }
+        }
+        if !set.unloadable_groups().is_empty() {
+            problems.push(format!(
+                "the CA of enrollment group(s) {} cannot be determined: every device decided by a group is refused until they are repaired",
+                set.unloadable_groups().join(", ")
+            ));
+        }
+        for p in &problems {
+            tracing::error!("{p}");
         }
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-        Ok(())
+        Ok(problems)
     }
 
     /// The hub an admitted device goes to: the deciding entry's allocation,
@@ -251,7 +303,9 @@ pub async fn start(options: Options) -> Result<Running> {
             path.display()
         ));
     }
-    service.rebuild_index()?;
+    for problem in service.rebuild_index()? {
+        notes.push(format!("ERROR: {problem}"));
+    }
 
     let listener = TcpListener::bind(options.listen)
         .await

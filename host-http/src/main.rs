@@ -88,7 +88,7 @@ fn main() -> ExitCode {
 
 fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
     let path = data.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
+    let text = policy_host::input::read_limited_text(&path, 1 << 20).with_context(|| {
         format!(
             "cannot read {} (start host-http with --data {} once to create it)",
             path.display(),
@@ -101,6 +101,13 @@ fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
         .shared_access_policies
         .first()
         .context("config.json has no sharedAccessPolicies")?;
+    if ttl > config.max_token_lifetime_seconds {
+        anyhow::bail!(
+            "--ttl {ttl} exceeds maxTokenLifetimeSeconds {} in {}; the service would refuse the token",
+            config.max_token_lifetime_seconds,
+            path.display()
+        );
+    }
     let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.max(1);
     println!(
         "{}",

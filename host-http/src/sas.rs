@@ -16,6 +16,36 @@ use crate::SasPolicy;
 /// Longest token accepted, bytes.
 const MAX_TOKEN: usize = 4096;
 
+/// Shortest management key accepted, bytes (after base64): HMAC-SHA256's
+/// full strength, as DPS's generated keys have.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// How far in the future a token may expire by default, seconds (one
+/// year): a leaked token must not be valid for ever.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: i64 = 365 * 24 * 3600;
+
+/// Checks that a policy key can protect the management API: base64 of at
+/// least [`MIN_KEY_BYTES`] bytes, not one byte repeated.
+pub fn check_key(policy: &SasPolicy) -> Result<(), String> {
+    let key = STANDARD
+        .decode(policy.primary_key.trim())
+        .map_err(|e| format!("policy '{}' key is not base64: {e}", policy.key_name))?;
+    if key.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "policy '{}' key is {} bytes; at least {MIN_KEY_BYTES} random bytes are needed (e.g. `head -c 32 /dev/urandom | base64`)",
+            policy.key_name,
+            key.len()
+        ));
+    }
+    if key.iter().all(|b| *b == key[0]) {
+        return Err(format!(
+            "policy '{}' key is one byte repeated; use {MIN_KEY_BYTES} random bytes",
+            policy.key_name
+        ));
+    }
+    Ok(())
+}
+
 /// Makes a token for `resource` (e.g. the service host name) valid until
 /// `expiry` (Unix seconds).
 pub fn token(policy: &SasPolicy, resource: &str, expiry: i64) -> Result<String, String> {
@@ -34,9 +64,15 @@ pub fn token(policy: &SasPolicy, resource: &str, expiry: i64) -> Result<String, 
     ))
 }
 
-/// Checks an `Authorization` header value at time `now`; the error says why
-/// the token is refused.
-pub fn verify(header: &str, policies: &[SasPolicy], now: i64) -> Result<(), String> {
+/// Checks an `Authorization` header value at time `now`; a token that
+/// expires more than `max_lifetime` seconds from now is refused too. The
+/// error says why the token is refused.
+pub fn verify(
+    header: &str,
+    policies: &[SasPolicy],
+    now: i64,
+    max_lifetime: i64,
+) -> Result<(), String> {
     if header.len() > MAX_TOKEN {
         return Err("the SAS token is too long".into());
     }
@@ -68,6 +104,11 @@ pub fn verify(header: &str, policies: &[SasPolicy], now: i64) -> Result<(), Stri
         .map_err(|_| format!("SAS token expiry {se:?} is not a number"))?;
     if expiry <= now {
         return Err(format!("SAS token expired at {expiry} (now {now})"));
+    }
+    if expiry - now > max_lifetime {
+        return Err(format!(
+            "SAS token expires at {expiry}, more than the {max_lifetime} s this service allows (maxTokenLifetimeSeconds)"
+        ));
     }
     let policy = policies
         .iter()
@@ -104,15 +145,16 @@ mod tests {
         let p = policy();
         let t = token(&p, "Attest.Example:8443", 1_000).unwrap();
         assert!(t.contains("sr=attest%2Eexample%3A8443"), "{t}");
-        assert_eq!(verify(&t, std::slice::from_ref(&p), 999), Ok(()));
+        let max = DEFAULT_MAX_TOKEN_LIFETIME;
+        assert_eq!(verify(&t, std::slice::from_ref(&p), 999, max), Ok(()));
         assert!(
-            verify(&t, std::slice::from_ref(&p), 1_000)
+            verify(&t, std::slice::from_ref(&p), 1_000, max)
                 .unwrap_err()
                 .contains("expired")
         );
         let later = t.replace("se=1000", "se=2000");
         assert!(
-            verify(&later, std::slice::from_ref(&p), 999)
+            verify(&later, std::slice::from_ref(&p), 999, max)
                 .unwrap_err()
                 .contains("does not verify")
         );
@@ -120,8 +162,44 @@ mod tests {
             key_name: "owner".into(),
             primary_key: STANDARD.encode([8u8; 32]),
         };
-        assert!(verify(&t, &[other], 999).is_err());
-        assert!(verify("Bearer x", std::slice::from_ref(&p), 0).is_err());
-        assert!(verify("SharedAccessSignature sr=a", &[p], 0).is_err());
+        assert!(verify(&t, &[other], 999, max).is_err());
+        assert!(verify("Bearer x", std::slice::from_ref(&p), 0, max).is_err());
+        assert!(
+            verify(
+                "SharedAccessSignature sr=a",
+                std::slice::from_ref(&p),
+                0,
+                max
+            )
+            .is_err()
+        );
+        // Regression (issue 9, item 4): a token valid for longer than the
+        // service allows is refused, however well signed.
+        assert!(
+            verify(&t, std::slice::from_ref(&p), 999 - max - 1, max)
+                .unwrap_err()
+                .contains("maxTokenLifetimeSeconds")
+        );
+    }
+
+    /// Regression (issue 9, item 4): an empty key used to start the
+    /// service and let anyone mint tokens.
+    #[test]
+    fn weak_keys_are_refused() {
+        let key = |k: &str| SasPolicy {
+            key_name: "owner".into(),
+            primary_key: k.into(),
+        };
+        for weak in [
+            String::new(),
+            STANDARD.encode([1u8; 16]),
+            STANDARD.encode([0u8; 64]),
+            "not base64!".into(),
+        ] {
+            assert!(check_key(&key(&weak)).is_err(), "{weak:?}");
+        }
+        let mut strong = [0u8; 32];
+        strong[0] = 1;
+        assert!(check_key(&key(&STANDARD.encode(strong))).is_ok());
     }
 }

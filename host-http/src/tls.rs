@@ -151,14 +151,18 @@ pub(crate) struct Tls {
 impl Tls {
     /// Loads a PEM certificate chain and PEM private key.
     pub(crate) fn load(cert: &Path, key: &Path) -> Result<Tls> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .with_context(|| format!("cannot read {}", cert.display()))?
+        // Bounded reads: a FIFO or a device given as a file costs 1 MiB at most.
+        let read = |p: &Path| {
+            policy_host::input::read_limited(p, 1 << 20)
+                .with_context(|| format!("cannot read {}", p.display()))
+        };
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(cert)?)
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow!("{} is not a PEM certificate chain: {e}", cert.display()))?;
         if chain.is_empty() {
             return Err(anyhow!("{} contains no certificate", cert.display()));
         }
-        let key = PrivateKeyDer::from_pem_file(key)
+        let key = PrivateKeyDer::from_pem_slice(&read(key)?)
             .map_err(|e| anyhow!("{} is not a PEM private key: {e}", key.display()))?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let signing = provider

@@ -5,24 +5,8 @@
 
 mod support;
 
-use serde_json::{Value, json};
-use support::{SCOPE, Server, canonical, device};
-
-fn group(id: &str, pem: &str, enabled: bool) -> Value {
-    json!({
-        "enrollmentGroupId": id,
-        "provisioningStatus": if enabled { "enabled" } else { "disabled" },
-        "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pem}}}}
-    })
-}
-
-fn individual(id: &str, pem: &str, enabled: bool) -> Value {
-    json!({
-        "registrationId": id,
-        "provisioningStatus": if enabled { "enabled" } else { "disabled" },
-        "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": pem}}}}
-    })
-}
+use serde_json::json;
+use support::{SCOPE, Server, canonical, device, group, individual};
 
 /// The registration status of devices 1..=5 (`assigned`, `disabled`, or
 /// the HTTP error code).

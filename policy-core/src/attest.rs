@@ -177,8 +177,9 @@ pub fn verify_ca_possession(
         return Err(verification.refuse(
             0,
             Code::VerificationCodeMismatch,
+            // Never echo the expected code: whoever asks must already hold it.
             format!(
-                "verification certificate CN is {:?}; expected the verification code {verification_code:?}",
+                "verification certificate CN {:?} is not the verification code issued for this CA (it must be the only CN)",
                 verification.common_name.as_deref().unwrap_or("")
             ),
         ));
@@ -401,7 +402,10 @@ fn decide(
     crypto: &dyn SignatureVerifier,
     enrollments: &dyn EnrollmentSource,
 ) -> Result<Decision, Refusal> {
-    let registration_id = &request.registration_id;
+    // Registration IDs compare case-insensitively (DPS): the decision and
+    // a defaulted device ID use the canonical lower-case form, so the
+    // letter case of a URL cannot mint a second identity for one device.
+    let registration_id = &request.registration_id.to_ascii_lowercase();
     if let Some(individual) = enrollments.individual(registration_id) {
         let entry = EnrollmentRef {
             kind: EnrollmentKind::Individual,

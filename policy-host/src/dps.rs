@@ -27,17 +27,156 @@ use policy_core::{EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualE
 /// An enrollment document or set that is not usable; the message names the
 /// entry and field at fault.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct EnrollmentError(String);
+#[error("{message}")]
+pub struct EnrollmentError {
+    message: String,
+    conflict: bool,
+}
 
 impl EnrollmentError {
     fn new(message: impl Into<String>) -> Self {
-        EnrollmentError(message.into())
+        EnrollmentError {
+            message: message.into(),
+            conflict: false,
+        }
+    }
+
+    fn conflict(message: impl Into<String>) -> Self {
+        EnrollmentError {
+            message: message.into(),
+            conflict: true,
+        }
     }
 
     fn context(self, at: &str) -> Self {
-        EnrollmentError(format!("{at}: {}", self.0))
+        EnrollmentError {
+            message: format!("{at}: {}", self.message),
+            ..self
+        }
     }
+
+    /// Whether the document is fine on its own but conflicts with another
+    /// entry (its CA already has a group): HTTP 409 rather than 400.
+    pub fn is_conflict(&self) -> bool {
+        self.conflict
+    }
+}
+
+/// The field names of DPS enrollment documents, by object: keys are
+/// matched case-insensitively (as DPS's .NET service does) and rewritten
+/// to these spellings; a near miss (`provisioning_status`) is an error,
+/// never a silently ignored field.
+const ENTRY_FIELDS: &[&str] = &[
+    "registrationId",
+    "enrollmentGroupId",
+    "deviceId",
+    "provisioningStatus",
+    "attestation",
+    "allocationPolicy",
+    "iotHubs",
+    "iotHubHostName",
+    "customAllocationDefinition",
+    "reprovisionPolicy",
+    "initialTwin",
+    "capabilities",
+    "optionalDeviceInformation",
+    "registrationState",
+    "etag",
+    "createdDateTimeUtc",
+    "lastUpdatedDateTimeUtc",
+    "clientCertificateIssuancePolicy",
+];
+const ATTESTATION_FIELDS: &[&str] = &["type", "x509", "tpm", "symmetricKey"];
+const X509_FIELDS: &[&str] = &["clientCertificates", "signingCertificates", "caReferences"];
+const PAIR_FIELDS: &[&str] = &["primary", "secondary"];
+const CERT_FIELDS: &[&str] = &["certificate", "info"];
+
+/// Rewrites the keys of `object` to their DPS spelling (see
+/// [`ENTRY_FIELDS`]); `at` names the object in errors.
+fn canonical_keys(
+    object: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+    at: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '_' | '-' | ' '))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let mut out = serde_json::Map::new();
+    for (key, value) in object {
+        let name = match known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+            Some(k) => (*k).to_string(),
+            None => {
+                if let Some(k) = known.iter().find(|k| squash(k) == squash(key)) {
+                    return Err(EnrollmentError::new(format!(
+                        "{at}field {key:?} is not a DPS field; did you mean {k:?}?"
+                    )));
+                }
+                key.clone()
+            }
+        };
+        if out.insert(name.clone(), value.clone()).is_some() {
+            return Err(EnrollmentError::new(format!(
+                "{at}field {name:?} appears more than once (keys are case-insensitive)"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// An enrollment document with every key in its DPS spelling, or why it
+/// cannot be read. `provisioningStatus` may be absent (enabled, as in DPS)
+/// but not `null`: a status that is there must say what it is.
+pub fn normalize_entry(doc: &serde_json::Value) -> Result<serde_json::Value> {
+    use serde_json::Value;
+    let Value::Object(top) = doc else {
+        return Err(EnrollmentError::new("an enrollment must be a JSON object"));
+    };
+    let mut top = canonical_keys(top, ENTRY_FIELDS, "")?;
+    if let Some(status) = top.get("provisioningStatus")
+        && !status.is_string()
+    {
+        return Err(EnrollmentError::new(format!(
+            "provisioningStatus is {status}; it must be \"enabled\" or \"disabled\""
+        )));
+    }
+    if let Some(Value::Object(attestation)) = top.get("attestation") {
+        let mut attestation = canonical_keys(attestation, ATTESTATION_FIELDS, "attestation.")?;
+        if let Some(Value::Object(x509)) = attestation.get("x509") {
+            let mut x509 = canonical_keys(x509, X509_FIELDS, "attestation.x509.")?;
+            for (name, value) in x509.iter_mut() {
+                let Value::Object(pair) = value else { continue };
+                let at = format!("attestation.x509.{name}.");
+                let mut pair = canonical_keys(pair, PAIR_FIELDS, &at)?;
+                if name != "caReferences" {
+                    for (which, cert) in pair.iter_mut() {
+                        if let Value::Object(c) = cert {
+                            *c = canonical_keys(c, CERT_FIELDS, &format!("{at}{which}."))?;
+                        }
+                    }
+                }
+                *value = Value::Object(pair);
+            }
+            attestation.insert("x509".into(), Value::Object(x509));
+        }
+        top.insert("attestation".into(), Value::Object(attestation));
+    }
+    Ok(Value::Object(top))
+}
+
+/// The CA certificate names an enrollment group's `caReferences` uses.
+pub fn ca_reference_names(doc: &serde_json::Value) -> Vec<String> {
+    let Ok(doc) = normalize_entry(doc) else {
+        return Vec::new();
+    };
+    let refs = &doc["attestation"]["x509"]["caReferences"];
+    ["primary", "secondary"]
+        .iter()
+        .filter_map(|k| refs.get(k).and_then(serde_json::Value::as_str))
+        .map(str::to_string)
+        .collect()
 }
 
 type Result<T> = std::result::Result<T, EnrollmentError>;
@@ -153,6 +292,9 @@ pub struct EnrollmentSet {
     /// Allocation settings by (kind, id); group IDs as written.
     allocations: HashMap<(EnrollmentKind, String), Allocation>,
     group_ids: HashSet<String>,
+    /// Groups that could not be loaded and whose CA is unknown: while
+    /// there is one, every group lookup answers "disabled" (fail closed).
+    unloadable_groups: Vec<String>,
 }
 
 impl EnrollmentSet {
@@ -272,7 +414,7 @@ impl EnrollmentSet {
             // same CA, even through another certificate of it, would make
             // the decision depend on which one a lookup finds.
             if let Some(other) = self.groups.get(&identity) {
-                return Err(EnrollmentError::new(format!(
+                return Err(EnrollmentError::conflict(format!(
                     "its CA (same subject and public key) is already the CA of enrollment group '{}'",
                     other.group_id
                 )));
@@ -309,6 +451,73 @@ impl EnrollmentSet {
         Ok(())
     }
 
+    /// Records an individual enrollment that could not be loaded: the
+    /// registration ID is refused (its devices must not fall through to a
+    /// group that the broken entry would have overridden).
+    pub fn poison_individual(&mut self, registration_id: &str) {
+        let key = registration_id.to_ascii_lowercase();
+        self.individuals.insert(
+            key.clone(),
+            IndividualEnrollment {
+                registration_id: key,
+                device_id: None,
+                enabled: false,
+                certificates: Vec::new(),
+            },
+        );
+    }
+
+    /// Records an enrollment group that could not be loaded. Every CA
+    /// certificate that can still be read from `doc` is marked disabled
+    /// (replacing any other group on that CA); when none can, every group
+    /// lookup answers "disabled" until the entry is repaired: the broken
+    /// entry might have disabled any CA.
+    pub fn poison_group(
+        &mut self,
+        group_id: &str,
+        doc: Option<&serde_json::Value>,
+        ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) {
+        let poisoned = EnrollmentGroup {
+            group_id: format!("{group_id} (cannot be loaded)"),
+            enabled: false,
+        };
+        let mut ders = Vec::new();
+        if let Some(doc) = doc {
+            let doc = normalize_entry(doc).unwrap_or_else(|_| doc.clone());
+            let x509 = &doc["attestation"]["x509"];
+            for which in ["primary", "secondary"] {
+                if let Some(text) = x509["signingCertificates"][which]["certificate"].as_str()
+                    && let Ok(der) = one_certificate(text)
+                {
+                    ders.push(der);
+                }
+                if let Some(name) = x509["caReferences"][which].as_str()
+                    && let Some(der) = ca_reference(name)
+                {
+                    ders.push(der);
+                }
+            }
+        }
+        let identities: Vec<[u8; 32]> = ders
+            .iter()
+            .filter_map(|der| policy_core::certificate_keys(der).ok())
+            .map(|k| k.ca_identity)
+            .collect();
+        if identities.is_empty() {
+            self.unloadable_groups.push(group_id.to_string());
+        }
+        for identity in identities {
+            self.groups.insert(identity, poisoned.clone());
+        }
+        self.group_ids.insert(group_id.to_string());
+    }
+
+    /// Groups whose CA could not be determined (see [`EnrollmentSet::poison_group`]).
+    pub fn unloadable_groups(&self) -> &[String] {
+        &self.unloadable_groups
+    }
+
     /// Number of individual enrollments and groups.
     pub fn counts(&self) -> (usize, usize) {
         (self.individuals.len(), self.group_ids.len())
@@ -334,7 +543,7 @@ fn label(doc: &serde_json::Value) -> String {
 }
 
 fn entry(doc: &serde_json::Value) -> Result<EntryJson> {
-    EntryJson::deserialize(doc)
+    EntryJson::deserialize(&normalize_entry(doc)?)
         .map_err(|e| EnrollmentError::new(format!("not a DPS enrollment: {e}")))
 }
 
@@ -409,6 +618,15 @@ impl EnrollmentSource for EnrollmentSet {
     }
 
     fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
+        if !self.unloadable_groups.is_empty() {
+            return Some(EnrollmentGroup {
+                group_id: format!(
+                    "{} (cannot be loaded; every group is treated as disabled)",
+                    self.unloadable_groups.join(", ")
+                ),
+                enabled: false,
+            });
+        }
         self.groups.get(ca_identity).cloned()
     }
 
@@ -450,6 +668,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("clientCertificates is missing"));
+    }
+
+    /// Regression (issue "Fail closed in the service", item 3): these
+    /// spellings used to give an *enabled* entry, admitting a disabled
+    /// device. Keys match case-insensitively (as DPS does); near misses
+    /// and null are errors.
+    #[test]
+    fn provisioning_status_spellings_never_default_to_enabled() {
+        let individual = |status_field: &str| {
+            format!(
+                r#"{{"individualEnrollments":[{{"registrationId":"d1",{status_field},"attestation":{{"type":"x509","x509":{{"clientCertificates":{{"primary":{{"certificate":"AAAA"}}}}}}}}}}]}}"#
+            )
+        };
+        for spelling in [
+            r#""ProvisioningStatus":"disabled""#,
+            r#""provisioningstatus":"disabled""#,
+            r#""PROVISIONINGSTATUS":"Disabled""#,
+        ] {
+            let set = EnrollmentSet::from_json(&individual(spelling)).unwrap();
+            assert!(!set.individual("d1").unwrap().enabled, "{spelling}");
+        }
+        for bad in [
+            r#""provisioning_status":"disabled""#,
+            r#""provisioning-status":"disabled""#,
+            r#""provisioningStatus":null"#,
+            r#""provisioningStatus":false"#,
+            r#""provisioningStatus":"disabled ""#,
+            r#""provisioningStatus":"enabled","ProvisioningStatus":"disabled""#,
+        ] {
+            assert!(EnrollmentSet::from_json(&individual(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn poisoned_entries_refuse() {
+        let mut set = EnrollmentSet::default();
+        set.poison_individual("Device-3");
+        let e = set.individual("device-3").unwrap();
+        assert!(!e.enabled && e.certificates.is_empty());
+        // A group whose CA cannot be read disables every group lookup.
+        set.poison_group("g", None, &|_| None);
+        let g = set.group(&[0; 32]).unwrap();
+        assert!(!g.enabled && g.group_id.contains("cannot be loaded"));
     }
 
     #[test]

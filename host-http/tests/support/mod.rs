@@ -91,7 +91,33 @@ impl Server {
             ca: std::fs::read(self.ca()).unwrap(),
             identity: None,
             tls12_only: false,
+            any_key: false,
         }
+    }
+
+    /// Uploads `ca` as CA certificate `name` and proves possession of its
+    /// key (DPS verification code flow); returns the verify answer.
+    pub fn verify_ca(&self, name: &str, ca: &host_cli::pki::Ca) -> Answer {
+        let up = self.admin(
+            "PUT",
+            &format!("/certificates/{name}"),
+            Some(&serde_json::json!({"certificate": ca.pem})),
+        );
+        assert_eq!(up.status, 200, "{up:?}");
+        let coded = self.admin(
+            "POST",
+            &format!("/certificates/{name}/generateVerificationCode"),
+            None,
+        );
+        let code = coded.body["properties"]["verificationCode"]
+            .as_str()
+            .expect("a verification code")
+            .to_string();
+        self.admin(
+            "POST",
+            &format!("/certificates/{name}/verify"),
+            Some(&serde_json::json!({"certificate": verification_certificate(ca, &code)})),
+        )
     }
 
     pub fn device(&self, chain_pem: &str, key_pem: &str) -> Client {
@@ -135,6 +161,26 @@ pub struct Client {
     identity: Option<(String, String)>,
     /// Offer TLS 1.2 only (embedded device stacks often stop there).
     pub tls12_only: bool,
+    /// Present the identity's chain even if the key is not the leaf's (an
+    /// attacker holding only a device's public certificate).
+    pub any_key: bool,
+}
+
+/// Always presents one certified key, matching or not.
+#[derive(Debug)]
+struct AnyKey(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for AnyKey {
+    fn resolve(
+        &self,
+        _: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 impl Client {
@@ -145,6 +191,7 @@ impl Client {
             ca: std::fs::read(ca).unwrap(),
             identity: None,
             tls12_only: false,
+            any_key: false,
         }
     }
 
@@ -166,6 +213,20 @@ impl Client {
         .with_root_certificates(roots);
         Arc::new(match &self.identity {
             None => builder.with_no_client_auth(),
+            Some((chain, key)) if self.any_key => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(chain.as_bytes())
+                        .map(Result::unwrap)
+                        .collect();
+                let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+                let signing = rustls::crypto::aws_lc_rs::default_provider()
+                    .key_provider
+                    .load_private_key(key)
+                    .unwrap();
+                builder.with_client_cert_resolver(Arc::new(AnyKey(Arc::new(
+                    rustls::sign::CertifiedKey::new(chain, signing),
+                ))))
+            }
             Some((chain, key)) => {
                 let chain: Vec<CertificateDer<'static>> =
                     CertificateDer::pem_slice_iter(chain.as_bytes())
@@ -241,4 +302,52 @@ impl Client {
 /// Device `n`'s (chain PEM, key PEM).
 pub fn device(pki: &Canonical, n: usize) -> (String, String) {
     (pki.chain_pem(n), pki.devices[n - 1].key.serialize_pem())
+}
+
+/// A DPS verification certificate: CN = `code`, signed by `ca`'s key,
+/// base64 DER.
+pub fn verification_certificate(ca: &host_cli::pki::Ca, code: &str) -> String {
+    let now = OffsetDateTime::now_utc();
+    let mut params = host_cli::pki::device_params(
+        code,
+        Validity {
+            not_before: now - time::Duration::hours(1),
+            not_after: now + time::Duration::days(1),
+        },
+    );
+    params.extended_key_usages = vec![];
+    let key = KeyAlg::P256.generate().expect("key");
+    let der = ca.sign(&params, &key).expect("sign");
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// A device certificate named `cn` issued by `ca` (valid now), as
+/// (chain PEM, key PEM): the leaf, then `ca`.
+pub fn issue(ca: &host_cli::pki::Ca, cn: &str) -> (String, String) {
+    let now = OffsetDateTime::now_utc();
+    let v = Validity {
+        not_before: now - time::Duration::days(1),
+        not_after: now + time::Duration::days(30),
+    };
+    let d = ca.device(cn, KeyAlg::P256, v).expect("device");
+    (format!("{}{}", d.pem, ca.pem), d.key.serialize_pem())
+}
+
+/// An enrollment group document (DPS shape) on the CA in `pem`.
+pub fn group(id: &str, pem: &str, enabled: bool) -> Value {
+    serde_json::json!({
+        "enrollmentGroupId": id,
+        "provisioningStatus": if enabled { "enabled" } else { "disabled" },
+        "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pem}}}}
+    })
+}
+
+/// An individual enrollment document (DPS shape) for the device certificate in `pem`.
+pub fn individual(id: &str, pem: &str, enabled: bool) -> Value {
+    serde_json::json!({
+        "registrationId": id,
+        "provisioningStatus": if enabled { "enabled" } else { "disabled" },
+        "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": pem}}}}
+    })
 }

@@ -1,0 +1,402 @@
+//! The service fails closed (issue "Fail closed in the service"): no
+//! record, entry or code path that a device, a stored document or a file
+//! can steer. Each test names the defect it pins; each failed on the
+//! previous main.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{SCOPE, Server, canonical, device, group, individual, issue};
+
+fn with_enrollments(dir: &std::path::Path, step: usize) -> (Server, host_cli::pki::Canonical) {
+    let pki = canonical();
+    let file = dir.join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[step].to_string()).unwrap();
+    (Server::start(&dir.join("data"), Some(&file)), pki)
+}
+
+fn status_of(server: &Server, chain: &str, key: &str, id: &str) -> support::Answer {
+    server
+        .device(chain, key)
+        .call("POST", &format!("/{SCOPE}/registrations/{id}"), vec![], &[])
+}
+
+/// Item 1: the holder of a disabled CA's key (or of a verified CA without
+/// a group) signs CN=device-1. Registering used to overwrite device-1's
+/// record (assigned → disabled/failed) and the status route returned it.
+#[test]
+fn a_refused_chain_cannot_overwrite_or_read_another_devices_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 1);
+    let (c1, k1) = device(&pki, 1);
+    assert_eq!(
+        server.device(&c1, &k1).register("device-1").body["status"],
+        "assigned"
+    );
+    let before = server.admin("GET", "/registrations/device-1", None);
+
+    let other = host_cli::pki::Ca::root("Other Root", host_cli::pki::KeyAlg::P256, {
+        let now = time::OffsetDateTime::now_utc();
+        host_cli::pki::Validity {
+            not_before: now - time::Duration::days(1),
+            not_after: now + time::Duration::days(30),
+        }
+    })
+    .unwrap();
+    assert_eq!(server.verify_ca("other-root", &other).status, 200);
+    for (issuer, code) in [
+        (&pki.line_b, "enrollment-group-disabled"),
+        (&other, "no-enrollment"),
+    ] {
+        let (chain, key) = issue(issuer, "device-1");
+        let refused = server.device(&chain, &key).register("device-1");
+        assert_eq!(refused.status, 401, "{refused:?}");
+        assert!(refused.raw.contains(code), "{}", refused.raw);
+        let status = status_of(&server, &chain, &key, "device-1");
+        assert_eq!(
+            status.status, 401,
+            "the record must not be shown: {status:?}"
+        );
+        assert!(!status.raw.contains("assignedHub"), "{}", status.raw);
+        let after = server.admin("GET", "/registrations/device-1", None);
+        assert_eq!(after.body, before.body, "device-1's record is untouched");
+    }
+
+    // A refused device still gets, and may read, a record of its own.
+    let (c4, k4) = device(&pki, 4);
+    let own = server.device(&c4, &k4).register("device-4");
+    assert_eq!(own.body["status"], "disabled", "{own:?}");
+    let read = status_of(&server, &c4, &k4, "device-4");
+    assert_eq!(read.status, 200, "{read:?}");
+    assert_eq!(read.body["status"], "disabled");
+}
+
+/// Item 2: the operation-status route compared the leaf's hash but never
+/// checked the handshake signature: the public certificate and any key
+/// read the operation.
+#[test]
+fn operation_status_needs_proof_of_possession() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 0);
+    let (chain, key) = device(&pki, 1);
+    let op = server.device(&chain, &key).register("device-1").body["operationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/{SCOPE}/registrations/device-1/operations/{op}");
+    let mut thief = server.device(&chain, &pki.devices[1].key.serialize_pem());
+    thief.any_key = true;
+    let stolen = thief.call("GET", &path, vec![], &[]);
+    assert_eq!(stolen.status, 401, "{stolen:?}");
+    assert!(
+        stolen.raw.contains("proof-of-possession-failed"),
+        "{}",
+        stolen.raw
+    );
+    let mine = server.device(&chain, &key).call("GET", &path, vec![], &[]);
+    assert_eq!(mine.status, 200, "{mine:?}");
+    assert_eq!(mine.body["status"], "assigned");
+}
+
+/// Item 3: a second group on a CA that has one was accepted (and the index
+/// silently dropped the disabled one); a CA certificate a group references
+/// could be re-uploaded (unverifying it) or deleted. All are 409 now, and
+/// the disabled group keeps deciding.
+#[test]
+fn management_writes_are_validated_against_the_whole_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 1);
+    let again = server.admin(
+        "PUT",
+        "/enrollmentGroups/line-b-again",
+        Some(&group("line-b-again", &pki.line_b.pem, true)),
+    );
+    assert_eq!(again.status, 409, "{again:?}");
+    assert!(again.raw.contains("line-b"), "{}", again.raw);
+    let (c4, k4) = device(&pki, 4);
+    assert_eq!(
+        server.device(&c4, &k4).register("device-4").body["status"],
+        "disabled"
+    );
+
+    assert_eq!(server.verify_ca("line-a-ca", &pki.line_a).status, 200);
+    let by_ref = json!({"enrollmentGroupId": "line-a", "attestation": {"type": "x509",
+        "x509": {"caReferences": {"primary": "line-a-ca"}}}});
+    assert_eq!(
+        server
+            .admin("PUT", "/enrollmentGroups/line-a", Some(&by_ref))
+            .status,
+        200
+    );
+    let reupload = server.admin(
+        "PUT",
+        "/certificates/line-a-ca",
+        Some(&json!({"certificate": pki.line_a.pem})),
+    );
+    assert_eq!(reupload.status, 409, "{reupload:?}");
+    let delete = server.admin("DELETE", "/certificates/line-a-ca", None);
+    assert_eq!(delete.status, 409, "{delete:?}");
+    let (c1, k1) = device(&pki, 1);
+    let a = server.device(&c1, &k1).register("device-1");
+    assert_eq!(
+        a.body["registrationState"]["x509"]["enrollmentGroupId"], "line-a",
+        "{a:?}"
+    );
+    // Once the group is gone, the certificate may go too.
+    assert_eq!(
+        server
+            .admin("DELETE", "/enrollmentGroups/line-a", None)
+            .status,
+        204
+    );
+    assert_eq!(
+        server
+            .admin("DELETE", "/certificates/line-a-ca", None)
+            .status,
+        204
+    );
+}
+
+/// Item 3: `"ProvisioningStatus": "disabled"` (and other spellings) gave
+/// an *enabled* entry. Keys match case-insensitively, as DPS's service
+/// does; near misses and null are refused.
+#[test]
+fn provisioning_status_is_read_case_insensitively_and_strictly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 0);
+    let mut doc = group("line-b", &pki.line_b.pem, true);
+    doc.as_object_mut().unwrap().remove("provisioningStatus");
+    doc["ProvisioningStatus"] = json!("disabled");
+    let put = server.admin("PUT", "/enrollmentGroups/line-b", Some(&doc));
+    assert_eq!(put.status, 200, "{put:?}");
+    assert_eq!(
+        put.body["provisioningStatus"], "disabled",
+        "stored in DPS spelling"
+    );
+    let (c4, k4) = device(&pki, 4);
+    assert_eq!(
+        server.device(&c4, &k4).register("device-4").body["status"],
+        "disabled"
+    );
+    for (key, value) in [
+        ("provisioning_status", json!("enabled")),
+        ("provisioningStatus", Value::Null),
+        ("provisioningStatus", json!(false)),
+    ] {
+        let mut doc = group("line-b", &pki.line_b.pem, true);
+        doc.as_object_mut().unwrap().remove("provisioningStatus");
+        doc[key] = value.clone();
+        let put = server.admin("PUT", "/enrollmentGroups/line-b", Some(&doc));
+        assert_eq!(put.status, 400, "{key}: {value}: {put:?}");
+    }
+    assert_eq!(
+        server.device(&c4, &k4).register("device-4").body["status"],
+        "disabled"
+    );
+}
+
+/// Item 3: a stored document that could not be loaded was skipped at start
+/// with a warning, so a disabled group's devices were admitted. Now the
+/// devices under it are refused and start-up says so.
+#[test]
+fn stored_entries_that_cannot_be_loaded_refuse_their_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = canonical();
+    let file = dir.path().join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[2].to_string()).unwrap();
+    let data = dir.path().join("data");
+    Server::start(&data, Some(&file)).stop();
+    let corrupt = |kind: &str, id: &str, edit: &dyn Fn(&str) -> String| {
+        let db = rusqlite::Connection::open(data.join("attest.db")).unwrap();
+        let doc: String = db
+            .query_row(
+                "SELECT doc FROM enrollments WHERE kind = ?1 AND id = ?2",
+                [kind, id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        db.execute(
+            "UPDATE enrollments SET doc = ?1 WHERE kind = ?2 AND id = ?3",
+            [edit(&doc).as_str(), kind, id],
+        )
+        .unwrap();
+    };
+    let register = |server: &Server, n: usize| {
+        let (chain, key) = device(&pki, n);
+        let a = server.device(&chain, &key).register(&format!("device-{n}"));
+        assert!(a.status < 500, "{a:?}");
+        a.body["status"].as_str().unwrap_or("refused").to_string()
+    };
+
+    // A status no one can read: line B's CA is still known, so only its
+    // devices are refused.
+    corrupt("group", "line-b", &|d| {
+        d.replace("\"disabled\"", "\"disabled \"")
+    });
+    let server = Server::start(&data, None);
+    let notes = server.running.as_ref().unwrap().notes.join("\n");
+    assert!(
+        notes.contains("ERROR: enrollment group 'line-b' cannot be loaded"),
+        "{notes}"
+    );
+    assert_ne!(register(&server, 4), "assigned");
+    assert_eq!(register(&server, 1), "assigned");
+    server.stop();
+
+    // A broken individual enrollment refuses its device (no fall-through
+    // to the root's group).
+    corrupt("individual", "device-3", &|_| "{not json".into());
+    let server = Server::start(&data, None);
+    assert_ne!(register(&server, 3), "assigned");
+    assert_eq!(register(&server, 2), "assigned");
+    server.stop();
+
+    // A group whose CA cannot be read might have disabled any CA: every
+    // group-decided device is refused until it is repaired.
+    corrupt("group", "line-b", &|_| "not json at all".into());
+    let server = Server::start(&data, None);
+    let notes = server.running.as_ref().unwrap().notes.join("\n");
+    assert!(notes.contains("cannot be determined"), "{notes}");
+    for n in [1, 2, 4, 5] {
+        assert_ne!(register(&server, n), "assigned", "device-{n}");
+    }
+}
+
+/// Item 4: an empty management key started the service (anyone could mint
+/// tokens), and tokens could be valid for ever.
+#[test]
+fn weak_management_keys_and_long_lived_tokens_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("config.json"),
+        json!({"sharedAccessPolicies": [{"keyName": "owner", "primaryKey": ""}],
+               "defaultIotHubHostName": "hub.example"})
+        .to_string(),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let started = runtime.block_on(host_http::start(host_http::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        id_scope: SCOPE.into(),
+        data: data.clone(),
+        tls_cert: None,
+        tls_key: None,
+        enrollments: None,
+    }));
+    let err = format!("{:#}", started.err().expect("refused to start"));
+    assert!(err.contains("at least 32"), "{err}");
+
+    std::fs::remove_file(data.join("config.json")).unwrap();
+    let server = Server::start(&data, None);
+    let text = std::fs::read_to_string(data.join("config.json")).unwrap();
+    let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let forever = host_http::sas::token(
+        &config.shared_access_policies[0],
+        "localhost",
+        now + 2 * 365 * 86_400,
+    )
+    .unwrap();
+    let r = server.client().call(
+        "GET",
+        "/certificates",
+        vec![],
+        &[("authorization", &forever)],
+    );
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.raw.contains("maxTokenLifetimeSeconds"), "{}", r.raw);
+}
+
+/// Items 6 and 7: every registration added an operation row that was never
+/// deleted; an individual enrollment without deviceId took its device ID
+/// from the URL's letter case (three hub identities for one device).
+#[test]
+fn operations_do_not_pile_up_and_device_ids_ignore_url_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 0);
+    let put = server.admin(
+        "PUT",
+        "/enrollments/device-1",
+        Some(&individual("device-1", &pki.devices[0].pem, true)),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    let (chain, key) = device(&pki, 1);
+    let mut operations = Vec::new();
+    for url_id in ["device-1", "DEVICE-1", "Device-1", "device-1", "dEvIcE-1"] {
+        let a = server.device(&chain, &key).register(url_id);
+        assert_eq!(a.body["status"], "assigned", "{a:?}");
+        assert_eq!(
+            a.body["registrationState"]["deviceId"], "device-1",
+            "{url_id}"
+        );
+        assert_eq!(
+            a.body["registrationState"]["registrationId"], "device-1",
+            "{url_id}"
+        );
+        operations.push(a.body["operationId"].as_str().unwrap().to_string());
+    }
+    let db = rusqlite::Connection::open(server.data.join("attest.db")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM operations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "one operation per registration");
+    let old = server.device(&chain, &key).call(
+        "GET",
+        &format!(
+            "/{SCOPE}/registrations/device-1/operations/{}",
+            operations[0]
+        ),
+        vec![],
+        &[],
+    );
+    assert_eq!(old.status, 404, "{old:?}");
+    let records = server.admin("POST", "/registrations/all-devices/query", Some(&json!({})));
+    assert_eq!(
+        records.body.as_array().map(Vec::len),
+        Some(0),
+        "no group record"
+    );
+}
+
+/// Item 11: the verification-code mismatch error printed the valid code; a
+/// PUT carrying a read-only `registrationState` was stored and returned.
+#[test]
+fn secrets_and_read_only_fields_are_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 0);
+    server.admin(
+        "PUT",
+        "/certificates/line-a-ca",
+        Some(&json!({"certificate": pki.line_a.pem})),
+    );
+    let coded = server.admin(
+        "POST",
+        "/certificates/line-a-ca/generateVerificationCode",
+        None,
+    );
+    let code = coded.body["properties"]["verificationCode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = server.admin(
+        "POST",
+        "/certificates/line-a-ca/verify",
+        Some(&json!({"certificate": support::verification_certificate(&pki.line_a, "not-it")})),
+    );
+    assert_eq!(wrong.status, 400, "{wrong:?}");
+    assert!(
+        !wrong.raw.contains(&code),
+        "the valid code leaked: {}",
+        wrong.raw
+    );
+
+    let mut doc = individual("device-1", &pki.devices[0].pem, true);
+    doc["registrationState"] = json!({"assignedHub": "evil.example", "status": "assigned"});
+    let put = server.admin("PUT", "/enrollments/device-1", Some(&doc));
+    assert_eq!(put.status, 200, "{put:?}");
+    let got = server.admin("GET", "/enrollments/device-1", None);
+    assert!(got.body.get("registrationState").is_none(), "{}", got.raw);
+    assert!(!got.raw.contains("evil.example"), "{}", got.raw);
+}
