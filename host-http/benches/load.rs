@@ -6,8 +6,13 @@
 //! process's CPU time over the run (from /proc), next to the anchor Azure
 //! documents for one DPS instance: 1,000 registrations per minute.
 //!
+//! Then the same load again while an attacker holds `--idle` silent TCP
+//! connections open from another loopback address (reopening each one as
+//! soon as the server closes it), side by side with the run without them:
+//! the p99 ratio says what idle sockets cost a device.
+//!
 //! ```text
-//! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32]
+//! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000]
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -30,6 +35,7 @@ struct Args {
     devices: usize,
     registrations: usize,
     concurrency: usize,
+    idle: usize,
 }
 
 fn args() -> Args {
@@ -37,6 +43,7 @@ fn args() -> Args {
         devices: 200,
         registrations: 3000,
         concurrency: 32,
+        idle: 2000,
     };
     let argv: Vec<String> = std::env::args().collect();
     for w in argv.windows(2) {
@@ -45,6 +52,7 @@ fn args() -> Args {
             ("--devices", Some(n)) => a.devices = n,
             ("--registrations", Some(n)) => a.registrations = n,
             ("--concurrency", Some(n)) => a.concurrency = n,
+            ("--idle", Some(n)) => a.idle = n,
             _ => {}
         }
     }
@@ -232,8 +240,92 @@ fn main() {
         "  vs Azure DPS's documented 1,000 registrations/minute per instance (16.7/s): {:.0}x",
         rate / (1000.0 / 60.0)
     );
+
+    if args.idle > 0 {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let holder = hold_idle(addr.clone(), args.idle, Arc::clone(&stop));
+        // Let the idle sockets pile up before measuring.
+        std::thread::sleep(Duration::from_secs(1));
+        let started = Instant::now();
+        let (mut under, errors) = run(args.registrations);
+        let wall = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::SeqCst);
+        let reopened = holder.join().expect("idle holder");
+        under.sort();
+        let p99 = |l: &[Duration]| percentile(l, 0.99).as_secs_f64() * 1e3;
+        println!(
+            "  with {} idle sockets held open from 127.0.0.2 ({reopened} reopened after the server closed them):",
+            args.idle
+        );
+        println!(
+            "    registrations/s {:.0}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {errors}",
+            under.len() as f64 / wall,
+            percentile(&under, 0.50).as_secs_f64() * 1e3,
+            p99(&under),
+            under.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        );
+        println!(
+            "    p99 with idle sockets / p99 without: {:.2}x",
+            p99(&under) / p99(&latencies).max(1e-9)
+        );
+    }
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = server.wait();
+}
+
+/// Holds `count` silent connections to `addr` from 127.0.0.2 until `stop`,
+/// reopening each one (after 100 ms) when the server closes it. Returns how
+/// many were reopened.
+fn hold_idle(
+    addr: String,
+    count: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let target: std::net::SocketAddr = addr.parse().expect("address");
+            let reopened = Arc::new(AtomicUsize::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..count {
+                let (stop, reopened) = (Arc::clone(&stop), Arc::clone(&reopened));
+                tasks.push(tokio::spawn(async move {
+                    use tokio::io::AsyncReadExt;
+                    let mut first = true;
+                    while !stop.load(Ordering::Relaxed) {
+                        if !first {
+                            reopened.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        first = false;
+                        let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+                            continue;
+                        };
+                        if socket
+                            .bind("127.0.0.2:0".parse().expect("address"))
+                            .is_err()
+                        {
+                            continue;
+                        }
+                        let Ok(mut conn) = socket.connect(target).await else {
+                            continue;
+                        };
+                        // Silent until the server closes it (or the run ends).
+                        let mut b = [0u8; 1];
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(30), conn.read(&mut b)).await;
+                    }
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+            reopened.load(Ordering::Relaxed)
+        })
+    })
 }
 
 async fn register(

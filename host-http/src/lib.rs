@@ -39,10 +39,19 @@ use tls::{ClientEvidence, EvidenceSlot, Tls};
 /// and an optional payload; enrollment documents carry up to two PEM
 /// certificates.
 pub const MAX_BODY: usize = 64 * 1024;
-/// Most connections served at once; more wait in the accept queue.
+/// Most connections served at once. Beyond it a new connection is
+/// accepted and closed at once (the client retries) rather than left
+/// waiting in the kernel's queue behind idle sockets.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Time allowed for the TLS handshake and for request headers.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections served at once from one IP address: one host holding
+/// idle sockets cannot take the whole [`MAX_CONNECTIONS`].
+pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// Time a new connection has to send its first byte (the TLS ClientHello).
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for the rest of the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a request body (at most [`MAX_BODY`] bytes): a client
 /// trickling bytes must not hold a connection slot for ever.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -313,13 +322,12 @@ pub async fn start(options: Options) -> Result<Running> {
     let addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
     let task = tokio::spawn(async move {
+        // Accept first, then decide: a connection over a limit is closed at
+        // once, so idle sockets never stall the accept queue for others.
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let peers = PeerCounts::default();
         let mut connections = JoinSet::new();
         loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = stop.changed() => break,
-            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = stop.changed() => break,
@@ -332,10 +340,19 @@ pub async fn start(options: Options) -> Result<Running> {
                     continue;
                 }
             };
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                tracing::debug!(%peer, "{MAX_CONNECTIONS} connections open; closing this one");
+                continue;
+            };
+            let Some(peer_slot) = peers.take(peer.ip()) else {
+                tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address; closing this one");
+                continue;
+            };
             let service = Arc::clone(&service);
             let stop = stop.clone();
             connections.spawn(async move {
                 serve_connection(service, tcp, peer, stop).await;
+                drop(peer_slot);
                 drop(permit);
             });
             while connections.try_join_next().is_some() {}
@@ -357,12 +374,59 @@ pub async fn start(options: Options) -> Result<Running> {
     })
 }
 
+/// Open connections per peer address.
+#[derive(Clone, Default)]
+struct PeerCounts(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One counted connection of a peer; uncounted when dropped.
+struct PeerSlot {
+    counts: PeerCounts,
+    ip: std::net::IpAddr,
+}
+
+impl PeerCounts {
+    /// A slot for `ip`, unless it has [`MAX_CONNECTIONS_PER_PEER`] already.
+    fn take(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
 async fn serve_connection(
     service: Arc<Service>,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
+    // A silent socket is closed after FIRST_BYTE_TIMEOUT, not held for the
+    // whole handshake allowance.
+    if !matches!(
+        tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.readable()).await,
+        Ok(Ok(()))
+    ) {
+        tracing::debug!(%peer, "no data within {FIRST_BYTE_TIMEOUT:?}; closing");
+        return;
+    }
     let slot = EvidenceSlot::default();
     let config = match service.tls.config(Arc::clone(&slot)) {
         Ok(c) => c,
@@ -392,7 +456,7 @@ async fn serve_connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(conn);
     tokio::select! {
