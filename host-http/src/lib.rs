@@ -257,6 +257,37 @@ impl Service {
     }
 }
 
+/// Opens the store, loads the policy, upserts `--enrollments` and builds
+/// the enrollment index (problems become `ERROR:` notes).
+fn build_service(
+    options: &Options,
+    tls: Tls,
+    config: ServiceConfig,
+    notes: &mut Vec<String>,
+) -> Result<Arc<Service>> {
+    let store = Store::open(&options.data)?;
+    let service = Arc::new(Service {
+        policy: Policy::new().context("loading the policy component")?,
+        store,
+        tls,
+        id_scope: options.id_scope.clone(),
+        config,
+        index: RwLock::new(Arc::new(EnrollmentSet::default())),
+    });
+    if let Some(path) = &options.enrollments {
+        let (individuals, groups) = admin::upsert_file(&service, path)?;
+        notes.push(format!(
+            "upserted {individuals} individual enrollment(s) and {groups} enrollment group(s) from {}",
+            path.display()
+        ));
+    }
+    for problem in service.rebuild_index()? {
+        notes.push(format!("ERROR: {problem}"));
+    }
+
+    Ok(service)
+}
+
 /// Starts the service: opens the store, loads or creates configuration and
 /// TLS material, upserts `--enrollments`, binds, and serves until
 /// [`Running::shutdown`].
@@ -296,26 +327,7 @@ pub async fn start(options: Options) -> Result<Running> {
         }
         _ => return Err(anyhow!("give both --tls-cert and --tls-key, or neither")),
     };
-    let store = Store::open(&options.data)?;
-    let service = Arc::new(Service {
-        policy: Policy::new().context("loading the policy component")?,
-        store,
-        tls,
-        id_scope: options.id_scope.clone(),
-        config,
-        index: RwLock::new(Arc::new(EnrollmentSet::default())),
-    });
-    if let Some(path) = &options.enrollments {
-        let (individuals, groups) = admin::upsert_file(&service, path)?;
-        notes.push(format!(
-            "upserted {individuals} individual enrollment(s) and {groups} enrollment group(s) from {}",
-            path.display()
-        ));
-    }
-    for problem in service.rebuild_index()? {
-        notes.push(format!("ERROR: {problem}"));
-    }
-
+    let service = build_service(&options, tls, config, &mut notes)?;
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -409,6 +421,74 @@ impl Drop for PeerSlot {
                 counts.remove(&self.ip);
             }
         }
+    }
+}
+
+/// The service's request handling without the network: raw HTTP/1.1 bytes
+/// are served as if they had arrived over a mutual-TLS connection with the
+/// given client evidence (routing, limits, device and management APIs,
+/// store and policy are the real ones). For fuzzing and tests.
+#[doc(hidden)]
+pub struct Harness {
+    service: Arc<Service>,
+    /// What start-up said (as [`Running::notes`]).
+    pub notes: Vec<String>,
+}
+
+/// The TLS evidence a [`Harness`] request carries.
+#[doc(hidden)]
+#[derive(Clone, Debug, Default)]
+pub struct Evidence {
+    /// Leaf DER and intermediates DER.
+    pub chain: Option<(Vec<u8>, Vec<Vec<u8>>)>,
+    /// TLS signature scheme, signed content, signature.
+    pub signature: Option<(u16, Vec<u8>, Vec<u8>)>,
+}
+
+impl Harness {
+    /// Builds the service as [`start`] does (data directory, config,
+    /// enrollments), without TLS material or a listener.
+    pub fn new(options: &Options) -> Result<Harness> {
+        std::fs::create_dir_all(&options.data)
+            .with_context(|| format!("cannot create {}", options.data.display()))?;
+        let (config, _) = ServiceConfig::load_or_create(&options.data)?;
+        let (dev, _) = tls::dev_certificate(&options.data.join("tls"))?;
+        let tls = Tls::load(&dev.cert, &dev.key)?;
+        let mut notes = Vec::new();
+        let service = build_service(options, tls, config, &mut notes)?;
+        Ok(Harness { service, notes })
+    }
+
+    /// Serves `request` (bytes as a client would send them on one
+    /// connection) and returns everything the service wrote back.
+    pub async fn serve(&self, request: &[u8], evidence: Evidence) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(256 << 10);
+        let evidence = Arc::new(ClientEvidence {
+            chain: evidence.chain,
+            signature: evidence.signature,
+        });
+        let service = Arc::clone(&self.service);
+        let handler = hyper::service::service_fn(move |req| {
+            let service = Arc::clone(&service);
+            let evidence = Arc::clone(&evidence);
+            async move { Ok::<_, Infallible>(route(service, evidence, req).await) }
+        });
+        let conn = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                // The request is written whole and the write side shut:
+                // answer it rather than treat the EOF as an abort.
+                .half_close(true)
+                .serve_connection(TokioIo::new(server), handler),
+        );
+        let _ = client.write_all(request).await;
+        let _ = client.shutdown().await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut out)).await;
+        conn.abort();
+        out
     }
 }
 
