@@ -156,6 +156,22 @@ async fn attest(
     }
 }
 
+/// [`attest`], with a refusal that does not come from a trusted chain
+/// already answered (401): what the read-only device routes need.
+async fn trusted_verdict(
+    service: &Arc<Service>,
+    evidence: &ClientEvidence,
+    registration_id: &str,
+) -> Result<(Result<Decision, Refusal>, Vec<u8>), Response<Body>> {
+    let (verdict, leaf) = attest(service, evidence, registration_id).await?;
+    if let Err(r) = &verdict
+        && !trusted_refusal(r.code)
+    {
+        return Err(refused(r));
+    }
+    Ok((verdict, leaf))
+}
+
 /// Whether a refusal came after the device's chain was trusted: an
 /// enrollment entry decided (disabled), or the chain reached a verified CA
 /// that no entry covers. Only these are recorded (and only these let a
@@ -430,15 +446,10 @@ async fn operation_status(
 ) -> Response<Body> {
     // Proof of possession first, through the component, as on every
     // device route: the public certificate alone reads nothing.
-    let (verdict, leaf) = match attest(service, evidence, registration_id).await {
-        Ok(v) => v,
+    let leaf = match trusted_verdict(service, evidence, registration_id).await {
+        Ok((_, leaf)) => leaf,
         Err(response) => return response,
     };
-    if let Err(r) = &verdict
-        && !trusted_refusal(r.code)
-    {
-        return refused(r);
-    }
     let leaf_sha256 = Sha256::digest(&leaf).to_vec();
     let found = {
         let service = Arc::clone(service);
@@ -479,15 +490,10 @@ async fn registration_status(
     evidence: &ClientEvidence,
     registration_id: &str,
 ) -> Response<Body> {
-    let (verdict, leaf) = match attest(service, evidence, registration_id).await {
+    let (verdict, leaf) = match trusted_verdict(service, evidence, registration_id).await {
         Ok(v) => v,
         Err(response) => return response,
     };
-    if let Err(r) = &verdict
-        && !trusted_refusal(r.code)
-    {
-        return refused(r);
-    }
     let leaf_sha256 = Sha256::digest(&leaf);
     match service.store.registration_owned(registration_id) {
         // An admitted device may read its record; a refused one only a

@@ -433,9 +433,10 @@ fn idle_connections_are_shed_not_queued() {
         for mut s in idle {
             use tokio::io::AsyncReadExt;
             let mut b = [0u8; 1];
-            match tokio::time::timeout(std::time::Duration::from_secs(8), s.read(&mut b)).await {
-                Ok(Ok(0) | Err(_)) => closed += 1,
-                Ok(Ok(_)) | Err(_) => {}
+            let read = tokio::time::timeout(std::time::Duration::from_secs(8), s.read(&mut b));
+            // Closed: end of stream, or reset; not closed: data, or the timeout.
+            if let Ok(Ok(0) | Err(_)) = read.await {
+                closed += 1;
             }
         }
         closed
