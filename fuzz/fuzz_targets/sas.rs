@@ -27,16 +27,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         // HMAC-SHA256, so this is reached only from the seed.
         assert!(header.contains("skn=owner"), "{header}");
     }
-    // Round trip for whatever resource the input spells.
-    let minted = token(&policy, header, now + 60).expect("a token");
-    assert_eq!(
-        verify(
+    // Round trip for whatever resource the input spells: what `token`
+    // mints, `verify` accepts (a too-long token is refused when minted).
+    if let Ok(minted) = token(&policy, header, now + 60) {
+        let verified = verify(
             &minted,
             std::slice::from_ref(&policy),
             now,
-            DEFAULT_MAX_TOKEN_LIFETIME
-        ),
-        Ok(()),
-        "{minted}"
-    );
+            DEFAULT_MAX_TOKEN_LIFETIME,
+        );
+        assert_eq!(verified, Ok(()), "{minted}");
+    }
 });

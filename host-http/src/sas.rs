@@ -58,10 +58,18 @@ pub fn token(policy: &SasPolicy, resource: &str, expiry: i64) -> Result<String, 
         format!("{sr}\n{expiry}").as_bytes(),
     );
     let sig = utf8_percent_encode(&STANDARD.encode(tag.as_ref()), NON_ALPHANUMERIC).to_string();
-    Ok(format!(
+    let token = format!(
         "SharedAccessSignature sr={sr}&sig={sig}&se={expiry}&skn={}",
         policy.key_name
-    ))
+    );
+    // Never mint what `verify` refuses (found by the `sas` fuzz target).
+    if token.len() > MAX_TOKEN {
+        return Err(format!(
+            "the token would be {} bytes; the service accepts at most {MAX_TOKEN} (use a shorter resource)",
+            token.len()
+        ));
+    }
+    Ok(token)
 }
 
 /// Checks an `Authorization` header value at time `now`; a token that
@@ -179,6 +187,26 @@ mod tests {
             verify(&t, std::slice::from_ref(&p), 999 - max - 1, max)
                 .unwrap_err()
                 .contains("maxTokenLifetimeSeconds")
+        );
+    }
+
+    /// Found by the `sas` fuzz target: `token` minted tokens longer than
+    /// `verify` accepts (a long resource), which the service then refused.
+    #[test]
+    fn token_never_mints_what_verify_refuses() {
+        let p = policy();
+        let long = "h".repeat(MAX_TOKEN);
+        assert!(token(&p, &long, 1_000).unwrap_err().contains("at most"));
+        let fits = "h".repeat(MAX_TOKEN - 200);
+        let t = token(&p, &fits, 1_000).unwrap();
+        assert_eq!(
+            verify(
+                &t,
+                std::slice::from_ref(&p),
+                999,
+                DEFAULT_MAX_TOKEN_LIFETIME
+            ),
+            Ok(())
         );
     }
 
