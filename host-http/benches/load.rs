@@ -7,12 +7,13 @@
 //! documents for one DPS instance: 1,000 registrations per minute.
 //!
 //! Then the same load again while an attacker holds `--idle` silent TCP
-//! connections open from another loopback address (reopening each one as
-//! soon as the server closes it), side by side with the run without them:
-//! the p99 ratio says what idle sockets cost a device.
+//! connections open from another loopback address (reopening each one
+//! `--idle-reopen-ms` after the server closes it; 100 makes it a connection
+//! flood), side by side with the run without them: the p99 ratio says what
+//! idle sockets cost a device.
 //!
 //! ```text
-//! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000]
+//! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000 --idle-reopen-ms 1000]
 //! ```
 
 use std::io::{BufRead, BufReader};
@@ -36,6 +37,7 @@ struct Args {
     registrations: usize,
     concurrency: usize,
     idle: usize,
+    idle_reopen_ms: u64,
 }
 
 fn args() -> Args {
@@ -44,6 +46,7 @@ fn args() -> Args {
         registrations: 3000,
         concurrency: 32,
         idle: 2000,
+        idle_reopen_ms: 1000,
     };
     let argv: Vec<String> = std::env::args().collect();
     for w in argv.windows(2) {
@@ -53,6 +56,7 @@ fn args() -> Args {
             ("--registrations", Some(n)) => a.registrations = n,
             ("--concurrency", Some(n)) => a.concurrency = n,
             ("--idle", Some(n)) => a.idle = n,
+            ("--idle-reopen-ms", Some(n)) => a.idle_reopen_ms = n as u64,
             _ => {}
         }
     }
@@ -243,7 +247,12 @@ fn main() {
 
     if args.idle > 0 {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let holder = hold_idle(addr.clone(), args.idle, Arc::clone(&stop));
+        let holder = hold_idle(
+            addr.clone(),
+            args.idle,
+            Duration::from_millis(args.idle_reopen_ms),
+            Arc::clone(&stop),
+        );
         // Let the idle sockets pile up before measuring.
         std::thread::sleep(Duration::from_secs(1));
         let started = Instant::now();
@@ -254,8 +263,8 @@ fn main() {
         under.sort();
         let p99 = |l: &[Duration]| percentile(l, 0.99).as_secs_f64() * 1e3;
         println!(
-            "  with {} idle sockets held open from 127.0.0.2 ({reopened} reopened after the server closed them):",
-            args.idle
+            "  with {} idle sockets held open from 127.0.0.2 ({reopened} reopened, each {} ms after the server closed it):",
+            args.idle, args.idle_reopen_ms
         );
         println!(
             "    registrations/s {:.0}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, errors {errors}",
@@ -274,11 +283,12 @@ fn main() {
 }
 
 /// Holds `count` silent connections to `addr` from 127.0.0.2 until `stop`,
-/// reopening each one (after 100 ms) when the server closes it. Returns how
-/// many were reopened.
+/// reopening each one `pause` after the server closes it. Returns how many
+/// were reopened.
 fn hold_idle(
     addr: String,
     count: usize,
+    pause: Duration,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<usize> {
     std::thread::spawn(move || {
@@ -298,7 +308,7 @@ fn hold_idle(
                     while !stop.load(Ordering::Relaxed) {
                         if !first {
                             reopened.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            tokio::time::sleep(pause).await;
                         }
                         first = false;
                         let Ok(socket) = tokio::net::TcpSocket::new_v4() else {

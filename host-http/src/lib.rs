@@ -328,9 +328,8 @@ pub async fn start(options: Options) -> Result<Running> {
         _ => return Err(anyhow!("give both --tls-cert and --tls-key, or neither")),
     };
     let service = build_service(&options, tls, config, &mut notes)?;
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let listener =
+        listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, mut stop) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -384,6 +383,19 @@ pub async fn start(options: Options) -> Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// A listener with a deep accept queue (the kernel caps it at
+/// `net.core.somaxconn`): under a burst of connections, devices wait in
+/// the queue instead of having their SYNs dropped (a 1 s retransmit).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Open connections per peer address.
