@@ -2005,8 +2005,9 @@ fn hard_constraints(c: &mut Corpus, root: &Ca) {
             vec![GeneralSubtree::DnsName("evil.com".into())],
         ));
     });
+    // Outside the excluded subtree: only the syntax rule refuses it.
     let dotted = device_with(&dns, |p| {
-        p.subject_alt_names = vec![self::dns(".x.evil.com")]
+        p.subject_alt_names = vec![self::dns(".x.good.com")]
     });
     c.refuse(
         "nc-dns-leading-period-name",
