@@ -277,14 +277,7 @@ fn weak_management_keys_and_long_lived_tokens_are_refused() {
     )
     .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let started = runtime.block_on(host_http::start(host_http::Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        id_scope: SCOPE.into(),
-        data: data.clone(),
-        tls_cert: None,
-        tls_key: None,
-        enrollments: None,
-    }));
+    let started = runtime.block_on(host_http::start(support::options(&data, None)));
     let err = format!("{:#}", started.err().expect("refused to start"));
     assert!(err.contains("at least 32"), "{err}");
 

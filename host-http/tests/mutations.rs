@@ -72,15 +72,7 @@ fn mutated_requests_never_crash_or_touch_another_devices_record() {
     let pki = canonical();
     let file = dir.path().join("enrollments.json");
     std::fs::write(&file, pki.enrollment_steps()[1].to_string()).unwrap();
-    let harness = Harness::new(&host_http::Options {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        id_scope: SCOPE.into(),
-        data: dir.path().join("data"),
-        tls_cert: None,
-        tls_key: None,
-        enrollments: Some(file),
-    })
-    .unwrap();
+    let harness = Harness::new(&support::options(&dir.path().join("data"), Some(&file))).unwrap();
     let evidence = |n: usize| {
         let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
         let signature = pki.devices[n - 1].key.sign(&message).unwrap();

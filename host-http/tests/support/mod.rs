@@ -32,6 +32,18 @@ pub fn canonical() -> Canonical {
     Canonical::generate(KeyAlg::P256, v, v).expect("PKI")
 }
 
+/// Options for a service on a free loopback port with development TLS.
+pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
+    host_http::Options {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        id_scope: SCOPE.into(),
+        data: data.to_path_buf(),
+        tls_cert: None,
+        tls_key: None,
+        enrollments: enrollments.map(Path::to_path_buf),
+    }
+}
+
 pub struct Server {
     pub runtime: tokio::runtime::Runtime,
     pub running: Option<host_http::Running>,
@@ -49,14 +61,7 @@ impl Server {
             .build()
             .expect("runtime");
         let running = runtime
-            .block_on(host_http::start(host_http::Options {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                id_scope: SCOPE.into(),
-                data: data.to_path_buf(),
-                tls_cert: None,
-                tls_key: None,
-                enrollments: enrollments.map(Path::to_path_buf),
-            }))
+            .block_on(host_http::start(options(data, enrollments)))
             .expect("host-http starts");
         let addr = running.addr;
         Server {
