@@ -282,6 +282,16 @@ fn weak_management_keys_and_long_lived_tokens_are_refused() {
     assert!(err.contains("at least 32"), "{err}");
 
     std::fs::remove_file(data.join("config.json")).unwrap();
+
+    // Item 9: an enrollment "file" that never ends (a FIFO, /dev/zero) was
+    // read until memory ran out; the read is bounded now.
+    let endless = runtime.block_on(host_http::start(support::options(
+        &data,
+        Some(std::path::Path::new("/dev/zero")),
+    )));
+    let err = format!("{:#}", endless.err().expect("refused to start"));
+    assert!(err.contains("byte limit"), "{err}");
+
     let server = Server::start(&data, None);
     let text = std::fs::read_to_string(data.join("config.json")).unwrap();
     let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
