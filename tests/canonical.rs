@@ -121,7 +121,7 @@ fn group_on_an_intermediate_is_its_own_trust_anchor() {
 fn no_enrollment_for_a_valid_chain() {
     // The root is trusted (a verified CA) but no entry covers the chain.
     let pki = Canonical::generate(KeyAlg::P256, ca_validity(), device_validity()).unwrap();
-    let mut set = host_cli::enrollments::EnrollmentSet::from_json("{}").unwrap();
+    let mut set = attest_dps::EnrollmentSet::from_json("{}").unwrap();
     set.add_anchor(pki.root.der.clone()).unwrap();
     let set = std::sync::Arc::new(set);
     let r = resolve(

@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
+use attest_dps::EnrollmentSet;
 use attest_tests::corpus::corpus;
 use attest_tests::{Rng, resolve, validate_chain};
-use host_cli::enrollments::EnrollmentSet;
 use policy_host::AttestRequest;
 
 fn mutate_bytes(rng: &mut Rng, der: &mut Vec<u8>) {

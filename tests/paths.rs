@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
+use attest_dps::EnrollmentSet;
 use attest_tests::forge::{self, Signer, name_der, tag};
 use attest_tests::pki::{Ca, KeyAlg, ca_params};
 use attest_tests::*;
-use host_cli::enrollments::EnrollmentSet;
 use policy_host::{Code, Decision, EnrollmentKind, Refusal};
 use rcgen::{KeyIdMethod, KeyPair};
 

@@ -392,7 +392,7 @@ fn verified_ca_below_the_enrolled_group() {
     let leaf = line
         .device("device-9", KeyAlg::P256, device_validity())
         .unwrap();
-    let mut set = host_cli::enrollments::EnrollmentSet::from_json(
+    let mut set = attest_dps::EnrollmentSet::from_json(
         &serde_json::json!({"enrollmentGroups": [group_json("root-group", &root.pem, true)]})
             .to_string(),
     )

@@ -4,8 +4,8 @@
 //! gives an enabled entry.
 #![no_main]
 
+use attest_dps::enrollment::{EnrollmentSet, normalize_entry};
 use policy_core::EnrollmentSource;
-use policy_host::dps::{EnrollmentSet, normalize_entry};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

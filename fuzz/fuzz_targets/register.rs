@@ -44,11 +44,11 @@ fn fixture() -> &'static Fixture {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
             .as_secs() as i64;
-        let v = host_cli::pki::Validity {
+        let v = attest_pki::Validity {
             not_before: time_of(now - 86_400),
             not_after: time_of(now + 30 * 86_400),
         };
-        let pki = host_cli::pki::Canonical::generate(host_cli::pki::KeyAlg::P256, v, v)
+        let pki = attest_pki::Canonical::generate(attest_pki::KeyAlg::P256, v, v)
             .expect("PKI");
         let file = dir.path().join("enrollments.json");
         std::fs::write(&file, pki.enrollment_steps()[1].to_string()).expect("write");

@@ -3,8 +3,8 @@
 //! policy key (so it must be one `token` could have made for that key).
 #![no_main]
 
-use host_http::SasPolicy;
-use host_http::sas::{DEFAULT_MAX_TOKEN_LIFETIME, token, verify};
+use attest_dps::sas::SasPolicy;
+use attest_dps::sas::{DEFAULT_MAX_TOKEN_LIFETIME, token, verify};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let policy = SasPolicy {

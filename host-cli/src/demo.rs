@@ -10,8 +10,8 @@ use time::{Duration, OffsetDateTime};
 
 use policy_host::{AttestRequest, Proof, Purpose};
 
-use crate::enrollments::EnrollmentSet;
-use crate::pki::{Canonical, KeyAlg, Validity};
+use attest_dps::EnrollmentSet;
+use attest_pki::{Canonical, KeyAlg, Validity};
 
 /// The enrollment files `pki demo` writes, with what each adds.
 pub const STEPS: [(&str, &str); 3] = [
@@ -201,7 +201,7 @@ pub fn tour(dir: &Path) -> Result<()> {
     let mut challenge = [0u8; 32];
     aws_lc_rs::rand::fill(&mut challenge).map_err(|_| anyhow!("no system randomness"))?;
     for (n, signer, label) in [(1, 1, "device-1's own key"), (1, 2, "device-2's key")] {
-        let message = policy_core::challenge_message(&format!("device-{n}"), &challenge)
+        let message = policy_host::challenge_message(&format!("device-{n}"), &challenge)
             .map_err(|r| anyhow!("{r}"))?;
         let signature = rcgen::SigningKey::sign(&pki.devices[signer - 1].key, &message)
             .map_err(|e| anyhow!("signing: {e}"))?;

@@ -45,22 +45,6 @@ pub fn pem_file(path: &Path) -> Result<Vec<Vec<u8>>> {
     pem_certificates(&bytes, &path.display().to_string())
 }
 
-/// One certificate given as PEM or as bare base64 of its DER (both appear
-/// in DPS enrollment JSON).
-pub fn one_certificate(text: &str) -> Result<Vec<u8>> {
-    if text.contains("-----BEGIN") {
-        let mut certs = pem_certificates(text.as_bytes(), "certificate")?;
-        if certs.len() != 1 {
-            bail!("expected one certificate, found {}", certs.len());
-        }
-        return Ok(certs.remove(0));
-    }
-    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD
-        .decode(compact.as_bytes())
-        .map_err(|e| anyhow!("certificate is neither PEM nor base64 DER: {e}"))
-}
-
 /// Decodes base64 in either the URL-safe unpadded or the standard alphabet.
 pub fn base64_decode(text: &str, what: &str) -> Result<Vec<u8>> {
     let t = text.trim();

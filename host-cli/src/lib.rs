@@ -6,9 +6,7 @@
 
 pub mod demo;
 /// Enrollment sets in DPS JSON shapes (shared with host-http).
-pub use policy_host::dps as enrollments;
 pub mod input;
-pub mod pki;
 pub mod register;
 pub mod report;
 
@@ -23,8 +21,8 @@ use time::format_description::well_known::Rfc3339;
 
 use policy_host::{AttestRequest, ChainRequest, Policy, Proof, Purpose};
 
-use crate::enrollments::EnrollmentSet;
 use crate::report::{Outcome, Report};
+use attest_dps::EnrollmentSet;
 
 /// Exit code: accepted.
 pub const EXIT_ACCEPTED: u8 = 0;
@@ -280,7 +278,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             }
             let registration_id = match &args.registration_id {
                 Some(id) => id.clone(),
-                None => match policy_core::certificate_common_name(&leaf) {
+                None => match policy_host::certificate_common_name(&leaf) {
                     Ok(Some(cn)) => cn,
                     Ok(None) => {
                         bail!("the leaf has no subject CN; pass --registration-id explicitly")
@@ -332,7 +330,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
 
 /// The subject CN of a DER certificate.
 pub fn common_name_of(der: &[u8]) -> Result<String> {
-    policy_core::certificate_common_name(der)
+    policy_host::certificate_common_name(der)
         .map_err(|r| anyhow!("the leaf certificate is unusable: {r}"))?
         .ok_or_else(|| anyhow!("the leaf has no subject CN; pass --registration-id explicitly"))
 }
@@ -356,7 +354,7 @@ fn sign(args: &SignArgs) -> Result<()> {
         (None, None) => bail!("give --registration-id or --cert"),
     };
     let challenge = input::base64_decode(&args.challenge, "--challenge")?;
-    let message = policy_core::challenge_message(&registration_id, &challenge)
+    let message = policy_host::challenge_message(&registration_id, &challenge)
         .map_err(|r| anyhow!("{}", r.message))?;
     let signature =
         rcgen::SigningKey::sign(&key, &message).map_err(|e| anyhow!("signing failed: {e}"))?;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host_cli::pki::{Ca, Canonical, KeyAlg, Validity};
+use attest_pki::{Ca, Canonical, KeyAlg, Validity};
 use time::macros::datetime;
 
 const AT: &str = "2026-06-01T00:00:00Z";
@@ -387,7 +387,7 @@ fn hostile_chains_are_refused_with_exit_1() {
 
     // A 50-certificate chain.
     let (ca_v, dev_v) = fixed();
-    let cas = host_cli::pki::ca_line(50, KeyAlg::P256, ca_v).unwrap();
+    let cas = attest_pki::ca_line(50, KeyAlg::P256, ca_v).unwrap();
     let deep_leaf = cas[49].device("deep", KeyAlg::P256, dev_v).unwrap();
     let mut text = deep_leaf.pem.clone();
     for ca in cas.iter().rev() {
@@ -407,7 +407,7 @@ fn hostile_chains_are_refused_with_exit_1() {
     let y = x.intermediate("Y", KeyAlg::P256, ca_v).unwrap();
     let x_by_y = y
         .issue_ca(
-            host_cli::pki::ca_params("X", ca_v, None),
+            attest_pki::ca_params("X", ca_v, None),
             rcgen::KeyPair::from_pem(&x.key.serialize_pem()).unwrap(),
         )
         .unwrap();
@@ -496,7 +496,7 @@ fn verify_refuses_a_cross_signed_route_around_a_disabled_group() {
         .pki
         .root
         .issue_ca(
-            host_cli::pki::ca_params("Sub X", ca_v, None),
+            attest_pki::ca_params("Sub X", ca_v, None),
             rcgen::KeyPair::from_pem(&x_by_b.key.serialize_pem()).unwrap(),
         )
         .unwrap();

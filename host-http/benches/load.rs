@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use host_cli::pki::{Ca, KeyAlg, Validity};
+use attest_pki::{Ca, KeyAlg, Validity};
 
 const SCOPE: &str = "0ne00000001";
 

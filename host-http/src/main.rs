@@ -88,15 +88,13 @@ fn main() -> ExitCode {
 
 fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
     let path = data.join("config.json");
-    let text = policy_host::input::read_limited_text(&path, 1 << 20).with_context(|| {
+    let config = host_http::ServiceConfig::load(data).with_context(|| {
         format!(
-            "cannot read {} (start host-http with --data {} once to create it)",
-            path.display(),
-            data.display()
+            "no usable configuration (start host-http with --data {} once to create {})",
+            data.display(),
+            path.display()
         )
     })?;
-    let config: host_http::ServiceConfig = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a host-http configuration", path.display()))?;
     let policy = config
         .shared_access_policies
         .first()
@@ -111,7 +109,7 @@ fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
     let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + ttl.max(1);
     println!(
         "{}",
-        host_http::sas::token(policy, resource, expiry).map_err(anyhow::Error::msg)?
+        attest_dps::sas::token(policy, resource, expiry).map_err(anyhow::Error::msg)?
     );
     Ok(())
 }

@@ -28,17 +28,10 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureSc
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
-/// What the handshake showed of the client.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ClientEvidence {
-    /// Leaf DER and intermediates DER, as sent.
-    pub(crate) chain: Option<(Vec<u8>, Vec<Vec<u8>>)>,
-    /// TLS signature scheme, signed content, signature.
-    pub(crate) signature: Option<(u16, Vec<u8>, Vec<u8>)>,
-}
+use attest_service::DeviceEvidence;
 
 /// Slot shared between one connection's verifier and its request handler.
-pub(crate) type EvidenceSlot = Arc<Mutex<ClientEvidence>>;
+pub(crate) type EvidenceSlot = Arc<Mutex<DeviceEvidence>>;
 
 #[derive(Debug)]
 struct CapturingVerifier {
@@ -117,20 +110,6 @@ impl ClientCertVerifier for CapturingVerifier {
     }
 }
 
-/// The schemes the policy core accepts for a TLS proof of possession.
-const SCHEMES: &[SignatureScheme] = &[
-    SignatureScheme::ECDSA_NISTP256_SHA256,
-    SignatureScheme::ECDSA_NISTP384_SHA384,
-    SignatureScheme::ECDSA_NISTP521_SHA512,
-    SignatureScheme::ED25519,
-    SignatureScheme::RSA_PSS_SHA256,
-    SignatureScheme::RSA_PSS_SHA384,
-    SignatureScheme::RSA_PSS_SHA512,
-    SignatureScheme::RSA_PKCS1_SHA256,
-    SignatureScheme::RSA_PKCS1_SHA384,
-    SignatureScheme::RSA_PKCS1_SHA512,
-];
-
 #[derive(Debug)]
 struct FixedCert(Arc<CertifiedKey>);
 
@@ -178,9 +157,14 @@ impl Tls {
 
     /// A rustls server config whose client verifier captures into `slot`.
     pub(crate) fn config(&self, slot: EvidenceSlot) -> Result<Arc<ServerConfig>> {
+        // Exactly the schemes the policy accepts as a proof of possession:
+        // a handshake never settles on one the component would refuse.
         let verifier = CapturingVerifier {
             slot,
-            schemes: SCHEMES.to_vec(),
+            schemes: policy_host::TLS_SIGNATURE_SCHEMES
+                .iter()
+                .map(|&s| SignatureScheme::from(s))
+                .collect(),
         };
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
@@ -248,26 +232,8 @@ pub(crate) fn dev_certificate(dir: &Path) -> Result<(DevTls, bool)> {
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.signed_by(&key, &issuer)?;
 
-    write_private(&paths.key, key.serialize_pem().as_bytes())?;
+    attest_service::files::write_private(&paths.key, key.serialize_pem().as_bytes())?;
     std::fs::write(&paths.ca, ca_cert.pem())?;
     std::fs::write(&paths.cert, cert.pem())?;
     Ok((paths, true))
-}
-
-/// Writes a secret file readable by the owner only (Unix).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
 }

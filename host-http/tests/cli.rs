@@ -192,7 +192,7 @@ fn an_acknowledged_registration_survives_a_crash() {
     let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
     let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
     let token =
-        host_http::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap();
+        attest_dps::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap();
     let record = support::Client::new(addr, &data.join("tls/dev-server-ca.pem")).call(
         "GET",
         "/registrations/device-2",

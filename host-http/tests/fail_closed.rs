@@ -8,7 +8,7 @@ mod support;
 use serde_json::{Value, json};
 use support::{SCOPE, Server, canonical, device, group, individual, issue};
 
-fn with_enrollments(dir: &std::path::Path, step: usize) -> (Server, host_cli::pki::Canonical) {
+fn with_enrollments(dir: &std::path::Path, step: usize) -> (Server, attest_pki::Canonical) {
     let pki = canonical();
     let file = dir.join("enrollments.json");
     std::fs::write(&file, pki.enrollment_steps()[step].to_string()).unwrap();
@@ -35,9 +35,9 @@ fn a_refused_chain_cannot_overwrite_or_read_another_devices_record() {
     );
     let before = server.admin("GET", "/registrations/device-1", None);
 
-    let other = host_cli::pki::Ca::root("Other Root", host_cli::pki::KeyAlg::P256, {
+    let other = attest_pki::Ca::root("Other Root", attest_pki::KeyAlg::P256, {
         let now = time::OffsetDateTime::now_utc();
-        host_cli::pki::Validity {
+        attest_pki::Validity {
             not_before: now - time::Duration::days(1),
             not_after: now + time::Duration::days(30),
         }
@@ -296,7 +296,7 @@ fn weak_management_keys_and_long_lived_tokens_are_refused() {
     let text = std::fs::read_to_string(data.join("config.json")).unwrap();
     let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let forever = host_http::sas::token(
+    let forever = attest_dps::sas::token(
         &config.shared_access_policies[0],
         "localhost",
         now + 2 * 365 * 86_400,

@@ -10,7 +10,7 @@ use support::{SCOPE, Server, canonical, device, group, individual};
 
 /// The registration status of devices 1..=5 (`assigned`, `disabled`, or
 /// the HTTP error code).
-fn statuses(server: &Server, pki: &host_cli::pki::Canonical) -> Vec<String> {
+fn statuses(server: &Server, pki: &attest_pki::Canonical) -> Vec<String> {
     (1..=5)
         .map(|n| {
             let (chain, key) = device(pki, n);
@@ -156,9 +156,9 @@ fn management_api_needs_a_valid_sas_token() {
             .unwrap();
     let policy = &config.shared_access_policies[0];
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let expired = host_http::sas::token(policy, "localhost", now - 1).unwrap();
-    let wrong_key = host_http::sas::token(
-        &host_http::SasPolicy {
+    let expired = attest_dps::sas::token(policy, "localhost", now - 1).unwrap();
+    let wrong_key = attest_dps::sas::token(
+        &attest_dps::sas::SasPolicy {
             key_name: policy.key_name.clone(),
             primary_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
         },
@@ -548,15 +548,15 @@ fn ca_certificate_proof_of_possession_and_ca_references() {
         .to_string();
     let sign = |cn: &str| {
         let now = time::OffsetDateTime::now_utc();
-        let mut params = host_cli::pki::device_params(
+        let mut params = attest_pki::device_params(
             cn,
-            host_cli::pki::Validity {
+            attest_pki::Validity {
                 not_before: now - time::Duration::hours(1),
                 not_after: now + time::Duration::days(1),
             },
         );
         params.extended_key_usages = vec![];
-        let key = host_cli::pki::KeyAlg::P256.generate().unwrap();
+        let key = attest_pki::KeyAlg::P256.generate().unwrap();
         let der = pki.root.sign(&params, &key).unwrap();
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(der)
@@ -708,11 +708,11 @@ fn host_cli_register_speaks_the_device_api() {
 fn tls12_and_tls13_with_ec_and_rsa_device_keys() {
     let dir = tempfile::tempdir().unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let v = host_cli::pki::Validity {
+    let v = attest_pki::Validity {
         not_before: now - time::Duration::days(1),
         not_after: now + time::Duration::days(30),
     };
-    let rsa = host_cli::pki::Canonical::generate(host_cli::pki::KeyAlg::Rsa2048, v, v).unwrap();
+    let rsa = attest_pki::Canonical::generate(attest_pki::KeyAlg::Rsa2048, v, v).unwrap();
     let ec = canonical();
     let file = dir.path().join("enrollments.json");
     let mut set = ec.enrollment_steps()[0].clone();
@@ -748,10 +748,10 @@ fn an_untrusted_certificate_with_a_devices_name_cannot_touch_its_record() {
     assert_eq!(first.body["status"], "assigned");
     // Someone with their own key and a self-signed "CN=device-1".
     let now = time::OffsetDateTime::now_utc();
-    let forged = host_cli::pki::Device::self_signed(
+    let forged = attest_pki::Device::self_signed(
         "device-1",
-        host_cli::pki::KeyAlg::P256,
-        host_cli::pki::Validity {
+        attest_pki::KeyAlg::P256,
+        attest_pki::Validity {
             not_before: now - time::Duration::days(1),
             not_after: now + time::Duration::days(1),
         },

@@ -11,52 +11,55 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use crate::error::Code;
 
-/// A concrete signature verification algorithm (WIT `signature-algorithm`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignatureAlgorithm {
-    /// ECDSA over P-256 with SHA-256, ASN.1 DER signature.
-    EcdsaP256Sha256,
-    /// ECDSA over P-256 with SHA-384, ASN.1 DER signature.
-    EcdsaP256Sha384,
-    /// ECDSA over P-384 with SHA-256, ASN.1 DER signature.
-    EcdsaP384Sha256,
-    /// ECDSA over P-384 with SHA-384, ASN.1 DER signature.
-    EcdsaP384Sha384,
-    /// ECDSA over P-521 with SHA-512, ASN.1 DER signature.
-    EcdsaP521Sha512,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2).
-    RsaPkcs1Sha256,
-    /// RSASSA-PKCS1-v1_5 with SHA-384.
-    RsaPkcs1Sha384,
-    /// RSASSA-PKCS1-v1_5 with SHA-512.
-    RsaPkcs1Sha512,
-    /// RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32 (RFC 8017 §8.1).
-    RsaPssSha256,
-    /// RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48.
-    RsaPssSha384,
-    /// RSASSA-PSS with SHA-512, MGF1-SHA-512, salt 64.
-    RsaPssSha512,
-    /// Ed25519 (RFC 8032).
-    Ed25519,
+/// The table of signature algorithms, in the order of the WIT
+/// `signature-algorithm` enum: calls `$mac!` with `Variant "wit-name"
+/// "doc";` per algorithm. [`SignatureAlgorithm`], its `ALL` and the WIT
+/// mappers (component and host) are generated from it; `policy-host`'s
+/// tests compare it with `wit/attest.wit`.
+#[macro_export]
+macro_rules! foreach_signature_algorithm {
+    ($mac:ident) => {
+        $mac! {
+            EcdsaP256Sha256  "ecdsa-p256-sha256"  "ECDSA over P-256 with SHA-256, ASN.1 DER signature.";
+            EcdsaP256Sha384  "ecdsa-p256-sha384"  "ECDSA over P-256 with SHA-384, ASN.1 DER signature.";
+            EcdsaP384Sha256  "ecdsa-p384-sha256"  "ECDSA over P-384 with SHA-256, ASN.1 DER signature.";
+            EcdsaP384Sha384  "ecdsa-p384-sha384"  "ECDSA over P-384 with SHA-384, ASN.1 DER signature.";
+            EcdsaP521Sha512  "ecdsa-p521-sha512"  "ECDSA over P-521 with SHA-512, ASN.1 DER signature.";
+            RsaPkcs1Sha256   "rsa-pkcs1-sha256"   "RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2).";
+            RsaPkcs1Sha384   "rsa-pkcs1-sha384"   "RSASSA-PKCS1-v1_5 with SHA-384.";
+            RsaPkcs1Sha512   "rsa-pkcs1-sha512"   "RSASSA-PKCS1-v1_5 with SHA-512.";
+            RsaPssSha256     "rsa-pss-sha256"     "RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32 (RFC 8017 §8.1).";
+            RsaPssSha384     "rsa-pss-sha384"     "RSASSA-PSS with SHA-384, MGF1-SHA-384, salt 48.";
+            RsaPssSha512     "rsa-pss-sha512"     "RSASSA-PSS with SHA-512, MGF1-SHA-512, salt 64.";
+            Ed25519          "ed25519"            "Ed25519 (RFC 8032).";
+        }
+    };
 }
 
-impl SignatureAlgorithm {
-    /// Every algorithm, in the order of the WIT enum.
-    pub const ALL: &'static [SignatureAlgorithm] = &[
-        SignatureAlgorithm::EcdsaP256Sha256,
-        SignatureAlgorithm::EcdsaP256Sha384,
-        SignatureAlgorithm::EcdsaP384Sha256,
-        SignatureAlgorithm::EcdsaP384Sha384,
-        SignatureAlgorithm::EcdsaP521Sha512,
-        SignatureAlgorithm::RsaPkcs1Sha256,
-        SignatureAlgorithm::RsaPkcs1Sha384,
-        SignatureAlgorithm::RsaPkcs1Sha512,
-        SignatureAlgorithm::RsaPssSha256,
-        SignatureAlgorithm::RsaPssSha384,
-        SignatureAlgorithm::RsaPssSha512,
-        SignatureAlgorithm::Ed25519,
-    ];
+macro_rules! define_algorithms {
+    ($($variant:ident $name:literal $doc:literal;)*) => {
+        /// A concrete signature verification algorithm (WIT
+        /// `signature-algorithm`), generated from [`foreach_signature_algorithm!`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum SignatureAlgorithm {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl SignatureAlgorithm {
+            /// Every algorithm, in the order of the WIT enum.
+            pub const ALL: &'static [SignatureAlgorithm] = &[$(SignatureAlgorithm::$variant,)*];
+
+            /// The WIT case name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(SignatureAlgorithm::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
+
+foreach_signature_algorithm!(define_algorithms);
 
 /// Signature arithmetic. Implemented natively by `policy-host` (aws-lc-rs)
 /// and, inside the component, by a call to the host's `crypto` import, so
@@ -588,6 +591,26 @@ fn hash_bits(hash: &AlgorithmIdentifierOwned) -> Result<u16, (Code, String)> {
     Ok(bits)
 }
 
+/// The TLS signature schemes (RFC 8446 §4.2.3 code points) attest accepts
+/// as a device's CertificateVerify: exactly those [`tls_algorithm`] maps
+/// for some key. TLS hosts offer these in the handshake, so a scheme the
+/// component would refuse is never negotiated.
+pub const TLS_SIGNATURE_SCHEMES: &[u16] = &[
+    0x0403, // ecdsa_secp256r1_sha256
+    0x0503, // ecdsa_secp384r1_sha384
+    0x0603, // ecdsa_secp521r1_sha512
+    0x0807, // ed25519
+    0x0804, // rsa_pss_rsae_sha256
+    0x0805, // rsa_pss_rsae_sha384
+    0x0806, // rsa_pss_rsae_sha512
+    0x0809, // rsa_pss_pss_sha256
+    0x080a, // rsa_pss_pss_sha384
+    0x080b, // rsa_pss_pss_sha512
+    0x0401, // rsa_pkcs1_sha256
+    0x0501, // rsa_pkcs1_sha384
+    0x0601, // rsa_pkcs1_sha512
+];
+
 /// The algorithm for a TLS CertificateVerify with `scheme` (RFC 8446
 /// §4.2.3) by the holder of `key`. ECDSA schemes name the hash; the curve
 /// is the key's (TLS 1.2 semantics, a superset of TLS 1.3's).
@@ -757,5 +780,40 @@ mod tests {
             SignatureAlgorithm::Ed25519
         );
         assert!(tls_algorithm(0x0403, &ed).is_err());
+    }
+
+    /// `TLS_SIGNATURE_SCHEMES` is exactly the set `tls_algorithm` accepts
+    /// for some key: every listed scheme maps for one key kind, and every
+    /// other 16-bit code point is refused for all of them.
+    #[test]
+    fn tls_schemes_are_exactly_what_the_core_accepts() {
+        let kinds = [
+            KeyKind::Ec(Curve::P256),
+            KeyKind::Ec(Curve::P384),
+            KeyKind::Ec(Curve::P521),
+            KeyKind::Rsa { bits: 2048 },
+            KeyKind::RsaPss {
+                bits: 2048,
+                hash: None,
+            },
+            KeyKind::Ed25519,
+        ];
+        for scheme in 0..=u16::MAX {
+            let accepted = kinds.iter().any(|&kind| {
+                tls_algorithm(
+                    scheme,
+                    &PublicKey {
+                        kind,
+                        bytes: Vec::new(),
+                    },
+                )
+                .is_ok()
+            });
+            assert_eq!(
+                accepted,
+                TLS_SIGNATURE_SCHEMES.contains(&scheme),
+                "scheme 0x{scheme:04x}"
+            );
+        }
     }
 }

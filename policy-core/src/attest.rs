@@ -13,8 +13,8 @@ use crate::info::{
     EnrollmentSource, Proof,
 };
 use crate::verify::{
-    AnchorList, AnchorSource, Flow, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, PathBuilder, check_leaf,
-    check_validity, verify_signed_by,
+    AnchorList, AnchorSource, Flow, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, check_leaf,
+    check_validity, search_paths, verify_signed_by,
 };
 
 /// Longest registration ID (DPS: 128 characters).
@@ -53,21 +53,22 @@ pub fn validate_chain(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut anchors = AnchorList(anchors);
-    let mut builder = PathBuilder::new(
+    // Any valid path will do: the first in the search's canonical order.
+    let mut found = None;
+    let searched = search_paths(
+        leaf,
         &intermediates,
-        &mut anchors,
+        &mut AnchorList(anchors),
         request.time,
         request.purpose,
         crypto,
+        &mut |path| {
+            found = Some(path.iter().map(|c| c.info()).collect());
+            Flow::Stop
+        },
     );
-    // Any valid path will do: the first in the builder's canonical order.
-    let mut found = None;
-    builder.search(Rc::new(leaf), &mut |path| {
-        found = Some(path.iter().map(|c| c.info()).collect());
-        Flow::Stop
-    })?;
-    found.ok_or_else(|| builder.failure())
+    searched.ended?;
+    found.ok_or(searched.failure)
 }
 
 /// Resolves the enrollment for a chain without a proof of possession: what
@@ -451,45 +452,46 @@ fn decide(
         source: enrollments,
         cache: HashMap::new(),
     };
-    let mut builder = PathBuilder::new(
+    let mut groups: HashMap<[u8; 32], Option<EnrollmentGroup>> = HashMap::new();
+    let mut admitted: Option<Finding> = None;
+    let mut refused: Option<Finding> = None;
+    let mut unenrolled: Option<Vec<Rc<Cert>>> = None;
+    let searched = search_paths(
+        leaf,
         &intermediates,
         &mut anchors,
         request.time,
         request.purpose,
         crypto,
-    );
-    let mut groups: HashMap<[u8; 32], Option<EnrollmentGroup>> = HashMap::new();
-    let mut admitted: Option<Finding> = None;
-    let mut refused: Option<Finding> = None;
-    let mut unenrolled: Option<Vec<Rc<Cert>>> = None;
-    let searched = builder.search(Rc::new(leaf), &mut |path| {
-        for (position, cert) in path.iter().enumerate().skip(1) {
-            let group = groups
-                .entry(cert.identity)
-                .or_insert_with(|| enrollments.group(&cert.identity));
-            let Some(group) = group else { continue };
-            let finding = Finding {
-                position,
-                group: group.clone(),
-                path: path.to_vec(),
-            };
-            let slot = if group.enabled {
-                &mut admitted
-            } else {
-                &mut refused
-            };
-            if slot.as_ref().is_none_or(|f| finding.key() < f.key()) {
-                *slot = Some(finding);
+        &mut |path| {
+            for (position, cert) in path.iter().enumerate().skip(1) {
+                let group = groups
+                    .entry(cert.identity)
+                    .or_insert_with(|| enrollments.group(&cert.identity));
+                let Some(group) = group else { continue };
+                let finding = Finding {
+                    position,
+                    group: group.clone(),
+                    path: path.to_vec(),
+                };
+                let slot = if group.enabled {
+                    &mut admitted
+                } else {
+                    &mut refused
+                };
+                if slot.as_ref().is_none_or(|f| finding.key() < f.key()) {
+                    *slot = Some(finding);
+                }
+                // Every longer path through this one meets the same first entry.
+                return Flow::Settled;
             }
-            // Every longer path through this one meets the same first entry.
-            return Flow::Settled;
-        }
-        let shas = |p: &[Rc<Cert>]| p.iter().map(|c| c.sha256).collect::<Vec<_>>();
-        if unenrolled.as_deref().is_none_or(|u| shas(path) < shas(u)) {
-            unenrolled = Some(path.to_vec());
-        }
-        Flow::Continue
-    });
+            let shas = |p: &[Rc<Cert>]| p.iter().map(|c| c.sha256).collect::<Vec<_>>();
+            if unenrolled.as_deref().is_none_or(|u| shas(path) < shas(u)) {
+                unenrolled = Some(path.to_vec());
+            }
+            Flow::Continue
+        },
+    );
     // A disabled entry on any valid path refuses the device, even when the
     // budget stopped the search; an admission needs the whole search.
     if let Some(Finding {
@@ -509,7 +511,7 @@ fn decide(
                 id: group.group_id,
             }));
     }
-    searched?;
+    searched.ended?;
     if let Some(Finding { group, path, .. }) = admitted {
         return Ok(Decision {
             registration_id: registration_id.clone(),
@@ -530,7 +532,7 @@ fn decide(
                 .into(),
         ));
     }
-    Err(builder.failure())
+    Err(searched.failure)
 }
 
 #[cfg(test)]

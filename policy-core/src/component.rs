@@ -218,67 +218,25 @@ fn refusal_to_wit(r: Refusal) -> wit::Refusal {
 }
 
 fn algorithm_to_wit(a: SignatureAlgorithm) -> wit::SignatureAlgorithm {
-    use wit::SignatureAlgorithm as W;
-    match a {
-        SignatureAlgorithm::EcdsaP256Sha256 => W::EcdsaP256Sha256,
-        SignatureAlgorithm::EcdsaP256Sha384 => W::EcdsaP256Sha384,
-        SignatureAlgorithm::EcdsaP384Sha256 => W::EcdsaP384Sha256,
-        SignatureAlgorithm::EcdsaP384Sha384 => W::EcdsaP384Sha384,
-        SignatureAlgorithm::EcdsaP521Sha512 => W::EcdsaP521Sha512,
-        SignatureAlgorithm::RsaPkcs1Sha256 => W::RsaPkcs1Sha256,
-        SignatureAlgorithm::RsaPkcs1Sha384 => W::RsaPkcs1Sha384,
-        SignatureAlgorithm::RsaPkcs1Sha512 => W::RsaPkcs1Sha512,
-        SignatureAlgorithm::RsaPssSha256 => W::RsaPssSha256,
-        SignatureAlgorithm::RsaPssSha384 => W::RsaPssSha384,
-        SignatureAlgorithm::RsaPssSha512 => W::RsaPssSha512,
-        SignatureAlgorithm::Ed25519 => W::Ed25519,
+    macro_rules! to_wit {
+        ($($variant:ident $name:literal $doc:literal;)*) => {
+            match a {
+                $(SignatureAlgorithm::$variant => wit::SignatureAlgorithm::$variant,)*
+            }
+        };
     }
+    crate::foreach_signature_algorithm!(to_wit)
 }
 
-/// Exhaustive both ways: a code added on either side fails to compile here
-/// (core side) or in policy-host's mirror of this function (WIT side).
+/// Generated from the code table: exhaustive both ways, so a code missing
+/// on either side (core table or WIT) fails to compile here.
 fn code_to_wit(c: Code) -> wit::RefusalCode {
-    use wit::RefusalCode as W;
-    match c {
-        Code::InputTooLarge => W::InputTooLarge,
-        Code::MalformedCertificate => W::MalformedCertificate,
-        Code::MalformedExtension => W::MalformedExtension,
-        Code::DuplicateExtension => W::DuplicateExtension,
-        Code::UnknownCriticalExtension => W::UnknownCriticalExtension,
-        Code::InvalidSerialNumber => W::InvalidSerialNumber,
-        Code::UnsupportedCertificateVersion => W::UnsupportedCertificateVersion,
-        Code::UnsupportedSignatureAlgorithm => W::UnsupportedSignatureAlgorithm,
-        Code::WeakSignatureAlgorithm => W::WeakSignatureAlgorithm,
-        Code::SignatureAlgorithmMismatch => W::SignatureAlgorithmMismatch,
-        Code::KeyAlgorithmMismatch => W::KeyAlgorithmMismatch,
-        Code::UnsupportedPublicKey => W::UnsupportedPublicKey,
-        Code::WeakPublicKey => W::WeakPublicKey,
-        Code::ExplicitCurveParameters => W::ExplicitCurveParameters,
-        Code::BadSignature => W::BadSignature,
-        Code::CertificateExpired => W::CertificateExpired,
-        Code::CertificateNotYetValid => W::CertificateNotYetValid,
-        Code::IssuerNotCa => W::IssuerNotCa,
-        Code::CaUsedAsEndEntity => W::CaUsedAsEndEntity,
-        Code::PathLengthExceeded => W::PathLengthExceeded,
-        Code::MissingKeyCertSign => W::MissingKeyCertSign,
-        Code::MissingDigitalSignature => W::MissingDigitalSignature,
-        Code::LeafKeyCertSign => W::LeafKeyCertSign,
-        Code::ExtendedKeyUsageNotPermitted => W::ExtendedKeyUsageNotPermitted,
-        Code::NameConstraintViolation => W::NameConstraintViolation,
-        Code::InvalidNameConstraints => W::InvalidNameConstraints,
-        Code::EmptySubject => W::EmptySubject,
-        Code::UnknownIssuer => W::UnknownIssuer,
-        Code::PathBudgetExceeded => W::PathBudgetExceeded,
-        Code::InvalidRegistrationId => W::InvalidRegistrationId,
-        Code::RegistrationIdMismatch => W::RegistrationIdMismatch,
-        Code::IndividualCertificateMismatch => W::IndividualCertificateMismatch,
-        Code::IndividualEnrollmentDisabled => W::IndividualEnrollmentDisabled,
-        Code::EnrollmentGroupDisabled => W::EnrollmentGroupDisabled,
-        Code::NoEnrollment => W::NoEnrollment,
-        Code::InvalidProof => W::InvalidProof,
-        Code::ProofOfPossessionFailed => W::ProofOfPossessionFailed,
-        Code::UnsupportedSignatureScheme => W::UnsupportedSignatureScheme,
-        Code::VerificationCodeMismatch => W::VerificationCodeMismatch,
-        Code::AmbiguousCommonName => W::AmbiguousCommonName,
+    macro_rules! to_wit {
+        ($($variant:ident $name:literal $rank:literal $stage:ident $doc:literal;)*) => {
+            match c {
+                $(Code::$variant => wit::RefusalCode::$variant,)*
+            }
+        };
     }
+    crate::foreach_refusal_code!(to_wit)
 }

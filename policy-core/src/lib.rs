@@ -14,6 +14,7 @@
 )]
 
 mod alg;
+mod allocation;
 mod attest;
 mod cert;
 mod dn;
@@ -25,14 +26,15 @@ mod verify;
 #[cfg(all(feature = "component", target_arch = "wasm32"))]
 mod component;
 
-pub use alg::{SignatureAlgorithm, SignatureVerifier};
+pub use alg::{SignatureAlgorithm, SignatureVerifier, TLS_SIGNATURE_SCHEMES};
+pub use allocation::Allocation;
 pub use attest::{
     CHALLENGE_CONTEXT, MAX_CHALLENGE_LEN, MAX_REGISTRATION_ID_LEN, MAX_TLS_MESSAGE_LEN,
     MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_keys, challenge_message,
     check_registration_id, resolve, validate_chain, verify_ca_possession,
 };
 pub use cert::MAX_CERTIFICATE_SIZE;
-pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
+pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal, Stage};
 pub use info::{
     AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
     EnrollmentSource, IndividualEnrollment, Proof, Purpose,

@@ -126,8 +126,38 @@ impl AnchorSource for AnchorList {
     }
 }
 
+/// What a path search found out: how it ended, and the refusal to report
+/// when no path satisfied the caller.
+pub(crate) struct Searched {
+    /// `Ok` when the search is over; `Err` when the leaf is unusable or the
+    /// budget ran out.
+    pub(crate) ended: Result<(), Refusal>,
+    /// The most specific refusal met, or unknown-issuer.
+    pub(crate) failure: Refusal,
+}
+
+/// Explores the paths from `leaf` through `intermediates` (order and
+/// duplicates do not matter) to an anchor of `anchors`, valid at `time`
+/// for `purpose`, and hands each complete one to `visit`.
+pub(crate) fn search_paths(
+    leaf: Cert,
+    intermediates: &[Rc<Cert>],
+    anchors: &mut dyn AnchorSource,
+    time: i64,
+    purpose: Purpose,
+    crypto: &dyn SignatureVerifier,
+    visit: &mut Visit<'_>,
+) -> Searched {
+    let mut builder = PathBuilder::new(intermediates, anchors, time, purpose, crypto);
+    let ended = builder.search(Rc::new(leaf), visit);
+    Searched {
+        ended,
+        failure: builder.failure(),
+    }
+}
+
 /// The search state for one validation.
-pub(crate) struct PathBuilder<'a> {
+struct PathBuilder<'a> {
     /// Presented intermediates: each distinct certificate once, by SHA-256.
     intermediates: Vec<Rc<Cert>>,
     anchors: &'a mut dyn AnchorSource,
@@ -143,7 +173,7 @@ pub(crate) struct PathBuilder<'a> {
 
 impl<'a> PathBuilder<'a> {
     /// A builder over `intermediates` (duplicates and order do not matter).
-    pub(crate) fn new(
+    fn new(
         intermediates: &[Rc<Cert>],
         anchors: &'a mut dyn AnchorSource,
         time: i64,
@@ -170,14 +200,14 @@ impl<'a> PathBuilder<'a> {
     /// path explored, or `visit` stopped it); `Err` when the leaf is
     /// unusable or the budget ran out. [`PathBuilder::failure`] then says
     /// why no path was found.
-    pub(crate) fn search(&mut self, leaf: Rc<Cert>, visit: &mut Visit<'_>) -> Result<(), Refusal> {
+    fn search(&mut self, leaf: Rc<Cert>, visit: &mut Visit<'_>) -> Result<(), Refusal> {
         check_leaf(&leaf, self.time, self.purpose)?;
         let mut path = vec![leaf];
         self.extend(&mut path, visit).map(|_| ())
     }
 
     /// The most specific refusal of the search, or unknown-issuer.
-    pub(crate) fn failure(&mut self) -> Refusal {
+    fn failure(&mut self) -> Refusal {
         self.best
             .take()
             .unwrap_or_else(|| Refusal::new(Code::UnknownIssuer, "no path to a trust anchor"))

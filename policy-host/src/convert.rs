@@ -4,11 +4,12 @@
 
 use policy_core::{
     AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code, Decision,
-    EnrollmentKind, EnrollmentRef, Proof, Purpose, Refusal,
+    EnrollmentKind, EnrollmentRef, Proof, Purpose, Refusal, SignatureAlgorithm,
 };
 
 use crate::bindings::attest::policy::types as wit;
 use crate::bindings::exports::attest::policy::{attestation, chain};
+use crate::{HostError, Verdict};
 
 pub(crate) fn purpose_to_wit(p: Purpose) -> wit::Purpose {
     match p {
@@ -59,24 +60,23 @@ pub(crate) fn proof_to_wit(p: &Proof) -> wit::Proof {
     }
 }
 
-fn thumbprint(v: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    if v.len() == 32 {
-        out.copy_from_slice(v);
-    }
-    out
+/// A 32-byte hash from the component; any other length breaks the WIT
+/// contract and is reported, never padded into a hash of zeros.
+fn hash32(what: &str, v: &[u8]) -> Result<[u8; 32], HostError> {
+    <[u8; 32]>::try_from(v)
+        .map_err(|_| HostError::Contract(format!("{what} is {} bytes, not 32", v.len())))
 }
 
-pub(crate) fn info_from_wit(i: wit::CertificateInfo) -> CertificateInfo {
-    CertificateInfo {
+pub(crate) fn info_from_wit(i: wit::CertificateInfo) -> Result<CertificateInfo, HostError> {
+    Ok(CertificateInfo {
+        sha256: hash32("a certificate's sha256", &i.sha256)?,
         subject: i.subject,
         issuer: i.issuer,
         common_name: i.common_name,
         serial: i.serial,
-        sha256: thumbprint(&i.sha256),
         not_before: i.not_before,
         not_after: i.not_after,
-    }
+    })
 }
 
 fn enrollment_from_wit(e: wit::EnrollmentRef) -> EnrollmentRef {
@@ -89,105 +89,92 @@ fn enrollment_from_wit(e: wit::EnrollmentRef) -> EnrollmentRef {
     }
 }
 
-pub(crate) fn decision_from_wit(d: attestation::Decision) -> Decision {
-    Decision {
+pub(crate) fn decision_from_wit(d: attestation::Decision) -> Result<Decision, HostError> {
+    Ok(Decision {
         registration_id: d.registration_id,
         device_id: d.device_id,
         enrollment: enrollment_from_wit(d.enrollment),
-        path: d.path.into_iter().map(info_from_wit).collect(),
-    }
+        path: d
+            .path
+            .into_iter()
+            .map(info_from_wit)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
-pub(crate) fn refusal_from_wit(r: wit::Refusal) -> Refusal {
-    Refusal {
-        code: code_from_wit(r.code),
-        message: r.message,
-        certificate: r.certificate.map(|c| CertRef {
+pub(crate) fn refusal_from_wit(r: wit::Refusal) -> Result<Refusal, HostError> {
+    let certificate = match r.certificate {
+        Some(c) => Some(CertRef {
+            sha256: hash32("a refusal's certificate sha256", &c.sha256)?,
             position: c.position,
             subject: c.subject,
-            sha256: thumbprint(&c.sha256),
         }),
+        None => None,
+    };
+    Ok(Refusal {
+        code: code_from_wit(r.code),
+        message: r.message,
+        certificate,
         enrollment: r.enrollment.map(enrollment_from_wit),
+    })
+}
+
+/// A component answer with both arms converted: a refusal stays a
+/// refusal, a malformed value becomes a [`HostError`].
+pub(crate) fn verdict<T, U>(
+    answer: Result<Result<T, wit::Refusal>, HostError>,
+    ok: impl FnOnce(T) -> Result<U, HostError>,
+) -> Verdict<U> {
+    match answer? {
+        Ok(value) => Ok(Ok(ok(value)?)),
+        Err(refusal) => Ok(Err(refusal_from_wit(refusal)?)),
     }
 }
 
 #[cfg(test)]
-pub(crate) fn algorithm_to_wit(a: policy_core::SignatureAlgorithm) -> wit::SignatureAlgorithm {
-    use policy_core::SignatureAlgorithm;
-    use wit::SignatureAlgorithm as W;
-    match a {
-        SignatureAlgorithm::EcdsaP256Sha256 => W::EcdsaP256Sha256,
-        SignatureAlgorithm::EcdsaP256Sha384 => W::EcdsaP256Sha384,
-        SignatureAlgorithm::EcdsaP384Sha256 => W::EcdsaP384Sha256,
-        SignatureAlgorithm::EcdsaP384Sha384 => W::EcdsaP384Sha384,
-        SignatureAlgorithm::EcdsaP521Sha512 => W::EcdsaP521Sha512,
-        SignatureAlgorithm::RsaPkcs1Sha256 => W::RsaPkcs1Sha256,
-        SignatureAlgorithm::RsaPkcs1Sha384 => W::RsaPkcs1Sha384,
-        SignatureAlgorithm::RsaPkcs1Sha512 => W::RsaPkcs1Sha512,
-        SignatureAlgorithm::RsaPssSha256 => W::RsaPssSha256,
-        SignatureAlgorithm::RsaPssSha384 => W::RsaPssSha384,
-        SignatureAlgorithm::RsaPssSha512 => W::RsaPssSha512,
-        SignatureAlgorithm::Ed25519 => W::Ed25519,
+pub(crate) fn algorithm_to_wit(a: SignatureAlgorithm) -> wit::SignatureAlgorithm {
+    macro_rules! to_wit {
+        ($($variant:ident $name:literal $doc:literal;)*) => {
+            match a {
+                $(SignatureAlgorithm::$variant => wit::SignatureAlgorithm::$variant,)*
+            }
+        };
     }
+    policy_core::foreach_signature_algorithm!(to_wit)
 }
 
-/// Exhaustive over the WIT enum: a case added to `refusal-code` without a
-/// core counterpart fails to compile here.
+/// The inverse of [`algorithm_to_wit`], from the same table.
+pub(crate) fn algorithm_from_wit(a: wit::SignatureAlgorithm) -> SignatureAlgorithm {
+    macro_rules! from_wit {
+        ($($variant:ident $name:literal $doc:literal;)*) => {
+            match a {
+                $(wit::SignatureAlgorithm::$variant => SignatureAlgorithm::$variant,)*
+            }
+        };
+    }
+    policy_core::foreach_signature_algorithm!(from_wit)
+}
+
+/// Generated from the code table: a case added to the WIT `refusal-code`
+/// without a table line fails to compile here.
 pub(crate) fn code_from_wit(c: wit::RefusalCode) -> Code {
-    use wit::RefusalCode as W;
-    match c {
-        W::InputTooLarge => Code::InputTooLarge,
-        W::MalformedCertificate => Code::MalformedCertificate,
-        W::MalformedExtension => Code::MalformedExtension,
-        W::DuplicateExtension => Code::DuplicateExtension,
-        W::UnknownCriticalExtension => Code::UnknownCriticalExtension,
-        W::InvalidSerialNumber => Code::InvalidSerialNumber,
-        W::UnsupportedCertificateVersion => Code::UnsupportedCertificateVersion,
-        W::UnsupportedSignatureAlgorithm => Code::UnsupportedSignatureAlgorithm,
-        W::WeakSignatureAlgorithm => Code::WeakSignatureAlgorithm,
-        W::SignatureAlgorithmMismatch => Code::SignatureAlgorithmMismatch,
-        W::KeyAlgorithmMismatch => Code::KeyAlgorithmMismatch,
-        W::UnsupportedPublicKey => Code::UnsupportedPublicKey,
-        W::WeakPublicKey => Code::WeakPublicKey,
-        W::ExplicitCurveParameters => Code::ExplicitCurveParameters,
-        W::BadSignature => Code::BadSignature,
-        W::CertificateExpired => Code::CertificateExpired,
-        W::CertificateNotYetValid => Code::CertificateNotYetValid,
-        W::IssuerNotCa => Code::IssuerNotCa,
-        W::CaUsedAsEndEntity => Code::CaUsedAsEndEntity,
-        W::PathLengthExceeded => Code::PathLengthExceeded,
-        W::MissingKeyCertSign => Code::MissingKeyCertSign,
-        W::MissingDigitalSignature => Code::MissingDigitalSignature,
-        W::LeafKeyCertSign => Code::LeafKeyCertSign,
-        W::ExtendedKeyUsageNotPermitted => Code::ExtendedKeyUsageNotPermitted,
-        W::NameConstraintViolation => Code::NameConstraintViolation,
-        W::InvalidNameConstraints => Code::InvalidNameConstraints,
-        W::EmptySubject => Code::EmptySubject,
-        W::UnknownIssuer => Code::UnknownIssuer,
-        W::PathBudgetExceeded => Code::PathBudgetExceeded,
-        W::InvalidRegistrationId => Code::InvalidRegistrationId,
-        W::RegistrationIdMismatch => Code::RegistrationIdMismatch,
-        W::IndividualCertificateMismatch => Code::IndividualCertificateMismatch,
-        W::IndividualEnrollmentDisabled => Code::IndividualEnrollmentDisabled,
-        W::EnrollmentGroupDisabled => Code::EnrollmentGroupDisabled,
-        W::NoEnrollment => Code::NoEnrollment,
-        W::InvalidProof => Code::InvalidProof,
-        W::ProofOfPossessionFailed => Code::ProofOfPossessionFailed,
-        W::UnsupportedSignatureScheme => Code::UnsupportedSignatureScheme,
-        W::VerificationCodeMismatch => Code::VerificationCodeMismatch,
-        W::AmbiguousCommonName => Code::AmbiguousCommonName,
+    macro_rules! from_wit {
+        ($($variant:ident $name:literal $rank:literal $stage:ident $doc:literal;)*) => {
+            match c {
+                $(wit::RefusalCode::$variant => Code::$variant,)*
+            }
+        };
     }
+    policy_core::foreach_refusal_code!(from_wit)
 }
 
-/// Each key is 32 bytes by the WIT contract; a short one (which the
-/// component never returns) becomes zeros rather than a panic.
-pub(crate) fn keys_from_wit(k: wit::CertificateKeys) -> CertificateKeys {
-    let key = |v: Vec<u8>| <[u8; 32]>::try_from(v.as_slice()).unwrap_or([0; 32]);
-    CertificateKeys {
-        sha256: key(k.sha256),
-        subject_key: key(k.subject_key),
-        ca_identity: key(k.ca_identity),
-    }
+/// Each key is 32 bytes by the WIT contract.
+pub(crate) fn keys_from_wit(k: wit::CertificateKeys) -> Result<CertificateKeys, HostError> {
+    Ok(CertificateKeys {
+        sha256: hash32("sha256", &k.sha256)?,
+        subject_key: hash32("subject-key", &k.subject_key)?,
+        ca_identity: hash32("ca-identity", &k.ca_identity)?,
+    })
 }
 
 #[cfg(test)]
@@ -228,6 +215,32 @@ mod tests {
         let wit_parser::TypeDefKind::Enum(e) = &ty.kind else {
             panic!("signature-algorithm is not an enum")
         };
-        assert_eq!(e.cases.len(), policy_core::SignatureAlgorithm::ALL.len());
+        let wit_names: Vec<&str> = e.cases.iter().map(|c| c.name.as_str()).collect();
+        let core_names: Vec<&str> = SignatureAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(wit_names, core_names);
+    }
+
+    #[test]
+    fn a_wrong_length_hash_is_a_contract_error_not_zeros() {
+        let keys = wit::CertificateKeys {
+            sha256: vec![1; 32],
+            subject_key: vec![2; 31],
+            ca_identity: vec![3; 32],
+        };
+        assert!(matches!(keys_from_wit(keys), Err(HostError::Contract(_))));
+        let refusal = wit::Refusal {
+            code: wit::RefusalCode::BadSignature,
+            message: "m".into(),
+            certificate: Some(wit::CertificateRef {
+                position: 0,
+                subject: String::new(),
+                sha256: vec![0; 33],
+            }),
+            enrollment: None,
+        };
+        assert!(matches!(
+            verdict::<(), ()>(Ok(Err(refusal)), |_| Ok(())),
+            Err(HostError::Contract(_))
+        ));
     }
 }

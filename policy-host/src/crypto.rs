@@ -44,23 +44,6 @@ impl SignatureVerifier for AwsLcVerifier {
     }
 }
 
-pub(crate) fn algorithm_from_wit(a: WitAlgorithm) -> SignatureAlgorithm {
-    match a {
-        WitAlgorithm::EcdsaP256Sha256 => SignatureAlgorithm::EcdsaP256Sha256,
-        WitAlgorithm::EcdsaP256Sha384 => SignatureAlgorithm::EcdsaP256Sha384,
-        WitAlgorithm::EcdsaP384Sha256 => SignatureAlgorithm::EcdsaP384Sha256,
-        WitAlgorithm::EcdsaP384Sha384 => SignatureAlgorithm::EcdsaP384Sha384,
-        WitAlgorithm::EcdsaP521Sha512 => SignatureAlgorithm::EcdsaP521Sha512,
-        WitAlgorithm::RsaPkcs1Sha256 => SignatureAlgorithm::RsaPkcs1Sha256,
-        WitAlgorithm::RsaPkcs1Sha384 => SignatureAlgorithm::RsaPkcs1Sha384,
-        WitAlgorithm::RsaPkcs1Sha512 => SignatureAlgorithm::RsaPkcs1Sha512,
-        WitAlgorithm::RsaPssSha256 => SignatureAlgorithm::RsaPssSha256,
-        WitAlgorithm::RsaPssSha384 => SignatureAlgorithm::RsaPssSha384,
-        WitAlgorithm::RsaPssSha512 => SignatureAlgorithm::RsaPssSha512,
-        WitAlgorithm::Ed25519 => SignatureAlgorithm::Ed25519,
-    }
-}
-
 impl crypto::Host for HostState {
     fn verify_signature(
         &mut self,
@@ -70,7 +53,7 @@ impl crypto::Host for HostState {
         signature: Vec<u8>,
     ) -> bool {
         self.crypto.verify_signature(
-            algorithm_from_wit(algorithm),
+            crate::convert::algorithm_from_wit(algorithm),
             &public_key,
             &message,
             &signature,
@@ -118,7 +101,7 @@ mod tests {
     fn every_algorithm_maps_both_ways() {
         for a in SignatureAlgorithm::ALL {
             let wit = crate::convert::algorithm_to_wit(*a);
-            assert_eq!(algorithm_from_wit(wit), *a);
+            assert_eq!(crate::convert::algorithm_from_wit(wit), *a);
         }
     }
 }

@@ -34,7 +34,6 @@
 mod cache;
 mod convert;
 mod crypto;
-pub mod dps;
 mod enrollments;
 pub mod input;
 
@@ -51,10 +50,13 @@ use wasmtime::{
 pub use cache::CacheMode;
 pub use crypto::AwsLcVerifier;
 pub use enrollments::NoEnrollments;
+/// The policy's types and its pure helpers, re-exported so that hosts
+/// depend on this crate only (never on `policy-core` directly).
 pub use policy_core::{
-    AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code, Decision,
-    EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof,
-    Purpose, Refusal, SignatureAlgorithm, SignatureVerifier, certificate_common_name,
+    Allocation, AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code,
+    Decision, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
+    IndividualEnrollment, MAX_CERTIFICATE_SIZE, MAX_INTERMEDIATES, Proof, Purpose, Refusal,
+    SignatureAlgorithm, SignatureVerifier, Stage, TLS_SIGNATURE_SCHEMES, certificate_common_name,
     certificate_keys, challenge_message, check_registration_id,
 };
 
@@ -87,6 +89,14 @@ pub enum HostError {
     /// The guest trapped (for example by exceeding its memory cap).
     #[error("policy component trapped: {0}")]
     Trap(String),
+    /// The sandbox could not be set up for a call (for example fuel asked
+    /// for on an engine built without fuel metering).
+    #[error("policy sandbox could not be configured: {0}")]
+    Config(String),
+    /// The component returned a value that breaks the WIT contract (a hash
+    /// that is not 32 bytes, say).
+    #[error("policy component broke its interface contract: {0}")]
+    Contract(String),
 }
 
 /// Per-call resource limits.
@@ -253,16 +263,16 @@ impl Policy {
             config.memory_reservation(u64::try_from(limits.memory_bytes).unwrap_or(u64::MAX));
             config.memory_guard_size(64 << 10);
         }
-        let engine = Engine::new(&config).map_err(|e| HostError::Load(format!("{e:#}")))?;
+        let engine = Engine::new(&config).map_err(|e| HostError::Config(format!("{e:#}")))?;
         let component = cache::load(&engine, COMPONENT, &cache)?;
         let mut linker = Linker::<HostState>::new(&engine);
         bindings::Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+            .map_err(|e| HostError::Config(format!("{e:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+            .map_err(|e| HostError::Config(format!("{e:#}")))?;
         let pre = bindings::PolicyPre::new(instance_pre)
-            .map_err(|e| HostError::Load(format!("{e:#}")))?;
+            .map_err(|e| HostError::Config(format!("{e:#}")))?;
         let ticker = match limits.deadline {
             Some(_) => Some(Ticker::start(engine.clone())?),
             None => None,
@@ -301,14 +311,13 @@ impl Policy {
     /// Plain path validation (WIT `chain.validate`).
     pub fn validate_chain(&self, request: &ChainRequest) -> Verdict<Vec<CertificateInfo>> {
         let wit_request = convert::chain_request_to_wit(request);
-        self.call(Arc::new(NoEnrollments), |policy, store| {
+        let answer = self.call(Arc::new(NoEnrollments), |policy, store| {
             policy
                 .attest_policy_chain()
                 .call_validate(store, &wit_request)
-        })
-        .map(|r| {
-            r.map(|path| path.into_iter().map(convert::info_from_wit).collect())
-                .map_err(convert::refusal_from_wit)
+        });
+        convert::verdict(answer, |path| {
+            path.into_iter().map(convert::info_from_wit).collect()
         })
     }
 
@@ -319,15 +328,12 @@ impl Policy {
         enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
     ) -> Verdict<Decision> {
         let wit_request = convert::attest_request_to_wit(request);
-        self.call(enrollments, |policy, store| {
+        let answer = self.call(enrollments, |policy, store| {
             policy
                 .attest_policy_attestation()
                 .call_resolve(store, &wit_request)
-        })
-        .map(|r| {
-            r.map(convert::decision_from_wit)
-                .map_err(convert::refusal_from_wit)
-        })
+        });
+        convert::verdict(answer, convert::decision_from_wit)
     }
 
     /// Full attestation with proof of possession (WIT `attestation.attest`).
@@ -339,41 +345,35 @@ impl Policy {
     ) -> Verdict<Decision> {
         let wit_request = convert::attest_request_to_wit(request);
         let wit_proof = convert::proof_to_wit(proof);
-        self.call(enrollments, |policy, store| {
+        let answer = self.call(enrollments, |policy, store| {
             policy
                 .attest_policy_attestation()
                 .call_attest(store, &wit_request, &wit_proof)
-        })
-        .map(|r| {
-            r.map(convert::decision_from_wit)
-                .map_err(convert::refusal_from_wit)
-        })
+        });
+        convert::verdict(answer, convert::decision_from_wit)
     }
 
     /// The bytes a device signs for a challenge (WIT `attestation.challenge-message`).
     pub fn challenge_message(&self, registration_id: &str, challenge: &[u8]) -> Verdict<Vec<u8>> {
-        self.call(Arc::new(NoEnrollments), |policy, store| {
+        let answer = self.call(Arc::new(NoEnrollments), |policy, store| {
             policy.attest_policy_attestation().call_challenge_message(
                 store,
                 registration_id,
                 challenge,
             )
-        })
-        .map(|r| r.map_err(convert::refusal_from_wit))
+        });
+        convert::verdict(answer, Ok)
     }
 
     /// The keys a host indexes a CA certificate by (WIT
     /// `attestation.index-certificate`).
     pub fn certificate_keys(&self, certificate: &[u8]) -> Verdict<CertificateKeys> {
-        self.call(Arc::new(NoEnrollments), |policy, store| {
+        let answer = self.call(Arc::new(NoEnrollments), |policy, store| {
             policy
                 .attest_policy_attestation()
                 .call_index_certificate(store, certificate)
-        })
-        .map(|r| {
-            r.map(convert::keys_from_wit)
-                .map_err(convert::refusal_from_wit)
-        })
+        });
+        convert::verdict(answer, convert::keys_from_wit)
     }
 
     /// CA proof of possession (WIT `attestation.verify-ca-possession`).
@@ -384,7 +384,7 @@ impl Policy {
         verification_code: &str,
         time: i64,
     ) -> Verdict<CertificateInfo> {
-        self.call(Arc::new(NoEnrollments), |policy, store| {
+        let answer = self.call(Arc::new(NoEnrollments), |policy, store| {
             policy
                 .attest_policy_attestation()
                 .call_verify_ca_possession(
@@ -394,11 +394,8 @@ impl Policy {
                     verification_code,
                     time,
                 )
-        })
-        .map(|r| {
-            r.map(convert::info_from_wit)
-                .map_err(convert::refusal_from_wit)
-        })
+        });
+        convert::verdict(answer, convert::info_from_wit)
     }
 
     /// Runs one export in a fresh store with this policy's limits.
@@ -423,7 +420,7 @@ impl Policy {
         if let Some(fuel) = self.limits.fuel {
             store
                 .set_fuel(fuel)
-                .map_err(|e| HostError::Load(format!("{e:#}")))?;
+                .map_err(|e| HostError::Config(format!("{e:#}")))?;
         }
         if let Some(deadline) = self.limits.deadline {
             let ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis());

@@ -5,15 +5,15 @@
 
 use std::sync::{Arc, OnceLock};
 
-use host_cli::enrollments::EnrollmentSet;
-use host_cli::pki::Validity;
+use attest_dps::EnrollmentSet;
+use attest_pki::Validity;
 use policy_host::{
     AttestRequest, AwsLcVerifier, CertificateInfo, ChainRequest, Decision, Policy, Proof, Refusal,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-pub use host_cli::pki;
+pub use attest_pki as pki;
 
 pub mod corpus;
 pub mod forge;

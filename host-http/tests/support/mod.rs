@@ -17,7 +17,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
-use host_cli::pki::{Canonical, KeyAlg, Validity};
+use attest_pki::{Canonical, KeyAlg, Validity};
 use time::OffsetDateTime;
 
 pub const SCOPE: &str = "0ne00000001";
@@ -87,7 +87,7 @@ impl Server {
         let text = std::fs::read_to_string(self.data.join("config.json")).unwrap();
         let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
         let expiry = OffsetDateTime::now_utc().unix_timestamp() + 600;
-        host_http::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap()
+        attest_dps::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap()
     }
 
     pub fn client(&self) -> Client {
@@ -102,7 +102,7 @@ impl Server {
 
     /// Uploads `ca` as CA certificate `name` and proves possession of its
     /// key (DPS verification code flow); returns the verify answer.
-    pub fn verify_ca(&self, name: &str, ca: &host_cli::pki::Ca) -> Answer {
+    pub fn verify_ca(&self, name: &str, ca: &attest_pki::Ca) -> Answer {
         let up = self.admin(
             "PUT",
             &format!("/certificates/{name}"),
@@ -311,9 +311,9 @@ pub fn device(pki: &Canonical, n: usize) -> (String, String) {
 
 /// A DPS verification certificate: CN = `code`, signed by `ca`'s key,
 /// base64 DER.
-pub fn verification_certificate(ca: &host_cli::pki::Ca, code: &str) -> String {
+pub fn verification_certificate(ca: &attest_pki::Ca, code: &str) -> String {
     let now = OffsetDateTime::now_utc();
-    let mut params = host_cli::pki::device_params(
+    let mut params = attest_pki::device_params(
         code,
         Validity {
             not_before: now - time::Duration::hours(1),
@@ -329,7 +329,7 @@ pub fn verification_certificate(ca: &host_cli::pki::Ca, code: &str) -> String {
 
 /// A device certificate named `cn` issued by `ca` (valid now), as
 /// (chain PEM, key PEM): the leaf, then `ca`.
-pub fn issue(ca: &host_cli::pki::Ca, cn: &str) -> (String, String) {
+pub fn issue(ca: &attest_pki::Ca, cn: &str) -> (String, String) {
     let now = OffsetDateTime::now_utc();
     let v = Validity {
         not_before: now - time::Duration::days(1),

@@ -11,7 +11,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::SasPolicy;
+/// One shared access policy (DPS: name and base64 key).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SasPolicy {
+    /// Policy name (`skn` in tokens).
+    pub key_name: String,
+    /// Base64 HMAC-SHA256 key.
+    pub primary_key: String,
+}
 
 /// Longest token accepted, bytes.
 const MAX_TOKEN: usize = 4096;

@@ -22,7 +22,9 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use policy_core::{EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualEnrollment};
+use policy_host::{
+    Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualEnrollment,
+};
 
 /// An enrollment document or set that is not usable; the message names the
 /// entry and field at fault.
@@ -236,49 +238,6 @@ struct CaReferencesJson {
     secondary: Option<String>,
 }
 
-/// How a host assigns a device that an entry admits (DPS allocation).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Allocation {
-    /// `static`, `hashed` (default when several hubs are listed), or another
-    /// DPS policy name (treated as hashed).
-    pub policy: Option<String>,
-    /// Candidate IoT hub host names (`iotHubs`).
-    pub iot_hubs: Vec<String>,
-    /// The hub of a static allocation (`iotHubHostName`).
-    pub iot_hub_host_name: Option<String>,
-}
-
-impl Allocation {
-    /// The hub for `registration_id`: the static hub, or a stable hash of the
-    /// lower-case registration ID over `iotHubs`; `None` when no hub is named.
-    pub fn hub_for(&self, registration_id: &str) -> Option<String> {
-        let is_static = self
-            .policy
-            .as_deref()
-            .is_some_and(|p| p.eq_ignore_ascii_case("static"));
-        if (is_static || self.iot_hubs.is_empty()) && self.iot_hub_host_name.is_some() {
-            return self.iot_hub_host_name.clone();
-        }
-        if self.iot_hubs.is_empty() {
-            return None;
-        }
-        if is_static {
-            return self.iot_hubs.first().cloned();
-        }
-        let digest = Sha256::digest(registration_id.to_ascii_lowercase().as_bytes());
-        let n = digest[..8]
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        let index = usize::try_from(n % self.iot_hubs.len() as u64).unwrap_or(0);
-        self.iot_hubs.get(index).cloned()
-    }
-
-    /// Whether `hub` is one this entry may assign.
-    pub fn allows(&self, hub: &str) -> bool {
-        self.iot_hub_host_name.as_deref() == Some(hub) || self.iot_hubs.iter().any(|h| h == hub)
-    }
-}
-
 /// An in-memory enrollment set, implementing the component's lookups.
 #[derive(Clone, Debug, Default)]
 pub struct EnrollmentSet {
@@ -322,7 +281,7 @@ impl EnrollmentSet {
         let registration_id = e
             .registration_id
             .ok_or_else(|| EnrollmentError::new("registrationId is missing"))?;
-        policy_core::check_registration_id(&registration_id)
+        policy_host::check_registration_id(&registration_id)
             .map_err(|r| EnrollmentError::new(r.message))?;
         let key = registration_id.to_ascii_lowercase();
         if self.individuals.contains_key(&key) {
@@ -405,7 +364,7 @@ impl EnrollmentSet {
         };
         let mut identities = Vec::with_capacity(certs.len());
         for der in &certs {
-            let identity = policy_core::certificate_keys(der)
+            let identity = policy_host::certificate_keys(der)
                 .map_err(|r| {
                     EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
                 })?
@@ -439,7 +398,7 @@ impl EnrollmentSet {
 
     /// Adds a trusted CA certificate (a verified CA in DPS terms).
     pub fn add_anchor(&mut self, der: Vec<u8>) -> Result<()> {
-        let subject = policy_core::certificate_keys(&der)
+        let subject = policy_host::certificate_keys(&der)
             .map_err(|r| {
                 EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
             })?
@@ -501,7 +460,7 @@ impl EnrollmentSet {
         }
         let identities: Vec<[u8; 32]> = ders
             .iter()
-            .filter_map(|der| policy_core::certificate_keys(der).ok())
+            .filter_map(|der| policy_host::certificate_keys(der).ok())
             .map(|k| k.ca_identity)
             .collect();
         if identities.is_empty() {
@@ -726,27 +685,5 @@ mod tests {
             "x509": {"caReferences": {"primary": "factory"}}}});
         let err = set.insert_group(&doc, &|_| None).unwrap_err();
         assert!(err.to_string().contains("'factory'"), "{err}");
-    }
-
-    #[test]
-    fn allocation_is_static_or_a_stable_hash() {
-        let hubs = Allocation {
-            policy: Some("hashed".into()),
-            iot_hubs: vec!["a.example".into(), "b.example".into(), "c.example".into()],
-            iot_hub_host_name: None,
-        };
-        let first = hubs.hub_for("device-1").unwrap();
-        assert_eq!(hubs.hub_for("DEVICE-1").unwrap(), first);
-        let spread: HashSet<String> = (0..30)
-            .filter_map(|i| hubs.hub_for(&format!("device-{i}")))
-            .collect();
-        assert_eq!(spread.len(), 3);
-        let fixed = Allocation {
-            policy: Some("static".into()),
-            iot_hubs: vec!["a.example".into(), "b.example".into()],
-            iot_hub_host_name: Some("b.example".into()),
-        };
-        assert_eq!(fixed.hub_for("anything").as_deref(), Some("b.example"));
-        assert_eq!(Allocation::default().hub_for("x"), None);
     }
 }

@@ -1,0 +1,164 @@
+//! HTTP framing: request bodies in, [`Reply`] and [`DpsError`] out, and the
+//! first routing step (device API or management API).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use attest_dps::{DpsError, ErrorKind};
+use attest_service::{Answer, DeviceEvidence, Reply, Service};
+
+/// Largest request body accepted, bytes. DPS bodies are a registration ID
+/// and an optional payload; enrollment documents carry up to two PEM
+/// certificates.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Time allowed for a request body (at most [`MAX_BODY`] bytes): a client
+/// trickling bytes must not hold a connection slot for ever.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A response body.
+pub(crate) type Body = Full<Bytes>;
+
+/// Routes a request: management resources by their first segment,
+/// everything else with an ID scope to the device API.
+pub(crate) async fn route(
+    service: Arc<Service>,
+    evidence: Arc<DeviceEvidence>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let segments: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let answer = match segments.first().map(String::as_str) {
+        Some("enrollments" | "enrollmentGroups" | "registrations" | "certificates") => {
+            crate::management::handle(service, req, segments).await
+        }
+        Some(scope) if !scope.is_empty() && segments.len() >= 3 => {
+            crate::device::handle(service, evidence, req, segments).await
+        }
+        _ => Err(DpsError::new(
+            ErrorKind::NotFound,
+            format!("no resource at {path}"),
+        )),
+    };
+    let response = respond(answer);
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// Runs one service call off the reactor (the store and the component are
+/// synchronous): one hop per request.
+pub(crate) async fn blocking(f: impl FnOnce() -> Answer + Send + 'static) -> Answer {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!("request task: {e}");
+        Err(DpsError::new(
+            ErrorKind::Internal,
+            "the request could not be completed",
+        ))
+    })
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes.
+pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, DpsError> {
+    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        return Err(DpsError::new(
+            ErrorKind::RequestTimeout,
+            format!("request body not received within {BODY_TIMEOUT:?}"),
+        ));
+    };
+    match collected {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(DpsError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("request body exceeds {MAX_BODY} bytes"),
+            ))
+        }
+        Err(e) => Err(DpsError::new(
+            ErrorKind::MalformedBody,
+            format!("request body could not be read: {e}"),
+        )),
+    }
+}
+
+/// The HTTP response for a service answer.
+pub(crate) fn respond(answer: Answer) -> Response<Body> {
+    match answer {
+        Ok(reply) => reply_response(reply),
+        Err(error) => error_response(&error),
+    }
+}
+
+fn reply_response(reply: Reply) -> Response<Body> {
+    let mut r = match &reply.body {
+        Some(body) => json_response(&body.to_string()),
+        None => Response::new(Body::default()),
+    };
+    *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let headers = r.headers_mut();
+    let mut set = |name: &'static str, value: Option<&str>| {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(name, v);
+        }
+    };
+    set("etag", reply.etag.as_deref());
+    set("x-ms-continuation", reply.continuation.as_deref());
+    set("x-ms-item-type", reply.item_type);
+    r
+}
+
+/// A DPS error: the DPS body and the `x-ms-error-code` header (and
+/// `retry-after` where the error says when to retry).
+fn error_response(error: &DpsError) -> Response<Body> {
+    // A tracking ID correlates the answer with the log line; without
+    // system randomness the answer goes out without one.
+    let tracking = attest_service::random_id().unwrap_or_default();
+    tracing::debug!(code = error.kind.code(), tracking = %tracking, "{}", error.message);
+    let mut r = json_response(
+        &error
+            .body(&tracking, &attest_service::now_rfc3339())
+            .to_string(),
+    );
+    *r.status_mut() =
+        StatusCode::from_u16(error.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert("x-ms-error-code", HeaderValue::from(error.kind.code()));
+    if let Some(seconds) = error.retry_after() {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from(seconds));
+    }
+    r
+}
+
+fn json_response(text: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_string())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}

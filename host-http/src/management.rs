@@ -1,0 +1,94 @@
+//! The DPS management API routes (SAS-token authenticated):
+//!
+//! - `PUT|GET|DELETE /enrollments/{registrationId}`, `POST /enrollments/query`
+//! - `PUT|GET|DELETE /enrollmentGroups/{id}`, `POST /enrollmentGroups/query`
+//! - `GET|DELETE /registrations/{registrationId}`, `POST /registrations/{groupId}/query`
+//! - `GET /certificates`, `PUT|GET|DELETE /certificates/{name}`,
+//!   `POST /certificates/{name}/generateVerificationCode`,
+//!   `POST /certificates/{name}/verify`
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
+use hyper::{Method, Request};
+
+use attest_dps::query::{Page, json_body};
+use attest_dps::{DpsError, ErrorKind};
+use attest_service::{Answer, Service};
+use policy_host::EnrollmentKind::{Group, Individual};
+
+use crate::http::{blocking, read_body};
+
+pub(crate) async fn handle(
+    service: Arc<Service>,
+    req: Request<Incoming>,
+    segments: Vec<String>,
+) -> Answer {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    service.authorize(header(AUTHORIZATION.as_str()).as_deref())?;
+    let if_match = header("if-match");
+    let page = Page::from_headers(
+        header("x-ms-max-item-count").as_deref(),
+        header("x-ms-continuation").as_deref(),
+    );
+    let method = req.method().clone();
+    let body = json_body(&read_body(req).await?)?;
+    let page = page?;
+    blocking(move || {
+        let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let if_match = if_match.as_deref();
+        match (&method, s.as_slice()) {
+            (&Method::POST, ["enrollments", "query"]) => {
+                service.query_enrollments(Individual, &body, &page)
+            }
+            (&Method::POST, ["enrollmentGroups", "query"]) => {
+                service.query_enrollments(Group, &body, &page)
+            }
+            (&Method::PUT, ["enrollments", id]) => {
+                service.put_enrollment(Individual, id, &body, if_match)
+            }
+            (&Method::PUT, ["enrollmentGroups", id]) => {
+                service.put_enrollment(Group, id, &body, if_match)
+            }
+            (&Method::GET, ["enrollments", id]) => service.get_enrollment(Individual, id),
+            (&Method::GET, ["enrollmentGroups", id]) => service.get_enrollment(Group, id),
+            (&Method::DELETE, ["enrollments", id]) => {
+                service.delete_enrollment(Individual, id, if_match)
+            }
+            (&Method::DELETE, ["enrollmentGroups", id]) => {
+                service.delete_enrollment(Group, id, if_match)
+            }
+            (&Method::GET, ["registrations", id]) => service.get_registration(id),
+            (&Method::DELETE, ["registrations", id]) => service.delete_registration(id, if_match),
+            (&Method::POST, ["registrations", group, "query"]) => {
+                service.query_registrations(group, &page)
+            }
+            (&Method::GET, ["certificates"]) => service.list_certificates(),
+            (&Method::PUT, ["certificates", name]) => {
+                service.put_certificate(name, &body, if_match)
+            }
+            (&Method::GET, ["certificates", name]) => service.get_certificate(name),
+            (&Method::DELETE, ["certificates", name]) => service.delete_certificate(name, if_match),
+            (&Method::POST, ["certificates", name, "generateVerificationCode"]) => {
+                service.generate_verification_code(name, if_match)
+            }
+            (&Method::POST, ["certificates", name, "verify"]) => {
+                service.verify_certificate(name, &body, if_match)
+            }
+            _ => Err(DpsError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no management API resource {method} /{}",
+                    segments.join("/")
+                ),
+            )),
+        }
+    })
+    .await
+}

@@ -1,0 +1,312 @@
+//! The listener and the connection lifecycle: accept, connection limits,
+//! TLS handshake with evidence capture, HTTP/1.1 serving, graceful
+//! shutdown. Nothing here decides anything about a device.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use attest_service::{DeviceEvidence, Service};
+
+use crate::Options;
+use crate::http::route;
+use crate::tls::{self, EvidenceSlot, Tls};
+
+/// Most connections served at once. Beyond it a new connection is
+/// accepted and closed at once (the client retries) rather than left
+/// waiting in the kernel's queue behind idle sockets.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Most connections served at once from one IP address: one host holding
+/// idle sockets cannot take the whole [`MAX_CONNECTIONS`].
+pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// Time a new connection has to send its first byte (the TLS ClientHello).
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed for the rest of the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time allowed for request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The running service.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Things to tell the operator at start (first-start key, dev CA path).
+    pub notes: Vec<String>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), and
+    /// returns when every connection has closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The server certificate: the one given, or the development one in the
+/// data directory (made on first start).
+fn server_tls(options: &Options, notes: &mut Vec<String>) -> Result<Tls> {
+    match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => Tls::load(cert, key),
+        (None, None) => {
+            let (dev, created) = tls::dev_certificate(&options.data.join("tls"))?;
+            notes.push(format!(
+                "{} development TLS certificate for localhost; clients trust {}",
+                if created { "created a" } else { "using the" },
+                dev.ca.display()
+            ));
+            Tls::load(&dev.cert, &dev.key)
+        }
+        _ => Err(anyhow!("give both --tls-cert and --tls-key, or neither")),
+    }
+}
+
+/// Opens the service (store, configuration, policy, `--enrollments`),
+/// loads or creates the TLS material, binds, and serves until
+/// [`Running::shutdown`].
+pub async fn start(options: Options) -> Result<Running> {
+    let (service, mut notes) = Service::open(&options.service())?;
+    let tls = Arc::new(server_tls(&options, &mut notes)?);
+    let service = Arc::new(service);
+    let listener =
+        listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, mut stop) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        // Accept first, then decide: a connection over a limit is closed at
+        // once, so idle sockets never stall the accept queue for others.
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let peers = PeerCounts::default();
+        let mut connections = JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => break,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                tracing::debug!(%peer, "{MAX_CONNECTIONS} connections open; closing this one");
+                continue;
+            };
+            let Some(peer_slot) = peers.take(peer.ip()) else {
+                tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address; closing this one");
+                continue;
+            };
+            let service = Arc::clone(&service);
+            let tls = Arc::clone(&tls);
+            let stop = stop.clone();
+            connections.spawn(async move {
+                serve_connection(service, tls, tcp, peer, stop).await;
+                drop(peer_slot);
+                drop(permit);
+            });
+            while connections.try_join_next().is_some() {}
+        }
+        drop(listener);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(10), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 10 s; closing them");
+        }
+    });
+    Ok(Running {
+        addr,
+        notes,
+        shutdown,
+        task,
+    })
+}
+
+/// A listener with a deep accept queue (the kernel caps it at
+/// `net.core.somaxconn`): under a burst of connections, devices wait in
+/// the queue instead of having their SYNs dropped (a 1 s retransmit).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// Open connections per peer address.
+#[derive(Clone, Default)]
+struct PeerCounts(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One counted connection of a peer; uncounted when dropped.
+struct PeerSlot {
+    counts: PeerCounts,
+    ip: std::net::IpAddr,
+}
+
+impl PeerCounts {
+    /// A slot for `ip`, unless it has [`MAX_CONNECTIONS_PER_PEER`] already.
+    fn take(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// hyper's HTTP/1.1 server settings.
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+}
+
+/// The hyper service for one connection: every request is routed with the
+/// connection's evidence.
+fn handler(
+    service: Arc<Service>,
+    evidence: Arc<DeviceEvidence>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<crate::http::Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<hyper::Response<crate::http::Body>, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req| {
+        let service = Arc::clone(&service);
+        let evidence = Arc::clone(&evidence);
+        async move { Ok::<_, Infallible>(route(service, evidence, req).await) }
+    })
+}
+
+async fn serve_connection(
+    service: Arc<Service>,
+    tls: Arc<Tls>,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    // A silent socket is closed after FIRST_BYTE_TIMEOUT, not held for the
+    // whole handshake allowance.
+    if !matches!(
+        tokio::time::timeout(FIRST_BYTE_TIMEOUT, tcp.readable()).await,
+        Ok(Ok(()))
+    ) {
+        tracing::debug!(%peer, "no data within {FIRST_BYTE_TIMEOUT:?}; closing");
+        return;
+    }
+    let slot = EvidenceSlot::default();
+    let config = match tls.config(Arc::clone(&slot)) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("TLS configuration: {e:#}");
+            return;
+        }
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let evidence = Arc::new(slot.lock().map(|e| e.clone()).unwrap_or_default());
+    let conn = http1().serve_connection(TokioIo::new(stream), handler(service, evidence));
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r { tracing::debug!(%peer, "connection: {e}"); }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// The service's request handling without the network: raw HTTP/1.1 bytes
+/// are served as if they had arrived over a mutual-TLS connection with the
+/// given client evidence (routing, limits, device and management APIs,
+/// store and policy are the real ones). For fuzzing and tests.
+#[doc(hidden)]
+pub struct Harness {
+    service: Arc<Service>,
+    /// What start-up said (as [`Running::notes`]).
+    pub notes: Vec<String>,
+}
+
+/// The TLS evidence a [`Harness`] request carries.
+#[doc(hidden)]
+pub type Evidence = DeviceEvidence;
+
+impl Harness {
+    /// Opens the service as [`start`] does (data directory, config,
+    /// enrollments), without TLS material or a listener.
+    pub fn new(options: &Options) -> Result<Harness> {
+        let (service, notes) = Service::open(&options.service())?;
+        Ok(Harness {
+            service: Arc::new(service),
+            notes,
+        })
+    }
+
+    /// Serves `request` (bytes as a client would send them on one
+    /// connection) and returns everything the service wrote back.
+    pub async fn serve(&self, request: &[u8], evidence: Evidence) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(256 << 10);
+        let handler = handler(Arc::clone(&self.service), Arc::new(evidence));
+        // The request is written whole and the write side shut: answer it
+        // rather than treat the EOF as an abort.
+        let conn = tokio::spawn(
+            http1()
+                .half_close(true)
+                .serve_connection(TokioIo::new(server), handler),
+        );
+        let _ = client.write_all(request).await;
+        let _ = client.shutdown().await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut out)).await;
+        conn.abort();
+        out
+    }
+}

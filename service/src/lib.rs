@@ -1,0 +1,272 @@
+//! attest's provisioning service, without a transport: the DPS device
+//! operations (register, operation status, registration status) and the
+//! management operations (enrollments, registration records, CA
+//! certificates), over a [`Store`] and the policy component.
+//!
+//! Every operation is one synchronous call that returns a [`Reply`] or a
+//! [`DpsError`]; a transport (`host-http` today, MQTT next) runs it off its
+//! reactor (one `spawn_blocking`) and frames the answer. No hyper, no TLS
+//! here: what a device proved in its handshake arrives as [`DeviceEvidence`].
+//!
+//! The admission decision is the component's (`policy-host`); what may be
+//! recorded of it is the core's ([`policy_host::Stage`]); the documents
+//! are `attest-dps`'s.
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod config;
+mod device;
+pub mod files;
+mod index;
+mod management;
+pub mod sqlite;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+
+use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
+use policy_host::Policy;
+
+pub use attest_dps::sas::SasPolicy;
+pub use config::ServiceConfig;
+pub use device::DeviceEvidence;
+pub use store::Store;
+
+/// How to open the service.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The DPS ID scope devices name in their requests.
+    pub id_scope: String,
+    /// Data directory: database and configuration.
+    pub data: PathBuf,
+    /// Enrollment set (DPS JSON) to upsert at start.
+    pub enrollments: Option<PathBuf>,
+}
+
+/// A successful answer: a status, an optional JSON body, and the DPS
+/// headers that go with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// HTTP status (200, 204).
+    pub status: u16,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+    /// The entity's etag (`ETag`).
+    pub etag: Option<String>,
+    /// The next page's token (`x-ms-continuation`).
+    pub continuation: Option<String>,
+    /// The item type of a query page (`x-ms-item-type`).
+    pub item_type: Option<&'static str>,
+}
+
+impl Reply {
+    /// 200 with a body.
+    pub fn ok(body: Value) -> Reply {
+        Reply {
+            status: 200,
+            body: Some(body),
+            etag: None,
+            continuation: None,
+            item_type: None,
+        }
+    }
+
+    /// 200 with a body and its `etag` field as the ETag.
+    pub fn entity(body: Value) -> Reply {
+        let etag = body.get("etag").and_then(Value::as_str).map(str::to_string);
+        Reply {
+            etag,
+            ..Reply::ok(body)
+        }
+    }
+
+    /// 204, no body.
+    pub fn no_content() -> Reply {
+        Reply {
+            status: 204,
+            body: None,
+            etag: None,
+            continuation: None,
+            item_type: None,
+        }
+    }
+}
+
+/// What an operation answers.
+pub type Answer = Result<Reply, DpsError>;
+
+/// The provisioning service: the policy component, the store, the
+/// configuration and the enrollment index the component reads.
+pub struct Service {
+    policy: Policy,
+    store: Box<dyn Store>,
+    id_scope: String,
+    config: ServiceConfig,
+    index: RwLock<Arc<EnrollmentSet>>,
+}
+
+impl Service {
+    /// Opens the service in `options.data`: loads (or creates) the
+    /// configuration, opens the SQLite store, loads the policy component,
+    /// upserts `options.enrollments`, and builds the enrollment index.
+    /// Returns what to tell the operator (a problem loading a stored entry
+    /// is an `ERROR:` note; the entry's devices are refused).
+    pub fn open(options: &Options) -> Result<(Service, Vec<String>)> {
+        check_id_scope(&options.id_scope)?;
+        std::fs::create_dir_all(&options.data)
+            .with_context(|| format!("cannot create {}", options.data.display()))?;
+        let mut notes = Vec::new();
+        let (config, created) = ServiceConfig::load_or_create(&options.data)?;
+        if created {
+            let p = &config.shared_access_policies[0];
+            notes.push(format!(
+                "created {} with management policy '{}', key {} (shown once; it stays in that file)",
+                options.data.join("config.json").display(),
+                p.key_name,
+                p.primary_key
+            ));
+        }
+        let store = sqlite::SqliteStore::open(&options.data)?;
+        let service = Service::new(
+            Policy::new().context("loading the policy component")?,
+            Box::new(store),
+            options.id_scope.clone(),
+            config,
+        );
+        if let Some(path) = &options.enrollments {
+            let (individuals, groups) = service.upsert_file(path)?;
+            notes.push(format!(
+                "upserted {individuals} individual enrollment(s) and {groups} enrollment group(s) from {}",
+                path.display()
+            ));
+        }
+        for problem in service.rebuild_index()? {
+            notes.push(format!("ERROR: {problem}"));
+        }
+        Ok((service, notes))
+    }
+
+    /// A service over any store (the index is empty until
+    /// [`Service::rebuild_index`]).
+    pub fn new(
+        policy: Policy,
+        store: Box<dyn Store>,
+        id_scope: String,
+        config: ServiceConfig,
+    ) -> Service {
+        Service {
+            policy,
+            store,
+            id_scope,
+            config,
+            index: RwLock::new(Arc::new(EnrollmentSet::default())),
+        }
+    }
+
+    /// The ID scope devices must name.
+    pub fn id_scope(&self) -> &str {
+        &self.id_scope
+    }
+
+    /// The service configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// The current enrollment index (rebuilt after every management write).
+    fn index(&self) -> Arc<EnrollmentSet> {
+        Arc::clone(&self.index.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// `id_scope` as DPS issues them: 1 to 64 ASCII letters and digits.
+fn check_id_scope(id_scope: &str) -> Result<()> {
+    if id_scope.is_empty()
+        || id_scope.len() > 64
+        || !id_scope.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(anyhow!(
+            "--id-scope {id_scope:?} must be 1 to 64 ASCII letters and digits (e.g. 0ne00000001)"
+        ));
+    }
+    Ok(())
+}
+
+/// A store failure, logged with its cause and answered without it.
+fn internal(what: &str, e: &anyhow::Error) -> DpsError {
+    tracing::error!("{what}: {e:#}");
+    DpsError::new(ErrorKind::Internal, what)
+}
+
+/// `n` random bytes from the system generator; its failure is an error,
+/// never a weaker value.
+fn random<const N: usize>() -> Result<[u8; N], DpsError> {
+    let mut b = [0u8; N];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| {
+        tracing::error!("the system random generator failed");
+        DpsError::new(
+            ErrorKind::Internal,
+            "no system randomness; nothing was changed",
+        )
+    })?;
+    Ok(b)
+}
+
+/// A random identifier (UUID v4 form).
+pub fn random_id() -> Result<String, DpsError> {
+    let mut b = random::<16>()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// A fresh etag.
+fn new_etag() -> Result<String, DpsError> {
+    Ok(format!("\"{}\"", hex::encode(random::<8>()?)))
+}
+
+/// Now, Unix seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Now, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    attest_dps::documents::rfc3339(now_unix())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_uuid_v4_and_etags_differ() {
+        let id = random_id().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(new_etag().unwrap(), new_etag().unwrap());
+    }
+
+    #[test]
+    fn id_scopes() {
+        assert!(check_id_scope("0ne00000001").is_ok());
+        assert!(check_id_scope("").is_err());
+        assert!(check_id_scope("a/b").is_err());
+        assert!(check_id_scope(&"a".repeat(65)).is_err());
+    }
+}

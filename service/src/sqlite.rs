@@ -1,0 +1,355 @@
+//! The embedded store: SQLite in the data directory, WAL journal,
+//! `synchronous=FULL`, so a committed write survives a crash or power loss
+//! before the response that acknowledges it is sent.
+//!
+//! Documents are stored as the JSON the APIs return (DPS shapes), with the
+//! columns needed to look them up. One connection behind a mutex: SQLite
+//! has one writer anyway, and it serialises concurrent registrations of
+//! the same device (each is one transaction: read record, decide hub,
+//! write record and operation).
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use attest_dps::documents::CaCert;
+use policy_host::EnrollmentKind;
+
+use crate::store::{Doc, OPERATION_TTL, Operation, Registration, Store, Transaction};
+
+fn kind_str(kind: EnrollmentKind) -> &'static str {
+    match kind {
+        EnrollmentKind::Individual => "individual",
+        EnrollmentKind::Group => "group",
+    }
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS enrollments (
+    kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, etag TEXT NOT NULL,
+    PRIMARY KEY (kind, id));
+CREATE TABLE IF NOT EXISTS certificates (
+    name TEXT PRIMARY KEY, der BLOB NOT NULL, verified INTEGER NOT NULL,
+    code TEXT, etag TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registrations (
+    id TEXT PRIMARY KEY, group_id TEXT, doc TEXT NOT NULL, etag TEXT NOT NULL,
+    leaf_sha256 BLOB);
+CREATE INDEX IF NOT EXISTS registrations_by_group ON registrations (group_id, id);
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY, registration_id TEXT NOT NULL, leaf_sha256 BLOB NOT NULL,
+    doc TEXT NOT NULL, created INTEGER);
+";
+
+/// Columns added after the first release of the schema: (table, column,
+/// definition). Added at start when missing; rows from before have NULL,
+/// which every reader treats as "unknown", never as a match.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The SHA-256 of the device certificate a record belongs to.
+    ("registrations", "leaf_sha256", "BLOB"),
+    // When an operation was created (Unix seconds), for expiry.
+    ("operations", "created", "INTEGER"),
+];
+
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS operations_by_created ON operations (created);
+CREATE INDEX IF NOT EXISTS operations_by_registration ON operations (registration_id);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) `attest.db` in `dir`, readable by its
+    /// owner only (SQLite gives the WAL and shared-memory files the same
+    /// permissions).
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        let path = dir.join("attest.db");
+        private_file(&path)?;
+        let conn =
+            Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("cannot initialise {}", path.display()))?;
+        for (table, column, definition) in ADDED_COLUMNS {
+            let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+            let present = stmt
+                .query_map([], |r| r.get::<_, String>(1))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .iter()
+                .any(|c| c == column);
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ))
+                .with_context(|| format!("cannot upgrade {}", path.display()))?;
+            }
+        }
+        conn.execute_batch(INDEXES)
+            .with_context(|| format!("cannot initialise {}", path.display()))?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half
+        // done (rusqlite rolls back on drop), so a poisoned lock is usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for SqliteStore {
+    fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        work(&*tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
+        work(&*tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+}
+
+fn parse_doc((_id, doc, etag): (String, String, String)) -> Result<Doc> {
+    Ok(Doc {
+        doc: serde_json::from_str(&doc).context("stored document is not JSON")?,
+        etag,
+    })
+}
+
+fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaCert> {
+    Ok(CaCert {
+        name: r.get(0)?,
+        der: r.get(1)?,
+        verified: r.get::<_, i64>(2)? != 0,
+        code: r.get(3)?,
+        etag: r.get(4)?,
+        created: r.get(5)?,
+    })
+}
+
+impl Transaction for Connection {
+    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>> {
+        self.query_row(
+            "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id = ?2",
+            params![kind_str(kind), key],
+            doc_row,
+        )
+        .optional()?
+        .map(parse_doc)
+        .transpose()
+    }
+
+    fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>> {
+        let mut stmt =
+            self.prepare("SELECT id, doc, etag FROM enrollments WHERE kind = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![kind_str(kind)], doc_row)?;
+        rows.map(|r| {
+            let row = r?;
+            Ok((row.0.clone(), parse_doc(row)))
+        })
+        .collect()
+    }
+
+    fn put_enrollment(
+        &self,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO enrollments (kind, id, doc, etag) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
+            params![kind_str(kind), key, doc.to_string(), etag],
+        )?;
+        Ok(())
+    }
+
+    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM enrollments WHERE kind = ?1 AND id = ?2",
+            params![kind_str(kind), key],
+        )?;
+        Ok(())
+    }
+
+    fn certificate(&self, name: &str) -> Result<Option<CaCert>> {
+        Ok(self
+            .query_row(
+                "SELECT name, der, verified, code, etag, created FROM certificates WHERE name = ?1",
+                params![name],
+                ca_row,
+            )
+            .optional()?)
+    }
+
+    fn certificates(&self) -> Result<Vec<CaCert>> {
+        let mut stmt = self.prepare(
+            "SELECT name, der, verified, code, etag, created FROM certificates ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], ca_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn put_certificate(&self, ca: &CaCert, updated: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name) DO UPDATE SET der = excluded.der, verified = excluded.verified,
+               code = excluded.code, etag = excluded.etag, updated = excluded.updated",
+            params![
+                ca.name,
+                ca.der,
+                i64::from(ca.verified),
+                ca.code,
+                ca.etag,
+                ca.created,
+                updated
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_certificate(&self, name: &str) -> Result<()> {
+        self.execute("DELETE FROM certificates WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
+    fn registration(&self, registration_id: &str) -> Result<Option<Registration>> {
+        self.query_row(
+            "SELECT id, doc, etag, leaf_sha256 FROM registrations WHERE id = ?1",
+            params![registration_id.to_ascii_lowercase()],
+            |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?, r.get(2)?),
+                    r.get::<_, Option<Vec<u8>>>(3)?,
+                ))
+            },
+        )
+        .optional()?
+        .map(|(row, leaf_sha256)| {
+            Ok(Registration {
+                doc: parse_doc(row)?,
+                leaf_sha256,
+            })
+        })
+        .transpose()
+    }
+
+    fn registrations_of_group(&self, group_id: &str) -> Result<Vec<Doc>> {
+        let mut stmt = self
+            .prepare("SELECT id, doc, etag FROM registrations WHERE group_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![group_id], doc_row)?;
+        rows.map(|r| r.map_err(Into::into).and_then(parse_doc))
+            .collect()
+    }
+
+    fn put_registration(
+        &self,
+        registration_id: &str,
+        group_id: Option<&str>,
+        doc: &Value,
+        etag: &str,
+        leaf_sha256: &[u8],
+    ) -> Result<()> {
+        self.execute(
+            "INSERT INTO registrations (id, group_id, doc, etag, leaf_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, doc = excluded.doc,
+               etag = excluded.etag, leaf_sha256 = excluded.leaf_sha256",
+            params![
+                registration_id.to_ascii_lowercase(),
+                group_id,
+                doc.to_string(),
+                etag,
+                leaf_sha256
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_registration(&self, registration_id: &str) -> Result<()> {
+        self.execute(
+            "DELETE FROM registrations WHERE id = ?1",
+            params![registration_id.to_ascii_lowercase()],
+        )?;
+        Ok(())
+    }
+
+    fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>> {
+        self.query_row(
+            "SELECT registration_id, leaf_sha256, doc FROM operations
+             WHERE id = ?1 AND created >= ?2",
+            params![operation_id, now - OPERATION_TTL],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .optional()?
+        .map(|(registration_id, leaf_sha256, doc)| {
+            Ok(Operation {
+                registration_id,
+                leaf_sha256,
+                doc: serde_json::from_str(&doc).context("stored operation is not JSON")?,
+            })
+        })
+        .transpose()
+    }
+
+    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()> {
+        let registration_id = operation.registration_id.to_ascii_lowercase();
+        self.execute(
+            "DELETE FROM operations WHERE registration_id = ?1 OR created IS NULL OR created < ?2",
+            params![registration_id, now - OPERATION_TTL],
+        )?;
+        self.execute(
+            "INSERT INTO operations (id, registration_id, leaf_sha256, doc, created)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                operation_id,
+                registration_id,
+                operation.leaf_sha256,
+                operation.doc.to_string(),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Creates `path` readable and writable by its owner only, or narrows an
+/// existing file to that.
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict {}", path.display()))
+}

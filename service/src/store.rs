@@ -1,0 +1,148 @@
+//! What the service needs of a store: DPS documents by key, with etags, in
+//! transactions. [`crate::sqlite::SqliteStore`] is the embedded
+//! implementation; another database is one more implementation of these
+//! two traits.
+//!
+//! Every method of [`Transaction`] runs inside one atomic unit of work
+//! opened by [`Store::write`] (serialised against other writes, committed
+//! durably before it returns) or [`Store::read`] (a consistent snapshot).
+
+use anyhow::Result;
+use serde_json::Value;
+
+use attest_dps::documents::CaCert;
+use policy_host::EnrollmentKind;
+
+/// A stored document and its etag.
+#[derive(Clone, Debug)]
+pub struct Doc {
+    /// The document as the APIs return it.
+    pub doc: Value,
+    /// Its current etag.
+    pub etag: String,
+}
+
+/// A registration record and the certificate it belongs to.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    /// The DPS `DeviceRegistrationState`.
+    pub doc: Doc,
+    /// SHA-256 of the device certificate that registered; `None` for
+    /// records from before it was kept (they belong to no certificate).
+    pub leaf_sha256: Option<Vec<u8>>,
+}
+
+impl Registration {
+    /// Whether the record belongs to the certificate with this SHA-256.
+    pub fn owned_by(&self, leaf_sha256: &[u8]) -> bool {
+        self.leaf_sha256.as_deref() == Some(leaf_sha256)
+    }
+}
+
+/// A registration operation, kept for polling.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// Lower-case registration ID it belongs to.
+    pub registration_id: String,
+    /// SHA-256 of the device certificate that registered.
+    pub leaf_sha256: Vec<u8>,
+    /// The DPS `RegistrationOperationStatus`.
+    pub doc: Value,
+}
+
+/// How long an operation stays queryable, seconds. DPS keeps operations
+/// only for polling, which clients do within seconds of registering.
+pub const OPERATION_TTL: i64 = 3600;
+
+/// The operations of one unit of work. Registration IDs are passed as
+/// received; implementations compare them case-insensitively.
+pub trait Transaction {
+    /// An enrollment by kind and stored key ([`attest_dps::documents::key_of`]).
+    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>>;
+    /// Every enrollment of a kind, ordered by key, each parsed on its own:
+    /// one that is not JSON any more is reported, not fatal to the rest.
+    fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>>;
+    /// Creates or replaces an enrollment.
+    fn put_enrollment(
+        &self,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<()>;
+    /// Deletes an enrollment.
+    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()>;
+
+    /// A CA certificate by name.
+    fn certificate(&self, name: &str) -> Result<Option<CaCert>>;
+    /// Every CA certificate, ordered by name.
+    fn certificates(&self) -> Result<Vec<CaCert>>;
+    /// Creates or replaces a CA certificate (`updated`: RFC 3339 now).
+    fn put_certificate(&self, ca: &CaCert, updated: &str) -> Result<()>;
+    /// Deletes a CA certificate.
+    fn delete_certificate(&self, name: &str) -> Result<()>;
+
+    /// A registration record with the certificate it belongs to.
+    fn registration(&self, registration_id: &str) -> Result<Option<Registration>>;
+    /// Registration records of a group, ordered by registration ID.
+    fn registrations_of_group(&self, group_id: &str) -> Result<Vec<Doc>>;
+    /// Creates or replaces a registration record, which belongs to the
+    /// certificate with SHA-256 `leaf_sha256`.
+    fn put_registration(
+        &self,
+        registration_id: &str,
+        group_id: Option<&str>,
+        doc: &Value,
+        etag: &str,
+        leaf_sha256: &[u8],
+    ) -> Result<()>;
+    /// Deletes a registration record.
+    fn delete_registration(&self, registration_id: &str) -> Result<()>;
+
+    /// An operation that has not expired at `now` (Unix seconds).
+    fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>>;
+    /// Stores an operation created at `now`. It replaces the registration's
+    /// previous operation (at most one per registration), and operations
+    /// older than [`OPERATION_TTL`] go: the table stays as large as the
+    /// fleet, however often devices register.
+    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()>;
+}
+
+/// A store of DPS documents.
+pub trait Store: Send + Sync {
+    /// Runs `work` in one write transaction, committed (durably) if it
+    /// returns `Ok`, rolled back otherwise.
+    fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>;
+    /// Runs `work` over a consistent snapshot.
+    fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>;
+}
+
+impl dyn Store {
+    /// [`Store::write`] with a result.
+    pub fn write_with<T>(&self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
+        run(|w| self.write(w), work)
+    }
+
+    /// [`Store::read`] with a result.
+    pub fn read_with<T>(&self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
+        run(|w| self.read(w), work)
+    }
+}
+
+/// Adapts a one-shot closure with a result to the object-safe
+/// `FnMut(&dyn Transaction) -> Result<()>` of [`Store`].
+fn run<T>(
+    unit: impl FnOnce(&mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>,
+    work: impl FnOnce(&dyn Transaction) -> Result<T>,
+) -> Result<T> {
+    let mut work = Some(work);
+    let mut out = None;
+    unit(&mut |tx| {
+        let work = work
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("a store ran a unit of work twice"))?;
+        out = Some(work(tx)?);
+        Ok(())
+    })?;
+    out.ok_or_else(|| anyhow::anyhow!("a store did not run the unit of work"))
+}
