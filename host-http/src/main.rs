@@ -118,7 +118,7 @@ fn serve(args: Serve) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "host_http=info".into()),
+                .unwrap_or_else(|_| "host_http=info,attest_service=info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -106,21 +106,31 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+impl SqliteStore {
+    /// One unit of work in a transaction of `behavior`, committed when
+    /// `work` succeeds (rolled back when it fails: rusqlite rolls back on drop).
+    fn unit(
+        &self,
+        behavior: rusqlite::TransactionBehavior,
+        work: &mut dyn FnMut(&dyn Transaction) -> Result<()>,
+    ) -> Result<()> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(behavior)?;
         work(&*tx)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+impl Store for SqliteStore {
+    /// An IMMEDIATE transaction: the write lock is taken at the start, so
+    /// a read-decide-write unit never fails half-way on a lock upgrade.
+    fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        self.unit(rusqlite::TransactionBehavior::Immediate, work)
+    }
 
     fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Deferred)?;
-        work(&*tx)?;
-        tx.commit()?;
-        Ok(())
+        self.unit(rusqlite::TransactionBehavior::Deferred, work)
     }
 }
 

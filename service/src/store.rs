@@ -117,7 +117,7 @@ pub trait Store: Send + Sync {
     fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>;
 }
 
-impl dyn Store {
+impl dyn Store + '_ {
     /// [`Store::write`] with a result.
     pub fn write_with<T>(&self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
         run(|w| self.write(w), work)

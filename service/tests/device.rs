@@ -1,0 +1,143 @@
+//! The provisioning service driven directly, without a transport: what a
+//! second transport (MQTT) adapts is exactly these calls. SPEC §1's
+//! canonical scenario, the operation and registration reads, and the
+//! record-ownership rule.
+
+use attest_dps::ErrorKind;
+use attest_pki::{Canonical, KeyAlg, Validity};
+use attest_service::{DeviceEvidence, Options, Service};
+use rcgen::SigningKey as _;
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn pki() -> Canonical {
+    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let v = Validity {
+        not_before: at(now() - 86_400),
+        not_after: at(now() + 30 * 86_400),
+    };
+    Canonical::generate(KeyAlg::P256, v, v).unwrap()
+}
+
+/// Device `n`'s evidence as a TLS handshake would capture it: its chain
+/// and a CertificateVerify-style signature by `signer`'s key.
+fn evidence(pki: &Canonical, n: usize, signer: usize) -> DeviceEvidence {
+    let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
+    let signature = pki.devices[signer - 1].key.sign(&message).unwrap();
+    DeviceEvidence {
+        chain: Some((
+            pki.devices[n - 1].der.clone(),
+            vec![pki.issuer_of(n).der.clone()],
+        )),
+        signature: Some((0x0403, message, signature)),
+    }
+}
+
+fn open(dir: &std::path::Path, pki: &Canonical) -> Service {
+    let file = dir.join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[2].to_string()).unwrap();
+    let (service, notes) = Service::open(&Options {
+        id_scope: "0ne00000001".into(),
+        data: dir.join("data"),
+        enrollments: Some(file),
+    })
+    .unwrap();
+    assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
+    service
+}
+
+#[test]
+fn canonical_scenario_without_a_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let service = open(dir.path(), &pki);
+    let statuses: Vec<String> = (1..=5)
+        .map(|n| {
+            let id = format!("device-{n}");
+            match service.register(&evidence(&pki, n, n), &id, b"{}") {
+                Ok(reply) => reply.body.unwrap()["status"].as_str().unwrap().to_string(),
+                Err(e) => e.kind.status().to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["assigned", "assigned", "disabled", "disabled", "disabled"]
+    );
+
+    // The operation and the record read back, through the same proof.
+    let reply = service
+        .register(&evidence(&pki, 1, 1), "device-1", b"{}")
+        .unwrap();
+    let body = reply.body.unwrap();
+    let operation_id = body["operationId"].as_str().unwrap();
+    let op = service
+        .operation_status(&evidence(&pki, 1, 1), "device-1", operation_id)
+        .unwrap();
+    assert_eq!(
+        op.body.unwrap()["registrationState"]["assignedHub"],
+        "hub.attest.local"
+    );
+    let record = service
+        .registration_status(&evidence(&pki, 1, 1), "DEVICE-1")
+        .unwrap();
+    assert_eq!(record.body.unwrap()["status"], "assigned");
+}
+
+#[test]
+fn a_refusal_before_trust_records_and_reveals_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let service = open(dir.path(), &pki);
+    service
+        .register(&evidence(&pki, 1, 1), "device-1", b"{}")
+        .unwrap();
+    // device-1's chain, signed by device-2's key: no proof of possession.
+    let forged = evidence(&pki, 1, 2);
+    for answer in [
+        service.register(&forged, "device-1", b"{}"),
+        service.registration_status(&forged, "device-1"),
+    ] {
+        let e = answer.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::DeviceUnauthorized, "{e}");
+        assert!(e.message.contains("proof-of-possession-failed"), "{e}");
+    }
+    // No evidence at all.
+    let e = service
+        .register(&DeviceEvidence::default(), "device-1", b"{}")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::DeviceUnauthorized);
+    // The record is still device-1's own.
+    let record = service
+        .registration_status(&evidence(&pki, 1, 1), "device-1")
+        .unwrap();
+    assert_eq!(record.body.unwrap()["status"], "assigned");
+    // Bad requests are DPS errors, not panics.
+    assert_eq!(
+        service
+            .check_device_request("other-scope", "device-1")
+            .unwrap_err()
+            .kind,
+        ErrorKind::DeviceNotFound
+    );
+    assert_eq!(
+        service
+            .register(&evidence(&pki, 1, 1), "device-1", b"[")
+            .unwrap_err()
+            .kind,
+        ErrorKind::MalformedBody
+    );
+    assert_eq!(
+        service
+            .register(
+                &evidence(&pki, 1, 1),
+                "device-1",
+                br#"{"registrationId":"device-2"}"#
+            )
+            .unwrap_err()
+            .kind,
+        ErrorKind::InvalidRegistrationId
+    );
+}

@@ -1,0 +1,192 @@
+//! The [`Store`] contract, as one suite any implementation must pass: the
+//! SQLite store today; a second store runs the same `contract` function.
+
+use attest_dps::documents::CaCert;
+use attest_service::sqlite::SqliteStore;
+use attest_service::store::{OPERATION_TTL, Operation, Store};
+use policy_host::EnrollmentKind::{Group, Individual};
+use serde_json::json;
+
+fn contract(store: &dyn Store) {
+    // Writes commit; reads see them.
+    store
+        .write_with(|tx| {
+            tx.put_enrollment(
+                Individual,
+                "device-1",
+                &json!({"registrationId": "device-1"}),
+                "\"e1\"",
+            )?;
+            tx.put_enrollment(
+                Group,
+                "Line-A",
+                &json!({"enrollmentGroupId": "Line-A"}),
+                "\"g1\"",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let doc = store
+        .read_with(|tx| tx.enrollment(Individual, "device-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (doc.doc["registrationId"].as_str(), doc.etag.as_str()),
+        (Some("device-1"), "\"e1\"")
+    );
+    // Kinds are separate key spaces; group keys are kept as written.
+    assert!(
+        store
+            .read_with(|tx| tx.enrollment(Group, "device-1"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .read_with(|tx| tx.enrollment(Group, "line-a"))
+            .unwrap()
+            .is_none()
+    );
+    let groups = store.read_with(|tx| tx.enrollments(Group)).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].0, "Line-A");
+
+    // A failed unit of work leaves nothing behind.
+    let failed: anyhow::Result<()> = store.write_with(|tx| {
+        tx.put_enrollment(Individual, "device-2", &json!({}), "\"x\"")?;
+        anyhow::bail!("the unit fails after writing")
+    });
+    assert!(failed.is_err());
+    assert!(
+        store
+            .read_with(|tx| tx.enrollment(Individual, "device-2"))
+            .unwrap()
+            .is_none()
+    );
+
+    // Registration IDs compare case-insensitively; a record keeps its owner.
+    store
+        .write_with(|tx| {
+            tx.put_registration(
+                "Device-1",
+                Some("Line-A"),
+                &json!({"status": "assigned"}),
+                "\"r1\"",
+                &[7; 32],
+            )
+        })
+        .unwrap();
+    let record = store
+        .read_with(|tx| tx.registration("DEVICE-1"))
+        .unwrap()
+        .unwrap();
+    assert!(record.owned_by(&[7; 32]));
+    assert!(!record.owned_by(&[8; 32]));
+    let of_group = store
+        .read_with(|tx| tx.registrations_of_group("Line-A"))
+        .unwrap();
+    assert_eq!(of_group.len(), 1);
+
+    // Operations: one per registration, expiring after OPERATION_TTL.
+    let now = 1_800_000_000;
+    let op = |doc| Operation {
+        registration_id: "device-1".into(),
+        leaf_sha256: vec![7; 32],
+        doc,
+    };
+    store
+        .write_with(|tx| tx.put_operation("op-1", &op(json!({"n": 1})), now))
+        .unwrap();
+    store
+        .write_with(|tx| tx.put_operation("op-2", &op(json!({"n": 2})), now + 1))
+        .unwrap();
+    assert!(
+        store
+            .read_with(|tx| tx.operation("op-1", now + 1))
+            .unwrap()
+            .is_none(),
+        "replaced"
+    );
+    let found = store
+        .read_with(|tx| tx.operation("op-2", now + 1))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.registration_id.as_str(), found.doc["n"].as_i64()),
+        ("device-1", Some(2))
+    );
+    assert!(
+        store
+            .read_with(|tx| tx.operation("op-2", now + 2 + OPERATION_TTL))
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+
+    // CA certificates.
+    let ca = CaCert {
+        name: "root".into(),
+        der: vec![0x30, 0x00],
+        verified: false,
+        code: Some("ABC".into()),
+        etag: "\"c1\"".into(),
+        created: "2026-11-28T00:00:00Z".into(),
+    };
+    store
+        .write_with(|tx| tx.put_certificate(&ca, "2026-11-28T00:00:00Z"))
+        .unwrap();
+    assert_eq!(
+        store.read_with(|tx| tx.certificate("root")).unwrap(),
+        Some(ca.clone())
+    );
+    assert_eq!(store.read_with(|tx| tx.certificates()).unwrap(), [ca]);
+
+    // Deletes.
+    store
+        .write_with(|tx| {
+            tx.delete_enrollment(Individual, "device-1")?;
+            tx.delete_registration("DEVICE-1")?;
+            tx.delete_certificate("root")
+        })
+        .unwrap();
+    assert!(
+        store
+            .read_with(|tx| tx.enrollment(Individual, "device-1"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .read_with(|tx| tx.registration("device-1"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.read_with(|tx| tx.certificates()).unwrap().is_empty());
+}
+
+#[test]
+fn sqlite_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    contract(&store);
+}
+
+#[test]
+fn sqlite_store_is_durable_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store: Box<dyn Store> = Box::new(SqliteStore::open(dir.path()).unwrap());
+        store
+            .write_with(|tx| {
+                tx.put_enrollment(Individual, "d", &json!({"registrationId": "d"}), "\"e\"")
+            })
+            .unwrap();
+    }
+    let store: Box<dyn Store> = Box::new(SqliteStore::open(dir.path()).unwrap());
+    assert!(
+        store
+            .read_with(|tx| tx.enrollment(Individual, "d"))
+            .unwrap()
+            .is_some()
+    );
+}

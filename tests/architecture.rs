@@ -1,0 +1,71 @@
+//! The crate graph of docs/architecture.md, checked from the manifests:
+//! each crate's normal (non-dev) dependencies inside the workspace are
+//! exactly the ones listed here. A new edge (a host importing
+//! `policy-core`, one host importing another, the core importing a host)
+//! fails this test until the document and this table say why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Workspace crate → the workspace crates it may depend on.
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("policy-core", &[]),
+    ("policy-host", &["policy-core"]),
+    ("attest-dps", &["policy-host"]),
+    ("attest-service", &["policy-host", "attest-dps"]),
+    ("attest-pki", &[]),
+    ("host-cli", &["policy-host", "attest-dps", "attest-pki"]),
+    (
+        "host-http",
+        &["policy-host", "attest-dps", "attest-service"],
+    ),
+    (
+        "attest-tests",
+        &["policy-core", "policy-host", "attest-dps", "attest-pki"],
+    ),
+];
+
+#[test]
+fn the_crate_graph_is_the_documented_one() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members: BTreeSet<String> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut actual: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for package in metadata["packages"].as_array().unwrap() {
+        let deps = package["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            // Normal dependencies have kind null; dev and build are named.
+            .filter(|d| d["kind"].is_null())
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .filter(|name| members.contains(name))
+            .collect();
+        actual.insert(package["name"].as_str().unwrap().to_string(), deps);
+    }
+    let expected: BTreeMap<String, BTreeSet<String>> = ALLOWED
+        .iter()
+        .map(|(c, deps)| (c.to_string(), deps.iter().map(|d| d.to_string()).collect()))
+        .collect();
+    assert_eq!(actual, expected);
+}
