@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use policy_host::{Decision, EnrollmentKind, Refusal};
+use policy_host::{Assignment, Decision, EnrollmentKind, Refusal};
 
 use crate::ErrorKind;
 
@@ -54,6 +54,25 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 1123 (HTTP date) of a Unix time, as DPS's certificate resources
+/// write times: `Sat, 28 Nov 2026 10:00:00 GMT` ("" if out of range).
+pub fn rfc1123(unix: i64) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 time (as stored) in RFC 1123; unreadable text stays as it is.
+fn rfc3339_to_rfc1123(text: &str) -> String {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| rfc1123(t.unix_timestamp()))
+        .unwrap_or_else(|_| text.to_string())
+}
+
 /// An enrollment document as stored and returned: the submitted one with
 /// the read-only fields a caller may have sent dropped (`registrationState`
 /// belongs to the registration records), `provisioningStatus` defaulted,
@@ -67,6 +86,7 @@ pub fn complete_enrollment(
     if let Some(object) = doc.as_object_mut() {
         object.remove("registrationState");
     }
+    fill_certificate_info(&mut doc);
     if doc.get("provisioningStatus").is_none() {
         doc["provisioningStatus"] = json!("enabled");
     }
@@ -76,19 +96,51 @@ pub fn complete_enrollment(
     doc
 }
 
-/// DPS `X509CertificateInfo` of a certificate on a decided path.
-pub fn certificate_info(der: &[u8], decision: &Decision) -> Value {
-    let info = decision.path.first();
-    json!({
-        "subjectName": info.map(|c| c.subject.clone()),
+/// DPS `X509CertificateInfo` of a certificate (`None` if it cannot be read).
+pub fn certificate_info(der: &[u8]) -> Option<Value> {
+    let (info, version) = policy_host::certificate_details(der).ok()?;
+    Some(json!({
+        "subjectName": info.subject,
         "sha1Thumbprint": hex::encode_upper(Sha1::digest(der)),
         "sha256Thumbprint": hex::encode_upper(Sha256::digest(der)),
-        "issuerName": info.map(|c| c.issuer.clone()),
-        "notBeforeUtc": info.map(|c| rfc3339(c.not_before)),
-        "notAfterUtc": info.map(|c| rfc3339(c.not_after)),
-        "serialNumber": info.map(|c| c.serial.clone()),
-        "version": 3,
-    })
+        "issuerName": info.issuer,
+        "notBeforeUtc": rfc3339(info.not_before),
+        "notAfterUtc": rfc3339(info.not_after),
+        "serialNumber": info.serial,
+        "version": version,
+    }))
+}
+
+/// Sets the read-only `info` of every certificate in an enrollment's X.509
+/// attestation (client and signing certificates, primary and secondary)
+/// from the certificate itself; an `info` a caller sent is replaced.
+pub fn fill_certificate_info(doc: &mut Value) {
+    let Some(x509) = doc
+        .pointer_mut("/attestation/x509")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for pair in ["clientCertificates", "signingCertificates"] {
+        for which in ["primary", "secondary"] {
+            let Some(slot) = x509
+                .get_mut(pair)
+                .and_then(|p| p.get_mut(which))
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let info = slot
+                .get("certificate")
+                .and_then(Value::as_str)
+                .and_then(|text| crate::enrollment::one_certificate(text).ok())
+                .and_then(|der| certificate_info(&der));
+            match info {
+                Some(info) => slot.insert("info".into(), info),
+                None => slot.remove("info"),
+            };
+        }
+    }
 }
 
 /// The message a refused device reads: attest's one-line refusal.
@@ -103,28 +155,33 @@ pub struct Previous<'a> {
     pub created: Option<&'a Value>,
 }
 
-/// DPS `DeviceRegistrationState` of an admitted device.
+/// DPS `DeviceRegistrationState` of an admitted device. `signing` is the
+/// deciding group's signing certificate (for a group decision).
 pub fn assigned_state(
     decision: &Decision,
     leaf: &[u8],
-    hub: &str,
+    signing: Option<&[u8]>,
+    assignment: &Assignment,
     previous: &Previous<'_>,
     now: &str,
     etag: &str,
 ) -> Value {
     let x509 = match decision.enrollment.kind {
-        EnrollmentKind::Group => json!({"enrollmentGroupId": decision.enrollment.id}),
+        EnrollmentKind::Group => json!({
+            "enrollmentGroupId": decision.enrollment.id,
+            "signingCertificateInfo": signing.and_then(certificate_info),
+        }),
         EnrollmentKind::Individual => json!({
-            "certificateInfo": certificate_info(leaf, decision)
+            "certificateInfo": certificate_info(leaf)
         }),
     };
     json!({
         "registrationId": decision.registration_id,
         "createdDateTimeUtc": previous.created.cloned().unwrap_or_else(|| json!(now)),
-        "assignedHub": hub,
+        "assignedHub": assignment.hub,
         "deviceId": decision.device_id,
         "status": "assigned",
-        "substatus": "initialAssignment",
+        "substatus": assignment.substatus.as_str(),
         "lastUpdatedDateTimeUtc": now,
         "x509": x509,
         "etag": etag,
@@ -199,18 +256,23 @@ pub struct CaCert {
     pub etag: String,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// Last update time, RFC 3339.
+    pub updated: String,
 }
 
-/// DPS `CertificateResponse` of a CA certificate.
+/// DPS `CertificateResponse` of a CA certificate: the full subject DN,
+/// and `expiry`, `created`, `updated` as RFC 1123 dates (as DPS writes them).
 pub fn certificate_resource(ca: &CaCert) -> Value {
-    let subject = policy_host::certificate_common_name(&ca.der).ok().flatten();
+    let details = policy_host::certificate_details(&ca.der).ok();
     let mut properties = json!({
-        "subject": subject,
+        "subject": details.as_ref().map(|(info, _)| info.subject.clone()),
+        "expiry": details.as_ref().map(|(info, _)| rfc1123(info.not_after)),
         "thumbprint": hex::encode_upper(Sha1::digest(&ca.der)),
         "sha256Thumbprint": hex::encode_upper(Sha256::digest(&ca.der)),
         "isVerified": ca.verified,
         "certificate": STANDARD.encode(&ca.der),
-        "created": ca.created,
+        "created": rfc3339_to_rfc1123(&ca.created),
+        "updated": rfc3339_to_rfc1123(&ca.updated),
     });
     if let Some(code) = &ca.code {
         properties["verificationCode"] = json!(code);
@@ -257,5 +319,14 @@ mod tests {
         assert_eq!(doc["createdDateTimeUtc"], created);
         assert_eq!(doc["provisioningStatus"], "enabled");
         assert_eq!(doc["etag"], "\"e\"");
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(rfc1123(1_795_860_000), "Sat, 28 Nov 2026 10:00:00 GMT");
+        assert_eq!(
+            rfc3339_to_rfc1123("2026-11-28T10:00:00Z"),
+            "Sat, 28 Nov 2026 10:00:00 GMT"
+        );
     }
 }

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use policy_host::{
     Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualEnrollment,
+    Reprovision,
 };
 
 /// An enrollment document or set that is not usable; the message names the
@@ -204,6 +205,36 @@ struct EntryJson {
     #[serde(default)]
     iot_hubs: Vec<String>,
     iot_hub_host_name: Option<String>,
+    reprovision_policy: Option<ReprovisionJson>,
+}
+
+impl EntryJson {
+    /// The entry's allocation settings (reprovisioning defaults to DPS's).
+    fn allocation(&self) -> Allocation {
+        let defaults = Reprovision::default();
+        let reprovision = self.reprovision_policy.as_ref();
+        Allocation {
+            policy: self.allocation_policy.clone(),
+            iot_hubs: self.iot_hubs.clone(),
+            iot_hub_host_name: self.iot_hub_host_name.clone(),
+            reprovision: Reprovision {
+                update_hub_assignment: reprovision
+                    .and_then(|r| r.update_hub_assignment)
+                    .unwrap_or(defaults.update_hub_assignment),
+                migrate_device_data: reprovision
+                    .and_then(|r| r.migrate_device_data)
+                    .unwrap_or(defaults.migrate_device_data),
+            },
+        }
+    }
+}
+
+/// DPS `ReprovisionPolicy`; a value that is there must be a boolean.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReprovisionJson {
+    update_hub_assignment: Option<bool>,
+    migrate_device_data: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +282,8 @@ pub struct EnrollmentSet {
     /// Allocation settings by (kind, id); group IDs as written.
     allocations: HashMap<(EnrollmentKind, String), Allocation>,
     group_ids: HashSet<String>,
+    /// The primary signing (or referenced CA) certificate of each group.
+    group_certificates: HashMap<String, Vec<u8>>,
     /// Groups that could not be loaded and whose CA is unknown: while
     /// there is one, every group lookup answers "disabled" (fail closed).
     unloadable_groups: Vec<String>,
@@ -280,6 +313,7 @@ impl EnrollmentSet {
         let e = entry(doc)?;
         let registration_id = e
             .registration_id
+            .clone()
             .ok_or_else(|| EnrollmentError::new("registrationId is missing"))?;
         policy_host::check_registration_id(&registration_id)
             .map_err(|r| EnrollmentError::new(r.message))?;
@@ -289,17 +323,25 @@ impl EnrollmentSet {
                 "registration ID appears more than once",
             ));
         }
+        if let Some(device_id) = &e.device_id {
+            crate::ids::check_device_id(device_id).map_err(EnrollmentError::new)?;
+        }
         let enabled = enabled(e.provisioning_status.as_deref())?;
+        let allocation = e.allocation();
         let x509 = x509(e.attestation)?;
         let certs = certificates(x509.client_certificates, "clientCertificates")?;
-        self.allocations.insert(
-            (EnrollmentKind::Individual, key.clone()),
-            Allocation {
-                policy: e.allocation_policy,
-                iot_hubs: e.iot_hubs,
-                iot_hub_host_name: e.iot_hub_host_name,
-            },
-        );
+        for (der, which) in certs.iter().zip(["primary", "secondary"]) {
+            // Parsed on write: a device certificate that cannot be read
+            // would only refuse its device later, with a worse message.
+            policy_host::certificate_keys(der).map_err(|r| {
+                EnrollmentError::new(format!(
+                    "clientCertificates.{which} is not a usable certificate: {}",
+                    r.message
+                ))
+            })?;
+        }
+        self.allocations
+            .insert((EnrollmentKind::Individual, key.clone()), allocation);
         self.individuals.insert(
             key,
             IndividualEnrollment {
@@ -323,18 +365,16 @@ impl EnrollmentSet {
         let g = entry(doc)?;
         let group_id = g
             .enrollment_group_id
+            .clone()
             .ok_or_else(|| EnrollmentError::new("enrollmentGroupId is missing"))?;
-        if group_id.is_empty() || group_id.len() > 128 {
-            return Err(EnrollmentError::new(
-                "enrollmentGroupId must be 1 to 128 characters",
-            ));
-        }
+        crate::ids::check_group_id(&group_id).map_err(EnrollmentError::new)?;
         if self.group_ids.contains(&group_id) {
             return Err(EnrollmentError::new(
                 "enrollment group ID appears more than once",
             ));
         }
         let enabled = enabled(g.provisioning_status.as_deref())?;
+        let allocation = g.allocation();
         let x509 = x509(g.attestation)?;
         let certs = match (x509.signing_certificates, x509.ca_references) {
             (Some(pair), _) => certificates(Some(pair), "signingCertificates")?,
@@ -380,18 +420,16 @@ impl EnrollmentSet {
             }
             identities.push(identity);
         }
+        if let Some(primary) = certs.first() {
+            self.group_certificates
+                .insert(group_id.clone(), primary.clone());
+        }
         for (der, identity) in certs.into_iter().zip(identities) {
             self.add_anchor(der)?;
             self.groups.insert(identity, group.clone());
         }
-        self.allocations.insert(
-            (EnrollmentKind::Group, group_id.clone()),
-            Allocation {
-                policy: g.allocation_policy,
-                iot_hubs: g.iot_hubs,
-                iot_hub_host_name: g.iot_hub_host_name,
-            },
-        );
+        self.allocations
+            .insert((EnrollmentKind::Group, group_id.clone()), allocation);
         self.group_ids.insert(group_id);
         Ok(())
     }
@@ -480,6 +518,12 @@ impl EnrollmentSet {
     /// Number of individual enrollments and groups.
     pub fn counts(&self) -> (usize, usize) {
         (self.individuals.len(), self.group_ids.len())
+    }
+
+    /// The primary signing certificate of a group (DER): a
+    /// `signingCertificates` one, or the verified CA its `caReferences` names.
+    pub fn group_certificate(&self, group_id: &str) -> Option<&[u8]> {
+        self.group_certificates.get(group_id).map(Vec::as_slice)
     }
 
     /// The allocation settings of an entry (individual IDs are matched
@@ -598,6 +642,35 @@ impl EnrollmentSource for EnrollmentSet {
 mod tests {
     use super::*;
 
+    /// A real device certificate (base64 DER): client certificates are
+    /// parsed on load.
+    fn device_certificate_base64() -> String {
+        let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+        let validity = attest_pki::Validity {
+            not_before: at(1_780_000_000),
+            not_after: at(1_800_000_000),
+        };
+        let root = attest_pki::Ca::root("r", attest_pki::KeyAlg::P256, validity).unwrap();
+        let device = root
+            .device("d1", attest_pki::KeyAlg::P256, validity)
+            .unwrap();
+        STANDARD.encode(&device.der)
+    }
+
+    #[test]
+    fn unreadable_client_certificates_are_refused_on_load() {
+        for garbage in ["AAAA", "MIIB", ""] {
+            let text = format!(
+                r#"{{"individualEnrollments":[{{"registrationId":"d1","attestation":{{"type":"x509","x509":{{"clientCertificates":{{"primary":{{"certificate":"{garbage}"}}}}}}}}}}]}}"#
+            );
+            let err = EnrollmentSet::from_json(&text).unwrap_err();
+            assert!(
+                err.to_string().contains("clientCertificates.primary"),
+                "{garbage:?}: {err}"
+            );
+        }
+    }
+
     #[test]
     fn errors_name_the_entry() {
         let err = EnrollmentSet::from_json(
@@ -635,9 +708,10 @@ mod tests {
     /// and null are errors.
     #[test]
     fn provisioning_status_spellings_never_default_to_enabled() {
+        let certificate = device_certificate_base64();
         let individual = |status_field: &str| {
             format!(
-                r#"{{"individualEnrollments":[{{"registrationId":"d1",{status_field},"attestation":{{"type":"x509","x509":{{"clientCertificates":{{"primary":{{"certificate":"AAAA"}}}}}}}}}}]}}"#
+                r#"{{"individualEnrollments":[{{"registrationId":"d1",{status_field},"attestation":{{"type":"x509","x509":{{"clientCertificates":{{"primary":{{"certificate":"{certificate}"}}}}}}}}}}]}}"#
             )
         };
         for spelling in [

@@ -48,6 +48,10 @@ error_kinds! {
     DeviceUnauthorized = 401, 401_002;
     /// No management resource at that path, or no such entity.
     NotFound = 404, 404_000;
+    /// No individual enrollment or enrollment group of that ID.
+    EnrollmentNotFound = 404, 404_201;
+    /// No registration record of that ID.
+    RegistrationNotFound = 404, 404_202;
     /// No device API resource or operation at that path.
     DeviceNotFound = 404, 404_001;
     /// The request body did not arrive in time.
@@ -55,8 +59,10 @@ error_kinds! {
     /// The write conflicts with another entity (a CA already in a group, a
     /// CA still referenced).
     Conflict = 409, 409_000;
-    /// `If-Match` does not match the entity's etag.
-    PreconditionFailed = 412, 412_000;
+    /// `If-Match` does not match the entity's etag, or is missing where
+    /// it is required. (DPS documents only the status; the detail digits
+    /// are attest's.)
+    PreconditionFailed = 412, 412_002;
     /// The request body exceeds the size limit.
     PayloadTooLarge = 413, 413_000;
     /// The service failed; nothing was acknowledged.

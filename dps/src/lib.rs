@@ -16,6 +16,7 @@
 pub mod documents;
 pub mod enrollment;
 mod error;
+pub mod ids;
 pub mod query;
 pub mod sas;
 

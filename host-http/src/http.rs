@@ -43,8 +43,8 @@ pub(crate) async fn route(
                 .into_owned()
         })
         .collect();
-    let answer = match segments.first().map(String::as_str) {
-        Some("enrollments" | "enrollmentGroups" | "registrations" | "certificates") => {
+    let answer = match segments.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+        Some("enrollments" | "enrollmentgroups" | "registrations" | "certificates") => {
             crate::management::handle(service, req, segments).await
         }
         Some(scope) if !scope.is_empty() && segments.len() >= 3 => {
@@ -128,6 +128,10 @@ fn reply_response(reply: Reply) -> Response<Body> {
     set("etag", reply.etag.as_deref());
     set("x-ms-continuation", reply.continuation.as_deref());
     set("x-ms-item-type", reply.item_type);
+    if let Some(n) = reply.max_item_count {
+        r.headers_mut()
+            .insert("x-ms-max-item-count", HeaderValue::from(n));
+    }
     r
 }
 

@@ -1,7 +1,9 @@
 //! The DPS management API routes (SAS-token authenticated):
 //!
-//! - `PUT|GET|DELETE /enrollments/{registrationId}`, `POST /enrollments/query`
-//! - `PUT|GET|DELETE /enrollmentGroups/{id}`, `POST /enrollmentGroups/query`
+//! - `PUT|GET|DELETE /enrollments/{registrationId}`, `POST /enrollments/query`,
+//!   `POST /enrollments/{registrationId}/attestationmechanism`
+//! - `PUT|GET|DELETE /enrollmentGroups/{id}`, `POST /enrollmentGroups/query`,
+//!   `POST /enrollmentGroups/{id}/attestationmechanism`
 //! - `GET|DELETE /registrations/{registrationId}`, `POST /registrations/{groupId}/query`
 //! - `GET /certificates`, `PUT|GET|DELETE /certificates/{name}`,
 //!   `POST /certificates/{name}/generateVerificationCode`,
@@ -13,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request};
 
-use attest_dps::query::{Page, json_body};
+use attest_dps::query::{Paging, json_body};
 use attest_dps::{DpsError, ErrorKind};
 use attest_service::{Answer, Service};
 use policy_host::EnrollmentKind::{Group, Individual};
@@ -33,41 +35,53 @@ pub(crate) async fn handle(
     };
     service.authorize(header(AUTHORIZATION.as_str()).as_deref())?;
     let if_match = header("if-match");
-    let page = Page::from_headers(
-        header("x-ms-max-item-count").as_deref(),
-        header("x-ms-continuation").as_deref(),
-    );
+    let paging = Paging {
+        max_item_count: header("x-ms-max-item-count"),
+        continuation: header("x-ms-continuation"),
+    };
     let method = req.method().clone();
     let body = json_body(&read_body(req).await?)?;
-    let page = page?;
     blocking(move || {
-        let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+        // Resource names are case-insensitive (the Node SDK writes
+        // `/enrollmentgroups/…/attestationmechanism`); IDs are not.
+        let mut lowered = segments.clone();
+        lowered[0] = lowered[0].to_ascii_lowercase();
+        if let [_, _, action] = lowered.as_mut_slice() {
+            *action = action.to_ascii_lowercase();
+        }
+        let s: Vec<&str> = lowered.iter().map(String::as_str).collect();
         let if_match = if_match.as_deref();
         match (&method, s.as_slice()) {
             (&Method::POST, ["enrollments", "query"]) => {
-                service.query_enrollments(Individual, &body, &page)
+                service.query_enrollments(Individual, &body, &paging)
             }
-            (&Method::POST, ["enrollmentGroups", "query"]) => {
-                service.query_enrollments(Group, &body, &page)
+            (&Method::POST, ["enrollmentgroups", "query"]) => {
+                service.query_enrollments(Group, &body, &paging)
             }
             (&Method::PUT, ["enrollments", id]) => {
                 service.put_enrollment(Individual, id, &body, if_match)
             }
-            (&Method::PUT, ["enrollmentGroups", id]) => {
+            (&Method::PUT, ["enrollmentgroups", id]) => {
                 service.put_enrollment(Group, id, &body, if_match)
             }
+            (&Method::POST, ["enrollments", id, "attestationmechanism"]) => {
+                service.attestation_mechanism(Individual, id)
+            }
+            (&Method::POST, ["enrollmentgroups", id, "attestationmechanism"]) => {
+                service.attestation_mechanism(Group, id)
+            }
             (&Method::GET, ["enrollments", id]) => service.get_enrollment(Individual, id),
-            (&Method::GET, ["enrollmentGroups", id]) => service.get_enrollment(Group, id),
+            (&Method::GET, ["enrollmentgroups", id]) => service.get_enrollment(Group, id),
             (&Method::DELETE, ["enrollments", id]) => {
                 service.delete_enrollment(Individual, id, if_match)
             }
-            (&Method::DELETE, ["enrollmentGroups", id]) => {
+            (&Method::DELETE, ["enrollmentgroups", id]) => {
                 service.delete_enrollment(Group, id, if_match)
             }
             (&Method::GET, ["registrations", id]) => service.get_registration(id),
             (&Method::DELETE, ["registrations", id]) => service.delete_registration(id, if_match),
             (&Method::POST, ["registrations", group, "query"]) => {
-                service.query_registrations(group, &page)
+                service.query_registrations(group, &body, &paging)
             }
             (&Method::GET, ["certificates"]) => service.list_certificates(),
             (&Method::PUT, ["certificates", name]) => {
@@ -75,7 +89,7 @@ pub(crate) async fn handle(
             }
             (&Method::GET, ["certificates", name]) => service.get_certificate(name),
             (&Method::DELETE, ["certificates", name]) => service.delete_certificate(name, if_match),
-            (&Method::POST, ["certificates", name, "generateVerificationCode"]) => {
+            (&Method::POST, ["certificates", name, "generateverificationcode"]) => {
                 service.generate_verification_code(name, if_match)
             }
             (&Method::POST, ["certificates", name, "verify"]) => {

@@ -128,13 +128,14 @@ fn management_writes_are_validated_against_the_whole_store() {
             .status,
         200
     );
-    let reupload = server.admin(
+    let reupload = server.admin_if(
         "PUT",
         "/certificates/line-a-ca",
         Some(&json!({"certificate": pki.line_a.pem})),
+        "*",
     );
     assert_eq!(reupload.status, 409, "{reupload:?}");
-    let delete = server.admin("DELETE", "/certificates/line-a-ca", None);
+    let delete = server.admin_if("DELETE", "/certificates/line-a-ca", None, "*");
     assert_eq!(delete.status, 409, "{delete:?}");
     let (c1, k1) = device(&pki, 1);
     let a = server.device(&c1, &k1).register("device-1");
@@ -151,7 +152,7 @@ fn management_writes_are_validated_against_the_whole_store() {
     );
     assert_eq!(
         server
-            .admin("DELETE", "/certificates/line-a-ca", None)
+            .admin_if("DELETE", "/certificates/line-a-ca", None, "*")
             .status,
         204
     );
@@ -374,19 +375,21 @@ fn secrets_and_read_only_fields_are_not_echoed() {
         "/certificates/line-a-ca",
         Some(&json!({"certificate": pki.line_a.pem})),
     );
-    let coded = server.admin(
+    let coded = server.admin_if(
         "POST",
         "/certificates/line-a-ca/generateVerificationCode",
         None,
+        "*",
     );
     let code = coded.body["properties"]["verificationCode"]
         .as_str()
         .unwrap()
         .to_string();
-    let wrong = server.admin(
+    let wrong = server.admin_if(
         "POST",
         "/certificates/line-a-ca/verify",
         Some(&json!({"certificate": support::verification_certificate(&pki.line_a, "not-it")})),
+        "*",
     );
     assert_eq!(wrong.status, 400, "{wrong:?}");
     assert!(

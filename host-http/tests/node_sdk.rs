@@ -1,7 +1,9 @@
 //! A real client: the Azure IoT Node.js device SDK (npm
 //! `azure-iot-provisioning-device` + `azure-iot-provisioning-device-http` +
 //! `azure-iot-security-x509`, pinned in `tests/node-sdk/package-lock.json`)
-//! registers SPEC §1's canonical devices against host-http, unmodified.
+//! registers SPEC §1's canonical devices against host-http, unmodified; the
+//! DPS service SDK (npm `azure-iot-provisioning-service`, pinned likewise)
+//! manages enrollments through the management API.
 //! Needs `node` and `npm` on PATH and the npm registry (or npm's cache).
 
 mod support;
@@ -42,13 +44,20 @@ fn run(cmd: &mut Command, limit: Duration) -> String {
     stdout
 }
 
-#[test]
-fn azure_iot_node_sdk_registers_against_host_http() {
+/// The pinned SDKs in `tests/node-sdk/node_modules` (`npm ci` once).
+/// Serialised: two tests must not run `npm ci` into one folder at once.
+fn install_sdks() -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = sdk_dir();
-    if !dir
-        .join("node_modules/azure-iot-provisioning-device-http")
-        .exists()
-    {
+    let installed = [
+        "azure-iot-provisioning-device-http",
+        "azure-iot-provisioning-service",
+        "azure-iot-common",
+    ]
+    .iter()
+    .all(|p| dir.join("node_modules").join(p).exists());
+    if !installed {
         run(
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund", "--prefer-offline"])
@@ -56,6 +65,100 @@ fn azure_iot_node_sdk_registers_against_host_http() {
             Duration::from_secs(600),
         );
     }
+    dir
+}
+
+/// The published DPS service SDK against the management API: 25
+/// enrollments created, read back (`info` thumbprints are OpenSSL's),
+/// queried with `SELECT * FROM …`, and removed by the C# sample's cleanup
+/// loop (delete each page, then ask for the next) without missing one.
+#[test]
+fn azure_iot_node_service_sdk_cleans_up_like_the_dps_samples() {
+    let dir = install_sdks();
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(&work.path().join("data"), None);
+    let pki = canonical();
+    let enrollments: Vec<Value> = (1..=25)
+        .map(|n| {
+            let id = format!("fleet-{n:02}");
+            let (chain, _) = support::issue(&pki.line_a, &id);
+            let leaf = chain
+                .split_inclusive("-----END CERTIFICATE-----\n")
+                .next()
+                .unwrap()
+                .to_string();
+            serde_json::json!({"registrationId": id, "certificate": leaf})
+        })
+        .collect();
+    let file = work.path().join("enrollments.json");
+    std::fs::write(&file, Value::Array(enrollments.clone()).to_string()).unwrap();
+    let group_ca = work.path().join("line-a.pem");
+    std::fs::write(&group_ca, &pki.line_a.pem).unwrap();
+    let text = std::fs::read_to_string(work.path().join("data/config.json")).unwrap();
+    let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
+    let policy = &config.shared_access_policies[0];
+    let out = run(
+        Command::new("node")
+            .arg(dir.join("service.js"))
+            .arg(server.addr.port().to_string())
+            .arg(server.ca())
+            .arg(&policy.key_name)
+            .arg(&policy.primary_key)
+            .arg(&file)
+            .arg(&group_ca),
+        Duration::from_secs(150),
+    );
+    let answer: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(answer["ok"], true, "{answer}");
+    let expected: Vec<Value> = enrollments
+        .iter()
+        .map(|e| e["registrationId"].clone())
+        .collect();
+    assert_eq!(answer["seen"], Value::Array(expected), "{answer}");
+    assert_eq!(answer["pages"], 3, "{answer}");
+    assert_eq!(answer["left"], serde_json::json!([]), "{answer}");
+    let first = enrollments[0]["certificate"].as_str().unwrap();
+    let fingerprint = |digest: &str| {
+        let path = work.path().join("first.pem");
+        std::fs::write(&path, first).unwrap();
+        let out = run(
+            Command::new("openssl")
+                .args([
+                    "x509",
+                    "-noout",
+                    "-fingerprint",
+                    &format!("-{digest}"),
+                    "-in",
+                ])
+                .arg(&path),
+            Duration::from_secs(10),
+        );
+        out.trim()
+            .split_once('=')
+            .unwrap()
+            .1
+            .replace(':', "")
+            .to_ascii_uppercase()
+    };
+    assert_eq!(
+        answer["info"]["sha1Thumbprint"],
+        fingerprint("sha1"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["info"]["sha256Thumbprint"],
+        fingerprint("sha256"),
+        "{answer}"
+    );
+    assert_eq!(answer["info"]["subjectName"], "CN=fleet-01");
+    assert_eq!(answer["mechanism"], "x509");
+    assert_eq!(answer["groups"], serde_json::json!(["line-a"]));
+    assert_eq!(answer["groupMechanism"], "CN=attest demo line A CA");
+}
+
+#[test]
+fn azure_iot_node_sdk_registers_against_host_http() {
+    let dir = install_sdks();
     let work = tempfile::tempdir().unwrap();
     let pki = canonical();
     let file = work.path().join("enrollments.json");

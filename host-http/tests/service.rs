@@ -72,7 +72,9 @@ fn canonical_scenario_through_the_management_api() {
     assert_eq!(r1.body["status"], "assigned");
     assert_eq!(r1.body["deviceId"], "device-1");
     assert_eq!(r1.body["assignedHub"], "hub.attest.local");
-    assert_eq!(r1.body["substatus"], "initialAssignment");
+    // device-1 registered three times: only the first was the initial
+    // assignment (DPS substatus).
+    assert_eq!(r1.body["substatus"], "reprovisionedToInitialAssignment");
     for field in ["createdDateTimeUtc", "lastUpdatedDateTimeUtc", "etag"] {
         assert!(r1.body[field].is_string(), "{field} in {}", r1.raw);
     }
@@ -536,10 +538,11 @@ fn ca_certificate_proof_of_possession_and_ca_references() {
     assert_eq!(refused.status, 400, "{refused:?}");
     assert!(refused.raw.contains("not a verified CA"), "{}", refused.raw);
 
-    let coded = server.admin(
+    let coded = server.admin_if(
         "POST",
         "/certificates/factory-root/generateVerificationCode",
         None,
+        up.body["etag"].as_str().unwrap(),
     );
     assert_eq!(coded.status, 200);
     let code = coded.body["properties"]["verificationCode"]
@@ -561,10 +564,12 @@ fn ca_certificate_proof_of_possession_and_ca_references() {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(der)
     };
-    let wrong = server.admin(
+    let etag = coded.body["etag"].as_str().unwrap();
+    let wrong = server.admin_if(
         "POST",
         "/certificates/factory-root/verify",
         Some(&json!({"certificate": sign("not-the-code")})),
+        etag,
     );
     assert_eq!(wrong.status, 400);
     assert!(
@@ -572,10 +577,11 @@ fn ca_certificate_proof_of_possession_and_ca_references() {
         "{}",
         wrong.raw
     );
-    let verified = server.admin(
+    let verified = server.admin_if(
         "POST",
         "/certificates/factory-root/verify",
         Some(&json!({"certificate": sign(&code)})),
+        etag,
     );
     assert_eq!(verified.status, 200, "{verified:?}");
     assert_eq!(verified.body["properties"]["isVerified"], true);

@@ -201,25 +201,47 @@ pub fn certificate_keys(der: &[u8]) -> Result<CertificateKeys, Refusal> {
     })
 }
 
+/// What a management API shows of a certificate (DPS `X509CertificateInfo`):
+/// its summary and its X.509 version (1 to 3).
+pub fn certificate_details(der: &[u8]) -> Result<(CertificateInfo, u8), Refusal> {
+    let cert = parse_presented(der, 0)?;
+    let version = match cert.version {
+        x509_cert::certificate::Version::V1 => 1,
+        x509_cert::certificate::Version::V2 => 2,
+        x509_cert::certificate::Version::V3 => 3,
+    };
+    Ok((cert.info(), version))
+}
+
 /// A certificate's subject common name, if any (hosts use it as the
 /// default registration ID, as DPS clients do).
 pub fn certificate_common_name(der: &[u8]) -> Result<Option<String>, Refusal> {
     Ok(parse_presented(der, 0)?.common_name)
 }
 
-/// DPS registration ID rules: 1 to 128 of `a-z 0-9 - . _ :`, compared
-/// case-insensitively (so upper-case letters are accepted as well).
+/// DPS registration ID rules: 1 to 128 of `a-z 0-9 - . _ :`, beginning
+/// and ending with a letter or digit (DPS forbids its special characters
+/// at either end), compared case-insensitively (so upper-case letters are
+/// accepted as well).
 pub fn check_registration_id(registration_id: &str) -> Result<(), Refusal> {
     let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':');
-    if registration_id.is_empty()
-        || registration_id.len() > MAX_REGISTRATION_ID_LEN
+    let ends_alphanumeric = registration_id
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && registration_id
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if registration_id.len() > MAX_REGISTRATION_ID_LEN
         || !registration_id.chars().all(valid_char)
+        || !ends_alphanumeric
     {
         let shown: String = registration_id.chars().take(40).collect();
         return Err(Refusal::new(
             Code::InvalidRegistrationId,
             format!(
-                "registration ID {shown:?} must be 1 to {MAX_REGISTRATION_ID_LEN} characters of a-z 0-9 - . _ :"
+                "registration ID {shown:?} must be 1 to {MAX_REGISTRATION_ID_LEN} characters of a-z 0-9 - . _ :, beginning and ending with a letter or digit"
             ),
         ));
     }

@@ -27,11 +27,11 @@ mod verify;
 mod component;
 
 pub use alg::{SignatureAlgorithm, SignatureVerifier, TLS_SIGNATURE_SCHEMES};
-pub use allocation::Allocation;
+pub use allocation::{Allocation, Assignment, Reprovision, Substatus};
 pub use attest::{
     CHALLENGE_CONTEXT, MAX_CHALLENGE_LEN, MAX_REGISTRATION_ID_LEN, MAX_TLS_MESSAGE_LEN,
-    MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_keys, challenge_message,
-    check_registration_id, resolve, validate_chain, verify_ca_possession,
+    MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_details, certificate_keys,
+    challenge_message, check_registration_id, resolve, validate_chain, verify_ca_possession,
 };
 pub use cert::MAX_CERTIFICATE_SIZE;
 pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal, Stage};

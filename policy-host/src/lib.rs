@@ -53,11 +53,12 @@ pub use enrollments::NoEnrollments;
 /// The policy's types and its pure helpers, re-exported so that hosts
 /// depend on this crate only (never on `policy-core` directly).
 pub use policy_core::{
-    Allocation, AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code,
-    Decision, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
+    Allocation, Assignment, AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest,
+    Code, Decision, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
     IndividualEnrollment, MAX_CERTIFICATE_SIZE, MAX_INTERMEDIATES, Proof, Purpose, Refusal,
-    SignatureAlgorithm, SignatureVerifier, Stage, TLS_SIGNATURE_SCHEMES, certificate_common_name,
-    certificate_keys, challenge_message, check_registration_id,
+    Reprovision, SignatureAlgorithm, SignatureVerifier, Stage, Substatus, TLS_SIGNATURE_SCHEMES,
+    certificate_common_name, certificate_details, certificate_keys, challenge_message,
+    check_registration_id,
 };
 
 mod bindings {

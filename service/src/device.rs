@@ -225,16 +225,30 @@ impl Service {
                     .allocation(decision.enrollment.kind, &decision.enrollment.id)
                     .cloned()
                     .unwrap_or_default();
-                let previous_hub = previous_doc
+                // The hub of the device's current assignment: a record
+                // that says "assigned" (a refused one has none).
+                let current_hub = previous_doc
+                    .filter(|d| d.get("status").and_then(Value::as_str) == Some("assigned"))
                     .and_then(|d| d.get("assignedHub"))
                     .and_then(Value::as_str);
-                let hub = allocation.assign(
+                let assignment = allocation.assign(
                     registration_id,
-                    previous_hub,
+                    current_hub,
                     &self.config.default_iot_hub_host_name,
                 );
-                let state =
-                    documents::assigned_state(decision, &verdict.leaf, &hub, &previous, &now, etag);
+                let signing = match decision.enrollment.kind {
+                    EnrollmentKind::Group => index.group_certificate(&decision.enrollment.id),
+                    EnrollmentKind::Individual => None,
+                };
+                let state = documents::assigned_state(
+                    decision,
+                    &verdict.leaf,
+                    signing,
+                    &assignment,
+                    &previous,
+                    &now,
+                    etag,
+                );
                 let group = (decision.enrollment.kind == EnrollmentKind::Group)
                     .then(|| decision.enrollment.id.clone());
                 (state, group)
@@ -314,7 +328,7 @@ impl Service {
                 _ => Ok(Reply::ok(record.doc.doc)),
             },
             None => Err(DpsError::new(
-                ErrorKind::DeviceNotFound,
+                ErrorKind::RegistrationNotFound,
                 format!("no registration record for '{registration_id}'"),
             )),
         }

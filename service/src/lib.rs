@@ -64,6 +64,8 @@ pub struct Reply {
     pub continuation: Option<String>,
     /// The item type of a query page (`x-ms-item-type`).
     pub item_type: Option<&'static str>,
+    /// The page size of a query page (`x-ms-max-item-count`).
+    pub max_item_count: Option<usize>,
 }
 
 impl Reply {
@@ -75,6 +77,7 @@ impl Reply {
             etag: None,
             continuation: None,
             item_type: None,
+            max_item_count: None,
         }
     }
 
@@ -95,6 +98,7 @@ impl Reply {
             etag: None,
             continuation: None,
             item_type: None,
+            max_item_count: None,
         }
     }
 }

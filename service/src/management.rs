@@ -11,12 +11,12 @@ use attest_dps::documents::{
     key_of,
 };
 use attest_dps::enrollment::{ca_reference_names, normalize_entry, one_certificate};
-use attest_dps::query::{Page, check_query};
+use attest_dps::query::{Page, Paging, check_query};
 use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
 use policy_host::EnrollmentKind;
 
 use crate::index::verified_lookup;
-use crate::store::{Doc, Transaction};
+use crate::store::Transaction;
 use crate::{Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix};
 
 fn bad_request(message: impl Into<String>) -> DpsError {
@@ -25,6 +25,35 @@ fn bad_request(message: impl Into<String>) -> DpsError {
 
 fn not_found(message: impl Into<String>) -> DpsError {
     DpsError::new(ErrorKind::NotFound, message)
+}
+
+fn enrollment_not_found(kind: EnrollmentKind, id: &str) -> DpsError {
+    DpsError::new(
+        ErrorKind::EnrollmentNotFound,
+        format!("no {} '{id}'", id_field(kind)),
+    )
+}
+
+fn certificate_not_found(name: &str) -> DpsError {
+    not_found(format!("no CA certificate named '{name}'"))
+}
+
+fn registration_not_found(id: &str) -> DpsError {
+    DpsError::new(
+        ErrorKind::RegistrationNotFound,
+        format!("no registration record for '{id}'"),
+    )
+}
+
+/// `If-Match` where DPS requires it (changing or deleting a CA certificate).
+fn require_if_match(if_match: Option<&str>, what: &str) -> Result<(), DpsError> {
+    match if_match {
+        Some(_) => Ok(()),
+        None => Err(DpsError::new(
+            ErrorKind::PreconditionFailed,
+            format!("{what} needs an If-Match header with its current etag (or *)"),
+        )),
+    }
 }
 
 fn conflict(message: impl Into<String>) -> DpsError {
@@ -49,13 +78,43 @@ fn item_type(kind: EnrollmentKind) -> &'static str {
     }
 }
 
-fn paged(docs: Vec<Doc>, page: &Page, item_type: &'static str) -> Reply {
-    let (items, continuation) = page.slice(docs);
+/// The collection a query of `kind` reads (and its continuation tokens name).
+fn collection(kind: EnrollmentKind) -> &'static str {
+    match kind {
+        EnrollmentKind::Individual => "enrollments",
+        EnrollmentKind::Group => "enrollmentGroups",
+    }
+}
+
+/// A query page: the items, the next page's token, the page size.
+fn paged(
+    items: Vec<Value>,
+    continuation: Option<String>,
+    page: &Page,
+    item_type: &'static str,
+) -> Reply {
     Reply {
         continuation,
         item_type: Some(item_type),
-        ..Reply::ok(Value::Array(items.into_iter().map(|d| d.doc).collect()))
+        max_item_count: Some(page.size),
+        ..Reply::ok(Value::Array(items))
     }
+}
+
+/// An individual enrollment as read: with its device's registration
+/// record as the read-only `registrationState` (DPS fills it in the same way).
+fn with_registration_state(
+    tx: &dyn Transaction,
+    kind: EnrollmentKind,
+    mut doc: Value,
+) -> Result<Value> {
+    if kind == EnrollmentKind::Individual
+        && let Some(id) = doc.get("registrationId").and_then(Value::as_str)
+        && let Some(record) = tx.registration(id)?
+    {
+        doc["registrationState"] = record.doc.doc;
+    }
+    Ok(doc)
 }
 
 impl Service {
@@ -112,22 +171,45 @@ impl Service {
             .map_err(|e| internal(&format!("{what} could not be written"), &e))?
     }
 
-    /// `POST /enrollments/query`, `POST /enrollmentGroups/query`.
-    pub fn query_enrollments(&self, kind: EnrollmentKind, body: &Value, page: &Page) -> Answer {
-        check_query(body)?;
-        let docs = self.read("the enrollments", |tx| {
-            tx.enrollments(kind)?.into_iter().map(|(_, d)| d).collect()
+    /// `POST /enrollments/query`, `POST /enrollmentGroups/query`: one
+    /// keyset page of every entry of `kind`.
+    pub fn query_enrollments(&self, kind: EnrollmentKind, body: &Value, paging: &Paging) -> Answer {
+        check_query(body, collection(kind))?;
+        let page = Page::of(collection(kind), paging)?;
+        let (items, next) = self.read("the enrollments", |tx| {
+            let rows = tx.enrollments_after(kind, page.after.as_deref(), page.fetch())?;
+            let rows = rows
+                .into_iter()
+                .map(|(key, d)| Ok((key, with_registration_state(tx, kind, d.doc)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(page.finish(rows))
         })?;
-        Ok(paged(docs, page, item_type(kind)))
+        Ok(paged(items, next, &page, item_type(kind)))
     }
 
     /// `GET /enrollments/{id}`, `GET /enrollmentGroups/{id}`.
     pub fn get_enrollment(&self, kind: EnrollmentKind, id: &str) -> Answer {
+        let doc = self.read("the enrollment", |tx| {
+            tx.enrollment(kind, &key_of(kind, id))?
+                .map(|d| with_registration_state(tx, kind, d.doc))
+                .transpose()
+        })?;
+        match doc {
+            Some(doc) => Ok(Reply::entity(doc)),
+            None => Err(enrollment_not_found(kind, id)),
+        }
+    }
+
+    /// `POST /enrollments/{id}/attestationmechanism` (and groups): the
+    /// entry's attestation, with certificate `info`.
+    pub fn attestation_mechanism(&self, kind: EnrollmentKind, id: &str) -> Answer {
         match self.read("the enrollment", |tx| {
             tx.enrollment(kind, &key_of(kind, id))
         })? {
-            Some(doc) => Ok(Reply::entity(doc.doc)),
-            None => Err(not_found(format!("no {} '{id}'", id_field(kind)))),
+            Some(doc) => Ok(Reply::ok(
+                doc.doc.get("attestation").cloned().unwrap_or(Value::Null),
+            )),
+            None => Err(enrollment_not_found(kind, id)),
         }
     }
 
@@ -140,6 +222,11 @@ impl Service {
         if_match: Option<&str>,
     ) -> Answer {
         let field = id_field(kind);
+        match kind {
+            EnrollmentKind::Individual => policy_host::check_registration_id(id)
+                .map_err(|r| DpsError::new(ErrorKind::InvalidRegistrationId, r.message))?,
+            EnrollmentKind::Group => attest_dps::ids::check_group_id(id).map_err(bad_request)?,
+        }
         if !body.is_object() {
             return Err(bad_request("the enrollment must be a JSON object"));
         }
@@ -190,19 +277,19 @@ impl Service {
         let key = key_of(kind, id);
         self.delete_guarded(
             &format!("{} '{id}'", id_field(kind)),
+            enrollment_not_found(kind, id),
             true,
             if_match,
             |tx| Ok(tx.enrollment(kind, &key)?.map(|d| d.etag)),
-            |_| Ok(Ok(())),
-            |tx| tx.delete_enrollment(kind, &key),
+            |tx| tx.delete_enrollment(kind, &key).map(Ok),
         )
     }
 
     /// `GET /registrations/{id}`.
     pub fn get_registration(&self, id: &str) -> Answer {
         match self.read("the registration record", |tx| tx.registration(id))? {
-            Some(record) => Ok(Reply::ok(record.doc.doc)),
-            None => Err(not_found(format!("no registration record for '{id}'"))),
+            Some(record) => Ok(Reply::entity(record.doc.doc)),
+            None => Err(registration_not_found(id)),
         }
     }
 
@@ -210,20 +297,24 @@ impl Service {
     pub fn delete_registration(&self, id: &str, if_match: Option<&str>) -> Answer {
         self.delete_guarded(
             &format!("registration '{id}'"),
+            registration_not_found(id),
             false,
             if_match,
             |tx| Ok(tx.registration(id)?.map(|r| r.doc.etag)),
-            |_| Ok(Ok(())),
-            |tx| tx.delete_registration(id),
+            |tx| tx.delete_registration(id).map(Ok),
         )
     }
 
-    /// `POST /registrations/{groupId}/query`.
-    pub fn query_registrations(&self, group_id: &str, page: &Page) -> Answer {
-        let docs = self.read("the registration records", |tx| {
-            tx.registrations_of_group(group_id)
+    /// `POST /registrations/{groupId}/query`: one keyset page of the
+    /// group's registration records.
+    pub fn query_registrations(&self, group_id: &str, body: &Value, paging: &Paging) -> Answer {
+        check_query(body, "registrations")?;
+        let page = Page::of(&format!("registrations/{group_id}"), paging)?;
+        let (items, next) = self.read("the registration records", |tx| {
+            let rows = tx.registrations_of_group(group_id, page.after.as_deref(), page.fetch())?;
+            Ok(page.finish(rows.into_iter().map(|(k, d)| (k, d.doc)).collect()))
         })?;
-        Ok(paged(docs, page, "deviceRegistration"))
+        Ok(paged(items, next, &page, "deviceRegistration"))
     }
 
     /// `GET /certificates`.
@@ -237,19 +328,31 @@ impl Service {
     pub fn get_certificate(&self, name: &str) -> Answer {
         match self.read("the CA certificate", |tx| tx.certificate(name))? {
             Some(ca) => Ok(Reply::ok(certificate_resource(&ca))),
-            None => Err(not_found(format!("no CA certificate named '{name}'"))),
+            None => Err(certificate_not_found(name)),
         }
     }
 
     /// `PUT /certificates/{name}`: uploads (or replaces) a CA certificate,
-    /// unverified.
+    /// unverified unless the body says `isVerified: true` (DPS: created
+    /// verified, without proof of possession; logged). Replacing one needs
+    /// `If-Match`.
     pub fn put_certificate(&self, name: &str, body: &Value, if_match: Option<&str>) -> Answer {
-        if name.is_empty() || name.len() > 256 {
-            return Err(bad_request("certificate name must be 1 to 256 characters"));
-        }
+        attest_dps::ids::check_certificate_name(name).map_err(bad_request)?;
         let text = certificate_text(body).ok_or_else(|| {
             bad_request("body must be {\"certificate\": \"<PEM or base64 DER>\"}")
         })?;
+        let verified = match body
+            .get("isVerified")
+            .or_else(|| body.get("properties").and_then(|p| p.get("isVerified")))
+        {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                return Err(bad_request(format!(
+                    "isVerified {other} must be true or false"
+                )));
+            }
+        };
         let der = one_certificate(text).map_err(|e| bad_request(format!("certificate: {e}")))?;
         if let Err(r) = policy_host::certificate_keys(&der) {
             return Err(bad_request(format!("certificate is not usable: {r}")));
@@ -258,6 +361,11 @@ impl Service {
         let now = now_rfc3339();
         let ca = self.write("the CA certificate", |tx| {
             let existing = tx.certificate(name)?;
+            if existing.is_some()
+                && let Err(e) = require_if_match(if_match, &format!("replacing certificate '{name}'"))
+            {
+                return Ok(Err(e));
+            }
             if !etag_matches(if_match, existing.as_ref().map(|c| c.etag.as_str())) {
                 return Ok(Err(stale(&format!("certificate '{name}'"))));
             }
@@ -273,54 +381,62 @@ impl Service {
             let ca = CaCert {
                 name: name.to_string(),
                 der,
-                verified: false,
+                verified,
                 code: None,
                 etag,
                 created: existing.map_or_else(|| now.clone(), |c| c.created),
+                updated: now.clone(),
             };
-            tx.put_certificate(&ca, &now)?;
+            tx.put_certificate(&ca)?;
             Ok(Ok(ca))
         })?;
+        if verified {
+            tracing::warn!(
+                "CA certificate '{name}' uploaded as verified (isVerified: true): a trust anchor without proof of possession"
+            );
+        }
         Ok(Reply::ok(certificate_resource(&ca)))
     }
 
     /// `DELETE /certificates/{name}`.
     pub fn delete_certificate(&self, name: &str, if_match: Option<&str>) -> Answer {
+        require_if_match(if_match, &format!("deleting certificate '{name}'"))?;
         self.delete_guarded(
             &format!("certificate '{name}'"),
+            certificate_not_found(name),
             true,
             if_match,
             |tx| Ok(tx.certificate(name)?.map(|c| c.etag)),
             |tx| {
                 let groups = referencing_groups(tx, name)?;
-                Ok(if groups.is_empty() {
-                    Ok(())
-                } else {
-                    Err(conflict(format!(
+                if !groups.is_empty() {
+                    return Ok(Err(conflict(format!(
                         "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); deleting it would silently stop those groups from applying. Change or delete the groups first",
                         groups.join(", ")
-                    )))
-                })
+                    ))));
+                }
+                tx.delete_certificate(name).map(Ok)
             },
-            |tx| tx.delete_certificate(name),
         )
     }
 
     /// `POST /certificates/{name}/generateVerificationCode`.
     pub fn generate_verification_code(&self, name: &str, if_match: Option<&str>) -> Answer {
+        require_if_match(if_match, "generateVerificationCode")?;
         let code = hex::encode_upper(crate::random::<16>()?);
         let etag = new_etag()?;
         let now = now_rfc3339();
         let ca = self.write("the CA certificate", |tx| {
             let Some(mut ca) = tx.certificate(name)? else {
-                return Ok(Err(not_found(format!("no CA certificate named '{name}'"))));
+                return Ok(Err(certificate_not_found(name)));
             };
             if !etag_matches(if_match, Some(&ca.etag)) {
                 return Ok(Err(stale(&format!("certificate '{name}'"))));
             }
             ca.code = Some(code);
             ca.etag = etag;
-            tx.put_certificate(&ca, &now)?;
+            ca.updated = now;
+            tx.put_certificate(&ca)?;
             Ok(Ok(ca))
         })?;
         Ok(Reply::ok(certificate_resource(&ca)))
@@ -329,9 +445,10 @@ impl Service {
     /// `POST /certificates/{name}/verify`: proof of possession of the CA's
     /// key, judged by the component; the CA becomes a trust anchor.
     pub fn verify_certificate(&self, name: &str, body: &Value, if_match: Option<&str>) -> Answer {
+        require_if_match(if_match, "verify")?;
         let ca = self
             .read("the CA certificate", |tx| tx.certificate(name))?
-            .ok_or_else(|| not_found(format!("no CA certificate named '{name}'")))?;
+            .ok_or_else(|| certificate_not_found(name))?;
         if !etag_matches(if_match, Some(&ca.etag)) {
             return Err(stale(&format!("certificate '{name}'")));
         }
@@ -365,7 +482,8 @@ impl Service {
                 current.verified = true;
                 current.code = None;
                 current.etag = etag;
-                tx.put_certificate(&current, &now)?;
+                current.updated = now;
+                tx.put_certificate(&current)?;
                 Ok(Ok(current))
             }
             _ => Ok(Err(DpsError::new(
@@ -376,30 +494,27 @@ impl Service {
         Ok(Reply::ok(certificate_resource(&updated)))
     }
 
-    /// A delete guarded by `If-Match` (and by `check`, inside the same
-    /// transaction): 404 when absent, 412 on a stale etag, else 204.
+    /// A delete guarded by `If-Match`, in one transaction: `missing` when
+    /// absent, 412 on a stale etag, else whatever `delete` answers (it may
+    /// refuse, e.g. a CA still referenced), 204 when it deleted.
     /// `indexed`: the index reads what is deleted (rebuild it).
     fn delete_guarded(
         &self,
         what: &str,
+        missing: DpsError,
         indexed: bool,
         if_match: Option<&str>,
         current_etag: impl FnOnce(&dyn Transaction) -> Result<Option<String>>,
-        check: impl FnOnce(&dyn Transaction) -> Unit<()>,
-        delete: impl FnOnce(&dyn Transaction) -> Result<()>,
+        delete: impl FnOnce(&dyn Transaction) -> Unit<()>,
     ) -> Answer {
         let unit = |tx: &dyn Transaction| {
             let Some(etag) = current_etag(tx)? else {
-                return Ok(Err(not_found(format!("no {what}"))));
+                return Ok(Err(missing));
             };
             if !etag_matches(if_match, Some(&etag)) {
                 return Ok(Err(stale(what)));
             }
-            if let Err(e) = check(tx)? {
-                return Ok(Err(e));
-            }
-            delete(tx)?;
-            Ok(Ok(()))
+            delete(tx)
         };
         if indexed {
             self.write(what, unit)?;

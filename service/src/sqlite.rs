@@ -134,6 +134,11 @@ impl Store for SqliteStore {
     }
 }
 
+/// A page size as SQLite's LIMIT (saturating: a limit is a bound).
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
@@ -153,6 +158,7 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaCert> {
         code: r.get(3)?,
         etag: r.get(4)?,
         created: r.get(5)?,
+        updated: r.get(6)?,
     })
 }
 
@@ -175,6 +181,26 @@ impl Transaction for Connection {
         rows.map(|r| {
             let row = r?;
             Ok((row.0.clone(), parse_doc(row)))
+        })
+        .collect()
+    }
+
+    fn enrollments_after(
+        &self,
+        kind: EnrollmentKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Doc)>> {
+        let mut stmt = self.prepare(
+            "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![kind_str(kind), after.unwrap_or(""), limit_of(limit)],
+            doc_row,
+        )?;
+        rows.map(|r| {
+            let row = r?;
+            Ok((row.0.clone(), parse_doc(row)?))
         })
         .collect()
     }
@@ -205,7 +231,7 @@ impl Transaction for Connection {
     fn certificate(&self, name: &str) -> Result<Option<CaCert>> {
         Ok(self
             .query_row(
-                "SELECT name, der, verified, code, etag, created FROM certificates WHERE name = ?1",
+                "SELECT name, der, verified, code, etag, created, updated FROM certificates WHERE name = ?1",
                 params![name],
                 ca_row,
             )
@@ -214,13 +240,13 @@ impl Transaction for Connection {
 
     fn certificates(&self) -> Result<Vec<CaCert>> {
         let mut stmt = self.prepare(
-            "SELECT name, der, verified, code, etag, created FROM certificates ORDER BY name",
+            "SELECT name, der, verified, code, etag, created, updated FROM certificates ORDER BY name",
         )?;
         let rows = stmt.query_map([], ca_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn put_certificate(&self, ca: &CaCert, updated: &str) -> Result<()> {
+    fn put_certificate(&self, ca: &CaCert) -> Result<()> {
         self.execute(
             "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -233,7 +259,7 @@ impl Transaction for Connection {
                 ca.code,
                 ca.etag,
                 ca.created,
-                updated
+                ca.updated
             ],
         )?;
         Ok(())
@@ -265,12 +291,25 @@ impl Transaction for Connection {
         .transpose()
     }
 
-    fn registrations_of_group(&self, group_id: &str) -> Result<Vec<Doc>> {
-        let mut stmt = self
-            .prepare("SELECT id, doc, etag FROM registrations WHERE group_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map(params![group_id], doc_row)?;
-        rows.map(|r| r.map_err(Into::into).and_then(parse_doc))
-            .collect()
+    fn registrations_of_group(
+        &self,
+        group_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Doc)>> {
+        let mut stmt = self.prepare(
+            "SELECT id, doc, etag FROM registrations WHERE group_id = ?1 AND id > ?2
+             ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![group_id, after.unwrap_or(""), limit_of(limit)],
+            doc_row,
+        )?;
+        rows.map(|r| {
+            let row = r?;
+            Ok((row.0.clone(), parse_doc(row)?))
+        })
+        .collect()
     }
 
     fn put_registration(
@@ -298,9 +337,11 @@ impl Transaction for Connection {
     }
 
     fn delete_registration(&self, registration_id: &str) -> Result<()> {
+        let id = registration_id.to_ascii_lowercase();
+        self.execute("DELETE FROM registrations WHERE id = ?1", params![id])?;
         self.execute(
-            "DELETE FROM registrations WHERE id = ?1",
-            params![registration_id.to_ascii_lowercase()],
+            "DELETE FROM operations WHERE registration_id = ?1",
+            params![id],
         )?;
         Ok(())
     }

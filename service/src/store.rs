@@ -62,6 +62,14 @@ pub trait Transaction {
     /// Every enrollment of a kind, ordered by key, each parsed on its own:
     /// one that is not JSON any more is reported, not fatal to the rest.
     fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>>;
+    /// At most `limit` enrollments of a kind whose keys follow `after`, in
+    /// key order (a keyset page).
+    fn enrollments_after(
+        &self,
+        kind: EnrollmentKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Doc)>>;
     /// Creates or replaces an enrollment.
     fn put_enrollment(
         &self,
@@ -77,15 +85,21 @@ pub trait Transaction {
     fn certificate(&self, name: &str) -> Result<Option<CaCert>>;
     /// Every CA certificate, ordered by name.
     fn certificates(&self) -> Result<Vec<CaCert>>;
-    /// Creates or replaces a CA certificate (`updated`: RFC 3339 now).
-    fn put_certificate(&self, ca: &CaCert, updated: &str) -> Result<()>;
+    /// Creates or replaces a CA certificate.
+    fn put_certificate(&self, ca: &CaCert) -> Result<()>;
     /// Deletes a CA certificate.
     fn delete_certificate(&self, name: &str) -> Result<()>;
 
     /// A registration record with the certificate it belongs to.
     fn registration(&self, registration_id: &str) -> Result<Option<Registration>>;
-    /// Registration records of a group, ordered by registration ID.
-    fn registrations_of_group(&self, group_id: &str) -> Result<Vec<Doc>>;
+    /// At most `limit` registration records of a group whose (lower-case)
+    /// registration IDs follow `after`, in ID order (a keyset page).
+    fn registrations_of_group(
+        &self,
+        group_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Doc)>>;
     /// Creates or replaces a registration record, which belongs to the
     /// certificate with SHA-256 `leaf_sha256`.
     fn put_registration(
@@ -96,7 +110,8 @@ pub trait Transaction {
         etag: &str,
         leaf_sha256: &[u8],
     ) -> Result<()>;
-    /// Deletes a registration record.
+    /// Deletes a registration record and its operation (polling it answers
+    /// "not found" from then on).
     fn delete_registration(&self, registration_id: &str) -> Result<()>;
 
     /// An operation that has not expired at `now` (Unix seconds).

@@ -51,6 +51,39 @@ fn contract(store: &dyn Store) {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].0, "Line-A");
 
+    // Keyset pages: after a key, in key order, at most `limit`.
+    store
+        .write_with(|tx| {
+            for id in ["device-3", "device-2", "device-4"] {
+                tx.put_enrollment(Individual, id, &json!({"registrationId": id}), "\"e\"")?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let keys = |after: Option<&str>, limit| -> Vec<String> {
+        store
+            .read_with(|tx| tx.enrollments_after(Individual, after, limit))
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(keys(None, 2), ["device-1", "device-2"]);
+    assert_eq!(keys(Some("device-2"), 10), ["device-3", "device-4"]);
+    assert_eq!(
+        keys(Some("device-1a"), 1),
+        ["device-2"],
+        "a deleted key still orders"
+    );
+    store
+        .write_with(|tx| {
+            for id in ["device-2", "device-3", "device-4"] {
+                tx.delete_enrollment(Individual, id)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
     // A failed unit of work leaves nothing behind.
     let failed: anyhow::Result<()> = store.write_with(|tx| {
         tx.put_enrollment(Individual, "device-2", &json!({}), "\"x\"")?;
@@ -83,7 +116,7 @@ fn contract(store: &dyn Store) {
     assert!(record.owned_by(&[7; 32]));
     assert!(!record.owned_by(&[8; 32]));
     let of_group = store
-        .read_with(|tx| tx.registrations_of_group("Line-A"))
+        .read_with(|tx| tx.registrations_of_group("Line-A", None, 10))
         .unwrap();
     assert_eq!(of_group.len(), 1);
 
@@ -131,21 +164,33 @@ fn contract(store: &dyn Store) {
         code: Some("ABC".into()),
         etag: "\"c1\"".into(),
         created: "2026-11-28T00:00:00Z".into(),
+        updated: "2026-11-28T00:00:00Z".into(),
     };
-    store
-        .write_with(|tx| tx.put_certificate(&ca, "2026-11-28T00:00:00Z"))
-        .unwrap();
+    store.write_with(|tx| tx.put_certificate(&ca)).unwrap();
     assert_eq!(
         store.read_with(|tx| tx.certificate("root")).unwrap(),
         Some(ca.clone())
     );
     assert_eq!(store.read_with(|tx| tx.certificates()).unwrap(), [ca]);
 
+    // Deleting a record deletes its operation.
+    store
+        .write_with(|tx| tx.put_operation("op-3", &op(json!({"n": 3})), now))
+        .unwrap();
+    store
+        .write_with(|tx| tx.delete_registration("device-1"))
+        .unwrap();
+    assert!(
+        store
+            .read_with(|tx| tx.operation("op-3", now))
+            .unwrap()
+            .is_none()
+    );
+
     // Deletes.
     store
         .write_with(|tx| {
             tx.delete_enrollment(Individual, "device-1")?;
-            tx.delete_registration("DEVICE-1")?;
             tx.delete_certificate("root")
         })
         .unwrap();

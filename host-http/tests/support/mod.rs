@@ -109,19 +109,21 @@ impl Server {
             Some(&serde_json::json!({"certificate": ca.pem})),
         );
         assert_eq!(up.status, 200, "{up:?}");
-        let coded = self.admin(
+        let coded = self.admin_if(
             "POST",
             &format!("/certificates/{name}/generateVerificationCode"),
             None,
+            up.body["etag"].as_str().expect("an etag"),
         );
         let code = coded.body["properties"]["verificationCode"]
             .as_str()
             .expect("a verification code")
             .to_string();
-        self.admin(
+        self.admin_if(
             "POST",
             &format!("/certificates/{name}/verify"),
             Some(&serde_json::json!({"certificate": verification_certificate(ca, &code)})),
+            coded.body["etag"].as_str().expect("an etag"),
         )
     }
 
@@ -139,6 +141,17 @@ impl Server {
             path,
             body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
             &[("authorization", &self.token())],
+        )
+    }
+
+    /// [`Server::admin`] with `If-Match: etag` (DPS requires it to change
+    /// or delete a CA certificate).
+    pub fn admin_if(&self, method: &str, path: &str, body: Option<&Value>, etag: &str) -> Answer {
+        self.client().call(
+            method,
+            path,
+            body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+            &[("authorization", &self.token()), ("if-match", etag)],
         )
     }
 }
