@@ -7,6 +7,7 @@
 pub mod demo;
 /// Enrollment sets in DPS JSON shapes (shared with host-http).
 pub mod input;
+mod mqtt;
 pub mod register;
 pub mod report;
 

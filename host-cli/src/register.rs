@@ -1,7 +1,9 @@
 //! `host-cli register`: act as a device against a DPS-compatible service
 //! (attest's host-http, or Azure DPS): mutual TLS with the device chain,
-//! `PUT /{idScope}/registrations/{id}/register`, poll while `assigning`,
-//! print the final registration state.
+//! then over HTTPS `PUT /{idScope}/registrations/{id}/register`, or over
+//! MQTT (`--transport mqtt`) a publish to
+//! `$dps/registrations/PUT/iotdps-register/?$rid=…`; poll while
+//! `assigning`, print the final registration state.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,12 +28,26 @@ const MAX_POLLS: usize = 30;
 /// Largest response body read.
 const MAX_RESPONSE: usize = 1 << 20;
 
+/// The device transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// DPS's HTTPS device API.
+    #[default]
+    Https,
+    /// DPS's MQTT 3.1.1 device API (over TLS; DPS's port is 8883).
+    Mqtt,
+}
+
 /// Arguments of `register`.
 #[derive(Debug, clap::Args)]
 pub struct RegisterArgs {
-    /// Service URL, e.g. https://localhost:8443.
+    /// Service URL: https://localhost:8443, or for MQTT mqtts://localhost:8883
+    /// (default ports 443 and 8883).
     #[arg(long)]
     pub server: String,
+    /// Device transport.
+    #[arg(long, value_enum, default_value_t = Transport::Https)]
+    pub transport: Transport,
     /// DPS ID scope.
     #[arg(long)]
     pub id_scope: String,
@@ -114,21 +130,29 @@ pub fn register(args: &RegisterArgs) -> Result<(String, Registration)> {
         Some(id) => id.clone(),
         None => crate::common_name_of(&chain[0])?,
     };
-    let (host, port) = parse_server(&args.server)?;
+    let (host, port) = parse_server(&args.server, args.transport)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let answer = runtime.block_on(async {
-        let config = client_config(&chain, key, &roots)?;
-        let mut sender = connect(&host, port, config).await?;
-        let path = format!(
-            "/{}/registrations/{}/register?api-version={API_VERSION}",
-            args.id_scope, registration_id
-        );
-        let body = json!({ "registrationId": registration_id });
-        let (mut status, mut value, mut retry) =
-            send(&mut sender, &host, Method::PUT, &path, &body).await?;
+        let config = client_config(&chain, key, &roots, args.transport)?;
+        let mut channel = match args.transport {
+            Transport::Https => Channel::Https(connect(&host, port, config).await?),
+            Transport::Mqtt => Channel::Mqtt(Box::new(
+                crate::mqtt::Session::connect(
+                    &host,
+                    port,
+                    config,
+                    &args.id_scope,
+                    &registration_id,
+                )
+                .await?,
+            )),
+        };
+        let (mut status, mut value, mut retry) = channel
+            .request(&host, &args.id_scope, &registration_id, None)
+            .await?;
         let mut polls = 0;
         while status == 202 || value.get("status").and_then(Value::as_str) == Some("assigning") {
             polls += 1;
@@ -140,13 +164,11 @@ pub fn register(args: &RegisterArgs) -> Result<(String, Registration)> {
                 .ok_or_else(|| anyhow!("202 without an operationId: {value}"))?
                 .to_string();
             tokio::time::sleep(retry).await;
-            let path = format!(
-                "/{}/registrations/{}/operations/{operation}?api-version={API_VERSION}",
-                args.id_scope, registration_id
-            );
-            (status, value, retry) =
-                send(&mut sender, &host, Method::GET, &path, &json!({})).await?;
+            (status, value, retry) = channel
+                .request(&host, &args.id_scope, &registration_id, Some(&operation))
+                .await?;
         }
+        channel.close().await;
         Ok::<_, anyhow::Error>(Registration {
             http_status: status,
             body: value,
@@ -155,10 +177,71 @@ pub fn register(args: &RegisterArgs) -> Result<(String, Registration)> {
     Ok((registration_id, answer))
 }
 
-fn parse_server(server: &str) -> Result<(String, u16)> {
-    let rest = server
-        .strip_prefix("https://")
-        .ok_or_else(|| anyhow!("--server {server:?} must start with https://"))?;
+/// A device's connection to the service, over either transport.
+enum Channel {
+    Https(SendRequest<Full<Bytes>>),
+    Mqtt(Box<crate::mqtt::Session>),
+}
+
+impl Channel {
+    /// Registers (`operation` `None`) or polls an operation; the status,
+    /// the JSON answer, and when to poll again.
+    async fn request(
+        &mut self,
+        host: &str,
+        id_scope: &str,
+        registration_id: &str,
+        operation: Option<&str>,
+    ) -> Result<(u16, Value, Duration)> {
+        match self {
+            Channel::Https(sender) => {
+                let (method, path, body) = match operation {
+                    None => (
+                        Method::PUT,
+                        format!(
+                            "/{id_scope}/registrations/{registration_id}/register?api-version={API_VERSION}"
+                        ),
+                        json!({ "registrationId": registration_id }),
+                    ),
+                    Some(op) => (
+                        Method::GET,
+                        format!(
+                            "/{id_scope}/registrations/{registration_id}/operations/{op}?api-version={API_VERSION}"
+                        ),
+                        json!({}),
+                    ),
+                };
+                send(sender, host, method, &path, &body).await
+            }
+            Channel::Mqtt(session) => session.request(registration_id, operation).await,
+        }
+    }
+
+    async fn close(self) {
+        if let Channel::Mqtt(session) = self {
+            session.disconnect().await;
+        }
+    }
+}
+
+/// `when` to poll again: the service's `retry-after` seconds, clamped to
+/// 1–30 (2 when absent).
+pub(crate) fn retry_after(seconds: Option<&str>) -> Duration {
+    seconds
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(2), |s| {
+            Duration::from_secs(s.clamp(1, 30))
+        })
+}
+
+fn parse_server(server: &str, transport: Transport) -> Result<(String, u16)> {
+    let (scheme, default_port) = match transport {
+        Transport::Https => ("https://", 443),
+        Transport::Mqtt => ("mqtts://", 8883),
+    };
+    let rest = server.strip_prefix(scheme).ok_or_else(|| {
+        anyhow!("--server {server:?} must start with {scheme} for --transport {transport:?}")
+    })?;
     let authority = rest.split('/').next().unwrap_or(rest);
     if let Some(v6) = authority.strip_prefix('[') {
         let (host, port) = v6
@@ -168,7 +251,7 @@ fn parse_server(server: &str) -> Result<(String, u16)> {
             Some(p) => p
                 .parse()
                 .map_err(|_| anyhow!("--server {server:?}: bad port"))?,
-            None => 443,
+            None => default_port,
         };
         return Ok((host.to_string(), port));
     }
@@ -178,7 +261,7 @@ fn parse_server(server: &str) -> Result<(String, u16)> {
             port.parse()
                 .map_err(|_| anyhow!("--server {server:?}: bad port {port:?}"))?,
         )),
-        None => Ok((authority.to_string(), 443)),
+        None => Ok((authority.to_string(), default_port)),
     }
 }
 
@@ -186,6 +269,7 @@ fn client_config(
     chain: &[Vec<u8>],
     key: PrivateKeyDer<'static>,
     roots: &[Vec<u8>],
+    transport: Transport,
 ) -> Result<Arc<rustls::ClientConfig>> {
     let mut store = rustls::RootCertStore::empty();
     for der in roots {
@@ -205,6 +289,10 @@ fn client_config(
             key,
         )
         .map_err(|e| anyhow!("the device certificate and key do not fit together: {e}"))?;
+    let mut config = config;
+    if transport == Transport::Https {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
     Ok(Arc::new(config))
 }
 
@@ -259,30 +347,31 @@ async fn send(
         .map_err(|_| anyhow!("no answer within 60 s"))?
         .context("request failed")?;
     let status = response.status().as_u16();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::from_secs(2), |s| {
-            Duration::from_secs(s.clamp(1, 30))
-        });
+    let retry = retry_after(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+    );
     let bytes = Limited::new(response.into_body(), MAX_RESPONSE)
         .collect()
         .await
         .map_err(|e| anyhow!("reading the answer: {e}"))?
         .to_bytes();
-    let value = if bytes.is_empty() {
-        json!({})
-    } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow!(
-                "HTTP {status}: the answer is not JSON ({e}): {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            )
-        })?
-    };
-    Ok((status, value, retry))
+    Ok((status, answer_json(status, &bytes)?, retry))
+}
+
+/// A service answer's JSON body (`{}` when empty).
+pub(crate) fn answer_json(status: u16, bytes: &[u8]) -> Result<Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        anyhow!(
+            "status {status}: the answer is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )
+    })
 }
 
 #[cfg(test)]
@@ -291,19 +380,27 @@ mod tests {
 
     #[test]
     fn server_urls() {
+        let https = |s| parse_server(s, Transport::Https);
         assert_eq!(
-            parse_server("https://localhost:8443").unwrap(),
+            https("https://localhost:8443").unwrap(),
             ("localhost".into(), 8443)
         );
         assert_eq!(
-            parse_server("https://dps.example/").unwrap(),
+            https("https://dps.example/").unwrap(),
             ("dps.example".into(), 443)
         );
+        assert_eq!(https("https://[::1]:9000").unwrap(), ("::1".into(), 9000));
+        assert!(https("http://x").is_err());
+        assert!(https("https://x:notaport").is_err());
+        let mqtt = |s| parse_server(s, Transport::Mqtt);
         assert_eq!(
-            parse_server("https://[::1]:9000").unwrap(),
-            ("::1".into(), 9000)
+            mqtt("mqtts://dps.example").unwrap(),
+            ("dps.example".into(), 8883)
         );
-        assert!(parse_server("http://x").is_err());
-        assert!(parse_server("https://x:notaport").is_err());
+        assert_eq!(
+            mqtt("mqtts://localhost:9883").unwrap(),
+            ("localhost".into(), 9883)
+        );
+        assert!(mqtt("https://localhost:8883").is_err());
     }
 }

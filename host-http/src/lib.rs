@@ -9,7 +9,8 @@
 //!
 //! - [`server`]: listener, connection limits, TLS handshake, lifecycle.
 //! - [`tls`]: the server certificate and the client-evidence capture.
-//! - `device`, `management`: the routes.
+//! - `device`, `management`: the HTTP routes; `mqtt`: the DPS MQTT device
+//!   transport (same TLS, limits and service).
 //!
 //! [`Reply`]: attest_service::Reply
 //! [`DpsError`]: attest_dps::DpsError
@@ -20,11 +21,14 @@ use std::path::PathBuf;
 mod device;
 mod http;
 mod management;
+mod mqtt;
 pub mod server;
 mod tls;
 
 pub use attest_service::ServiceConfig;
 pub use http::MAX_BODY;
+/// Largest MQTT packet the MQTT device transport accepts, bytes.
+pub const MAX_MQTT_PACKET: usize = mqtt::MAX_PACKET;
 pub use server::{Evidence, Harness, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, Running, start};
 
 /// How to start the service.
@@ -32,6 +36,9 @@ pub use server::{Evidence, Harness, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, R
 pub struct Options {
     /// Address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// Address for the DPS MQTT device transport (DPS uses port 8883);
+    /// `None`: MQTT is not served.
+    pub mqtt_listen: Option<SocketAddr>,
     /// The DPS ID scope devices use in their URLs.
     pub id_scope: String,
     /// Data directory: database, configuration, development TLS material.

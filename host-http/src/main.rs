@@ -1,7 +1,8 @@
 //! `host-http`: attest's DPS-compatible provisioning service.
 //!
 //! ```text
-//! host-http [--listen 127.0.0.1:8443] [--id-scope 0ne00000001] [--data ./attest-data]
+//! host-http [--listen 127.0.0.1:8443] [--mqtt-listen 127.0.0.1:8883]
+//!           [--id-scope 0ne00000001] [--data ./attest-data]
 //!           [--tls-cert server.pem --tls-key server.key] [--enrollments FILE.json]
 //! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost]
 //! ```
@@ -34,6 +35,10 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
+    /// Also serve the DPS device API over MQTT 3.1.1 on this address (DPS: port 8883),
+    /// with the same TLS settings, store and limits.
+    #[arg(long)]
+    mqtt_listen: Option<SocketAddr>,
     /// DPS ID scope devices use in their URLs.
     #[arg(long, default_value = "0ne00000001")]
     id_scope: String,
@@ -133,6 +138,7 @@ fn serve(args: Serve) -> Result<()> {
         let stop = Signals::install()?;
         let running = host_http::start(host_http::Options {
             listen: args.listen,
+            mqtt_listen: args.mqtt_listen,
             id_scope: args.id_scope.clone(),
             data: args.data.clone(),
             tls_cert: args.tls_cert,
@@ -149,6 +155,9 @@ fn serve(args: Serve) -> Result<()> {
             args.id_scope,
             args.data.display()
         );
+        if let Some(mqtt) = running.mqtt_addr {
+            println!("listening for MQTT devices on mqtts://{mqtt}");
+        }
         stop.wait().await;
         println!("shutting down");
         running.shutdown().await;

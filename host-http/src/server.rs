@@ -35,8 +35,10 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The running service.
 pub struct Running {
-    /// The bound address.
+    /// The bound HTTPS address.
     pub addr: SocketAddr,
+    /// The bound MQTT address, if MQTT is served.
+    pub mqtt_addr: Option<SocketAddr>,
     /// Things to tell the operator at start (first-start key, dev CA path).
     pub notes: Vec<String>,
     shutdown: watch::Sender<bool>,
@@ -70,69 +72,125 @@ fn server_tls(options: &Options, notes: &mut Vec<String>) -> Result<Tls> {
     }
 }
 
+/// What a listener speaks after the TLS handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// HTTP/1.1: the device and management APIs.
+    Https,
+    /// MQTT 3.1.1: the device API.
+    Mqtt,
+}
+
+impl Protocol {
+    /// The ALPN protocols offered (MQTT clients on 8883 send none).
+    fn alpn(self) -> &'static [&'static [u8]] {
+        match self {
+            Protocol::Https => &[b"http/1.1"],
+            Protocol::Mqtt => &[],
+        }
+    }
+}
+
+/// What every connection of every listener shares: the service, the TLS
+/// material, and the connection limits (one budget across listeners).
+#[derive(Clone)]
+struct Shared {
+    service: Arc<Service>,
+    tls: Arc<Tls>,
+    permits: Arc<Semaphore>,
+    peers: PeerCounts,
+}
+
 /// Opens the service (store, configuration, policy, `--enrollments`),
-/// loads or creates the TLS material, binds, and serves until
-/// [`Running::shutdown`].
+/// loads or creates the TLS material, binds the HTTPS listener (and the
+/// MQTT one, if asked for), and serves until [`Running::shutdown`].
 pub async fn start(options: Options) -> Result<Running> {
     let (service, mut notes) = Service::open(&options.service())?;
-    let tls = Arc::new(server_tls(&options, &mut notes)?);
-    let service = Arc::new(service);
+    let shared = Shared {
+        tls: Arc::new(server_tls(&options, &mut notes)?),
+        service: Arc::new(service),
+        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        peers: PeerCounts::default(),
+    };
     let listener =
         listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
-    let (shutdown, mut stop) = watch::channel(false);
+    let mqtt = match options.mqtt_listen {
+        Some(at) => Some(listen(at).with_context(|| format!("cannot listen on {at} (MQTT)"))?),
+        None => None,
+    };
+    let mqtt_addr = mqtt.as_ref().map(TcpListener::local_addr).transpose()?;
+    let (shutdown, stop) = watch::channel(false);
+    let https = tokio::spawn(accept(
+        listener,
+        Protocol::Https,
+        shared.clone(),
+        stop.clone(),
+    ));
+    let mqtt = mqtt.map(|l| tokio::spawn(accept(l, Protocol::Mqtt, shared, stop)));
     let task = tokio::spawn(async move {
-        // Accept first, then decide: a connection over a limit is closed at
-        // once, so idle sockets never stall the accept queue for others.
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let peers = PeerCounts::default();
-        let mut connections = JoinSet::new();
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => break,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                tracing::debug!(%peer, "{MAX_CONNECTIONS} connections open; closing this one");
-                continue;
-            };
-            let Some(peer_slot) = peers.take(peer.ip()) else {
-                tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address; closing this one");
-                continue;
-            };
-            let service = Arc::clone(&service);
-            let tls = Arc::clone(&tls);
-            let stop = stop.clone();
-            connections.spawn(async move {
-                serve_connection(service, tls, tcp, peer, stop).await;
-                drop(peer_slot);
-                drop(permit);
-            });
-            while connections.try_join_next().is_some() {}
-        }
-        drop(listener);
-        let drain = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(10), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after 10 s; closing them");
+        let _ = https.await;
+        if let Some(mqtt) = mqtt {
+            let _ = mqtt.await;
         }
     });
     Ok(Running {
         addr,
+        mqtt_addr,
         notes,
         shutdown,
         task,
     })
+}
+
+/// Accepts connections until `stop`, then lets them finish (up to 10 s).
+/// Accept first, then decide: a connection over a limit is closed at
+/// once, so idle sockets never stall the accept queue for others.
+async fn accept(
+    listener: TcpListener,
+    protocol: Protocol,
+    shared: Shared,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
+            tracing::debug!(%peer, "{MAX_CONNECTIONS} connections open; closing this one");
+            continue;
+        };
+        let Some(peer_slot) = shared.peers.take(peer.ip()) else {
+            tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address; closing this one");
+            continue;
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            serve_connection(shared, protocol, tcp, peer, stop).await;
+            drop(peer_slot);
+            drop(permit);
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("{protocol:?} connections still open after 10 s; closing them");
+    }
 }
 
 /// A listener with a deep accept queue (the kernel caps it at
@@ -214,8 +272,8 @@ fn handler(
 }
 
 async fn serve_connection(
-    service: Arc<Service>,
-    tls: Arc<Tls>,
+    shared: Shared,
+    protocol: Protocol,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
@@ -230,7 +288,7 @@ async fn serve_connection(
         return;
     }
     let slot = EvidenceSlot::default();
-    let config = match tls.config(Arc::clone(&slot)) {
+    let config = match shared.tls.config(Arc::clone(&slot), protocol.alpn()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("TLS configuration: {e:#}");
@@ -250,7 +308,11 @@ async fn serve_connection(
         }
     };
     let evidence = Arc::new(slot.lock().map(|e| e.clone()).unwrap_or_default());
-    let conn = http1().serve_connection(TokioIo::new(stream), handler(service, evidence));
+    if protocol == Protocol::Mqtt {
+        crate::mqtt::serve(shared.service, evidence, stream, peer, stop).await;
+        return;
+    }
+    let conn = http1().serve_connection(TokioIo::new(stream), handler(shared.service, evidence));
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

@@ -156,7 +156,9 @@ impl Tls {
     }
 
     /// A rustls server config whose client verifier captures into `slot`.
-    pub(crate) fn config(&self, slot: EvidenceSlot) -> Result<Arc<ServerConfig>> {
+    /// `alpn`: the application protocols offered (none: the client's
+    /// choice is not checked, as MQTT clients send none).
+    pub(crate) fn config(&self, slot: EvidenceSlot, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>> {
         // Exactly the schemes the policy accepts as a proof of possession:
         // a handshake never settles on one the component would refuse.
         let verifier = CapturingVerifier {
@@ -173,7 +175,7 @@ impl Tls {
             .with_cert_resolver(self.certified.clone());
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         config.send_tls13_tickets = 0;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 }

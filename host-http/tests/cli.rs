@@ -174,6 +174,7 @@ fn an_acknowledged_registration_survives_a_crash() {
     std::fs::write(&key_path, key).unwrap();
     let (_, answer) = host_cli::register::register(&host_cli::register::RegisterArgs {
         server: format!("https://localhost:{}", addr.port()),
+        transport: host_cli::register::Transport::Https,
         id_scope: support::SCOPE.into(),
         cert: cert_path,
         key: key_path,

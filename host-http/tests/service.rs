@@ -689,6 +689,7 @@ fn host_cli_register_speaks_the_device_api() {
         std::fs::write(&key_path, key).unwrap();
         host_cli::register::register(&host_cli::register::RegisterArgs {
             server: format!("https://localhost:{}", server.addr.port()),
+            transport: host_cli::register::Transport::Https,
             id_scope: SCOPE.into(),
             cert,
             key: key_path,

@@ -36,6 +36,7 @@ pub fn canonical() -> Canonical {
 pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
     host_http::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
+        mqtt_listen: None,
         id_scope: SCOPE.into(),
         data: data.to_path_buf(),
         tls_cert: None,
@@ -49,26 +50,35 @@ pub struct Server {
     pub running: Option<host_http::Running>,
     pub data: PathBuf,
     pub addr: SocketAddr,
+    /// The MQTT listener's address, when started with one.
+    pub mqtt_addr: Option<SocketAddr>,
 }
 
 impl Server {
     /// Starts host-http on 127.0.0.1 (free port) with `data` as its data
     /// directory and, optionally, an enrollment file.
     pub fn start(data: &Path, enrollments: Option<&Path>) -> Server {
+        Server::start_with(options(data, enrollments))
+    }
+
+    /// Starts host-http with `options`.
+    pub fn start_with(options: host_http::Options) -> Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("runtime");
+        let data = options.data.clone();
         let running = runtime
-            .block_on(host_http::start(options(data, enrollments)))
+            .block_on(host_http::start(options))
             .expect("host-http starts");
-        let addr = running.addr;
+        let (addr, mqtt_addr) = (running.addr, running.mqtt_addr);
         Server {
             runtime,
             running: Some(running),
-            data: data.to_path_buf(),
+            data,
             addr,
+            mqtt_addr,
         }
     }
 
@@ -213,7 +223,8 @@ impl Client {
         }
     }
 
-    fn config(&self) -> Arc<rustls::ClientConfig> {
+    /// The TLS client configuration (server CA, and the identity if any).
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(&self.ca) {
             roots.add(c.unwrap()).unwrap();
