@@ -6,21 +6,31 @@
 //! process's CPU time over the run (from /proc), next to the anchor Azure
 //! documents for one DPS instance: 1,000 registrations per minute.
 //!
-//! Then the same load again while an attacker holds `--idle` silent TCP
+//! The same registrations over MQTT (`--mqtt-listen`: a fresh TLS
+//! connection per device, CONNECT, SUBSCRIBE, PUBLISH register, reply) run
+//! right after, against the same process: the MQTT ÷ HTTPS ratios compare
+//! the transports on equal terms.
+//!
+//! Then the same HTTPS load again while an attacker holds `--idle` silent TCP
 //! connections open from another loopback address (reopening each one
 //! `--idle-reopen-ms` after the server closes it; 100 makes it a connection
 //! flood), side by side with the run without them: the p99 ratio says what
-//! idle sockets cost a device.
+//! idle sockets cost a device. Last, `--mqtt-idle` MQTT sessions (TLS,
+//! CONNECT, SUBSCRIBE, then silence) are opened from 127.0.0.2 onwards, 64
+//! per address: how many the service holds, how many it sheds, and the
+//! server's resident memory per held session.
 //!
 //! ```text
-//! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000 --idle-reopen-ms 1000]
+//! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000 --idle-reopen-ms 1000 --mqtt-idle 10000]
 //! ```
 
 use std::io::{BufRead, BufReader};
+
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -38,6 +48,7 @@ struct Args {
     concurrency: usize,
     idle: usize,
     idle_reopen_ms: u64,
+    mqtt_idle: usize,
 }
 
 fn args() -> Args {
@@ -47,6 +58,7 @@ fn args() -> Args {
         concurrency: 32,
         idle: 2000,
         idle_reopen_ms: 1000,
+        mqtt_idle: 10_000,
     };
     let argv: Vec<String> = std::env::args().collect();
     for w in argv.windows(2) {
@@ -57,10 +69,21 @@ fn args() -> Args {
             ("--concurrency", Some(n)) => a.concurrency = n,
             ("--idle", Some(n)) => a.idle = n,
             ("--idle-reopen-ms", Some(n)) => a.idle_reopen_ms = n as u64,
+            ("--mqtt-idle", Some(n)) => a.mqtt_idle = n,
             _ => {}
         }
     }
     a
+}
+
+/// Resident memory of a process, bytes.
+fn rss_bytes(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// utime + stime of a process, seconds.
@@ -122,7 +145,15 @@ fn main() {
 
     let data = dir.path().join("data");
     let mut server = Command::new(env!("CARGO_BIN_EXE_host-http"))
-        .args(["--listen", "127.0.0.1:0", "--id-scope", SCOPE, "--data"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--id-scope",
+            SCOPE,
+            "--data",
+        ])
         .arg(&data)
         .arg("--enrollments")
         .arg(&enrollments)
@@ -132,15 +163,20 @@ fn main() {
         .spawn()
         .expect("start host-http");
     let mut out = BufReader::new(server.stdout.take().expect("stdout"));
-    let addr = loop {
+    let (mut addr, mut mqtt_addr) = (None, None);
+    while addr.is_none() || mqtt_addr.is_none() {
         let mut line = String::new();
         if out.read_line(&mut line).expect("read") == 0 {
             panic!("host-http exited before listening");
         }
         if let Some(rest) = line.strip_prefix("listening on https://") {
-            break rest.split_whitespace().next().expect("address").to_string();
+            addr = Some(rest.split_whitespace().next().expect("address").to_string());
         }
-    };
+        if let Some(rest) = line.strip_prefix("listening for MQTT devices on mqtts://") {
+            mqtt_addr = Some(rest.trim().to_string());
+        }
+    }
+    let (addr, mqtt_addr) = (addr.expect("HTTPS"), mqtt_addr.expect("MQTT"));
     let pid = server.id().to_string();
     let ca = std::fs::read(data.join("tls/dev-server-ca.pem")).expect("dev CA");
     let mut roots = rustls::RootCertStore::empty();
@@ -176,17 +212,18 @@ fn main() {
     let configs = Arc::new(configs);
     let names = Arc::new(names);
     // Warm-up: one registration per device (first registrations create records).
-    let run = |total: usize| {
+    let run_on = |total: usize, mqtt: bool| {
         next.store(0, Ordering::SeqCst);
         runtime.block_on(async {
             let mut tasks = Vec::new();
             for _ in 0..args.concurrency {
-                let (next, configs, names, addr) = (
-                    Arc::clone(&next),
-                    Arc::clone(&configs),
-                    Arc::clone(&names),
-                    addr.clone(),
-                );
+                let (next, configs, names) =
+                    (Arc::clone(&next), Arc::clone(&configs), Arc::clone(&names));
+                let addr = if mqtt {
+                    mqtt_addr.clone()
+                } else {
+                    addr.clone()
+                };
                 tasks.push(tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut errors = 0usize;
@@ -197,7 +234,13 @@ fn main() {
                         }
                         let d = i % names.len();
                         let started = Instant::now();
-                        match register(&addr, Arc::clone(&configs[d]), &names[d]).await {
+                        let config = Arc::clone(&configs[d]);
+                        let status = if mqtt {
+                            register_mqtt(&addr, config, &names[d]).await
+                        } else {
+                            register(&addr, config, &names[d]).await
+                        };
+                        match status {
                             Ok(200) => latencies.push(started.elapsed()),
                             _ => errors += 1,
                         }
@@ -215,6 +258,7 @@ fn main() {
             (all, errors)
         })
     };
+    let run = |total: usize| run_on(total, false);
     let _ = run(names.len());
     let cpu_before = cpu_seconds(&pid);
     let started = Instant::now();
@@ -223,6 +267,14 @@ fn main() {
     let server_cpu = cpu_seconds(&pid) - cpu_before;
     latencies.sort();
     let rate = latencies.len() as f64 / wall;
+    // The same registrations over MQTT, same process, right after.
+    let cpu_before = cpu_seconds(&pid);
+    let started = Instant::now();
+    let (mut over_mqtt, mqtt_errors) = run_on(args.registrations, true);
+    let mqtt_wall = started.elapsed().as_secs_f64();
+    let mqtt_cpu = cpu_seconds(&pid) - cpu_before;
+    over_mqtt.sort();
+    let mqtt_rate = over_mqtt.len() as f64 / mqtt_wall;
     println!(
         "host-http load: {} registrations ({} devices, {} concurrent, fresh mTLS connection each) in {wall:.2} s",
         args.registrations, args.devices, args.concurrency
@@ -243,6 +295,23 @@ fn main() {
     println!(
         "  vs Azure DPS's documented 1,000 registrations/minute per instance (16.7/s): {:.0}x",
         rate / (1000.0 / 60.0)
+    );
+    let ms = |l: &[Duration], p| percentile(l, p).as_secs_f64() * 1e3;
+    println!(
+        "  over MQTT (fresh TLS connection, CONNECT, SUBSCRIBE, register each): {mqtt_rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms, errors {mqtt_errors}",
+        ms(&over_mqtt, 0.50),
+        ms(&over_mqtt, 0.99)
+    );
+    println!(
+        "    server CPU per registration: HTTPS {:.2} ms, MQTT {:.2} ms",
+        1e3 * server_cpu / latencies.len().max(1) as f64,
+        1e3 * mqtt_cpu / over_mqtt.len().max(1) as f64
+    );
+    println!(
+        "    MQTT / HTTPS: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+        mqtt_rate / rate.max(1e-9),
+        ms(&over_mqtt, 0.50) / ms(&latencies, 0.50).max(1e-9),
+        ms(&over_mqtt, 0.99) / ms(&latencies, 0.99).max(1e-9)
     );
 
     if args.idle > 0 {
@@ -278,8 +347,149 @@ fn main() {
             p99(&under) / p99(&latencies).max(1e-9)
         );
     }
+    if args.mqtt_idle > 0 {
+        let before = rss_bytes(&pid);
+        let (held, shed, sessions) = runtime.block_on(hold_mqtt_sessions(
+            &mqtt_addr,
+            Arc::clone(&configs[0]),
+            &names[0],
+            args.mqtt_idle,
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+        let after = rss_bytes(&pid);
+        println!(
+            "  {} idle MQTT sessions attempted (64 per source address): {held} held, {shed} shed at the connection caps",
+            args.mqtt_idle
+        );
+        println!(
+            "    server resident memory {:.1} MiB -> {:.1} MiB: {:.1} KiB per held session",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            (after.saturating_sub(before)) as f64 / 1024.0 / held.max(1) as f64
+        );
+        drop(sessions);
+    }
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = server.wait();
+}
+
+type MqttStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// Opens `count` MQTT sessions (TLS, CONNECT, SUBSCRIBE) to `addr` from
+/// 127.0.0.2 onwards, 64 per source address, and keeps them open: (held,
+/// shed, the open sessions).
+async fn hold_mqtt_sessions(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+    id: &str,
+    count: usize,
+) -> (usize, usize, Vec<MqttStream>) {
+    let target: std::net::SocketAddr = addr.parse().expect("address");
+    let mut sessions = Vec::new();
+    let mut shed = 0;
+    for i in 0..count {
+        let source =
+            std::net::Ipv4Addr::new(127, 0, (2 + i / 64 / 250) as u8, (2 + (i / 64) % 250) as u8);
+        let opened = async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(std::net::SocketAddr::new(source.into(), 0))?;
+            let tcp = socket.connect(target).await?;
+            let mut tls = tokio_rustls::TlsConnector::from(Arc::clone(&config))
+                .connect(ServerName::try_from("localhost")?, tcp)
+                .await?;
+            mqtt_hello(&mut tls, id).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(tls)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), opened).await {
+            Ok(Ok(tls)) => sessions.push(tls),
+            _ => shed += 1,
+        }
+    }
+    (sessions.len(), shed, sessions)
+}
+
+/// CONNECT and SUBSCRIBE as device `id`; the SUBACK's arrival.
+async fn mqtt_hello(
+    tls: &mut MqttStream,
+    id: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use rumqttc::mqttbytes::QoS;
+    use rumqttc::mqttbytes::v4::{Connect, Login, Packet, Subscribe};
+    let mut connect = Connect::new(id);
+    connect.keep_alive = 300;
+    connect.login = Some(Login::new(
+        format!("{SCOPE}/registrations/{id}/api-version=2019-03-31"),
+        "",
+    ));
+    let mut out = bytes::BytesMut::new();
+    Packet::Connect(connect).write(&mut out, 1 << 16)?;
+    Packet::Subscribe(Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce))
+        .write(&mut out, 1 << 16)?;
+    tls.write_all(&out).await?;
+    let mut buffer = bytes::BytesMut::new();
+    loop {
+        match read_packet(tls, &mut buffer).await? {
+            Packet::SubAck(_) => return Ok(()),
+            Packet::ConnAck(_) => {}
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+}
+
+async fn read_packet(
+    tls: &mut MqttStream,
+    buffer: &mut bytes::BytesMut,
+) -> Result<rumqttc::mqttbytes::v4::Packet, Box<dyn std::error::Error + Send + Sync>> {
+    loop {
+        match rumqttc::mqttbytes::v4::Packet::read(buffer, 1 << 20) {
+            Ok(p) => return Ok(p),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if tls.read_buf(buffer).await? == 0 {
+            return Err("closed".into());
+        }
+    }
+}
+
+/// One registration over MQTT on a fresh connection: the reply's status.
+async fn register_mqtt(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+    id: &str,
+) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+    use rumqttc::mqttbytes::QoS;
+    use rumqttc::mqttbytes::v4::{Packet, Publish};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    mqtt_hello(&mut tls, id).await?;
+    let mut out = bytes::BytesMut::new();
+    Packet::Publish(Publish::new(
+        "$dps/registrations/PUT/iotdps-register/?$rid=1",
+        QoS::AtMostOnce,
+        format!("{{\"registrationId\":\"{id}\"}}"),
+    ))
+    .write(&mut out, 1 << 16)?;
+    tls.write_all(&out).await?;
+    let mut buffer = bytes::BytesMut::new();
+    let reply = loop {
+        if let Packet::Publish(p) = read_packet(&mut tls, &mut buffer).await? {
+            break p;
+        }
+    };
+    let status = reply
+        .topic
+        .strip_prefix("$dps/registrations/res/")
+        .and_then(|r| r.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .ok_or("reply topic")?;
+    let mut out = bytes::BytesMut::new();
+    Packet::Disconnect.write(&mut out, 16)?;
+    let _ = tls.write_all(&out).await;
+    Ok(status)
 }
 
 /// Holds `count` silent connections to `addr` from 127.0.0.2 until `stop`,

@@ -203,8 +203,12 @@ impl Session {
         packet
             .write(&mut self.out, MAX_PACKET)
             .map_err(|e| End::Dropped(format!("encode: {e}")))?;
-        let written =
-            tokio::time::timeout(Duration::from_secs(10), stream.write_all(&self.out)).await;
+        let out = &self.out;
+        let written = tokio::time::timeout(Duration::from_secs(10), async {
+            stream.write_all(out).await?;
+            stream.flush().await
+        })
+        .await;
         match written {
             Ok(Ok(())) => Ok(()),
             _ => Err(End::Dropped("write failed or timed out".into())),

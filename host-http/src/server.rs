@@ -287,6 +287,10 @@ async fn serve_connection(
         tracing::debug!(%peer, "no data within {FIRST_BYTE_TIMEOUT:?}; closing");
         return;
     }
+    // Answers are small and each waits for the last: without this, Nagle's
+    // algorithm holds a second reply (SUBACK after CONNACK) for the peer's
+    // delayed ACK, ~40 ms.
+    let _ = tcp.set_nodelay(true);
     let slot = EvidenceSlot::default();
     let config = match shared.tls.config(Arc::clone(&slot), protocol.alpn()) {
         Ok(c) => c,
