@@ -54,6 +54,7 @@ fn fixture() -> &'static Fixture {
         std::fs::write(&file, pki.enrollment_steps()[1].to_string()).expect("write");
         let harness = Harness::new(&host_http::Options {
             listen: "127.0.0.1:0".parse().expect("address"),
+            database: None,
             mqtt_listen: None,
             id_scope: "0ne00000001".into(),
             data: dir.path().join("data"),

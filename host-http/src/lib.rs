@@ -49,6 +49,8 @@ pub struct Options {
     pub tls_key: Option<PathBuf>,
     /// Enrollment set (DPS JSON) to upsert at start.
     pub enrollments: Option<PathBuf>,
+    /// PostgreSQL URL; `None`: SQLite in `data`.
+    pub database: Option<String>,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             id_scope: self.id_scope.clone(),
             data: self.data.clone(),
             enrollments: self.enrollments.clone(),
+            database: self.database.clone(),
         }
     }
 }

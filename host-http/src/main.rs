@@ -54,6 +54,11 @@ struct Serve {
     /// Enrollment set in DPS JSON shapes to upsert at start.
     #[arg(long)]
     enrollments: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user[:password]@host[:port]/db) shared by several
+    /// replicas; default: SQLite in --data. Prefer the environment variable, which
+    /// keeps a password out of `ps`.
+    #[arg(long, env = "ATTEST_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +149,7 @@ fn serve(args: Serve) -> Result<()> {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             enrollments: args.enrollments,
+            database: args.database,
         })
         .await?;
         for note in &running.notes {

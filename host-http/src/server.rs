@@ -105,7 +105,9 @@ struct Shared {
 /// loads or creates the TLS material, binds the HTTPS listener (and the
 /// MQTT one, if asked for), and serves until [`Running::shutdown`].
 pub async fn start(options: Options) -> Result<Running> {
-    let (service, mut notes) = Service::open(&options.service())?;
+    let service_options = options.service();
+    let (service, mut notes) =
+        tokio::task::spawn_blocking(move || Service::open(&service_options)).await??;
     let shared = Shared {
         tls: Arc::new(server_tls(&options, &mut notes)?),
         service: Arc::new(service),

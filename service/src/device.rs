@@ -28,8 +28,10 @@ pub struct DeviceEvidence {
     pub signature: Option<(u16, Vec<u8>, Vec<u8>)>,
 }
 
-/// The component's verdict on a device, with the leaf it judged.
+/// The component's verdict on a device, with the leaf it judged and the
+/// enrollment index it judged against.
 struct Verdict {
+    index: std::sync::Arc<attest_dps::EnrollmentSet>,
     outcome: Result<Decision, Refusal>,
     leaf: Vec<u8>,
     leaf_sha256: [u8; 32],
@@ -87,8 +89,10 @@ impl Service {
             time: now_unix(),
             purpose: Purpose::ClientAuth,
         };
-        match self.policy.attest(&request, &proof, self.index()) {
+        let index = self.current_index()?;
+        match self.policy.attest(&request, &proof, index.clone()) {
             Ok(outcome) => Ok(Verdict {
+                index,
                 outcome,
                 leaf_sha256: Sha256::digest(leaf).into(),
                 leaf: leaf.clone(),
@@ -182,8 +186,8 @@ impl Service {
             Err(e) => {
                 tracing::error!("recording registration '{registration_id}': {e:#}");
                 Err(DpsError::new(
-                    ErrorKind::Internal,
-                    "the registration could not be recorded; nothing was acknowledged",
+                    ErrorKind::Unavailable,
+                    "the registration could not be recorded; nothing was acknowledged; retry shortly",
                 ))
             }
         }
@@ -220,7 +224,7 @@ impl Service {
         let now = now_rfc3339();
         let (state, group_id) = match &verdict.outcome {
             Ok(decision) => {
-                let index = self.index();
+                let index = &verdict.index;
                 let allocation = index
                     .allocation(decision.enrollment.kind, &decision.enrollment.id)
                     .cloned()

@@ -33,11 +33,15 @@ impl Service {
     /// group (see `EnrollmentSet::poison_group`). Each is logged as an
     /// error and returned, so that start-up and management writes say so.
     pub fn rebuild_index(&self) -> Result<Vec<String>> {
-        let (set, problems) = self.store.read_with(build_index)?;
+        let (version, set, problems) = self.store.read_with(|tx| {
+            let version = tx.index_version()?;
+            let (set, problems) = build_index(tx)?;
+            Ok((version, set, problems))
+        })?;
         for p in &problems {
             tracing::error!("{p}");
         }
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        *self.index.write().unwrap_or_else(|p| p.into_inner()) = (version, Arc::new(set));
         Ok(problems)
     }
 
@@ -79,7 +83,7 @@ impl Service {
                     tx.put_enrollment(kind, &key, &doc, &etag)?;
                 }
             }
-            Ok(())
+            tx.bump_index_version()
         })?;
         Ok((individuals.len(), groups.len()))
     }

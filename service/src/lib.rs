@@ -22,6 +22,7 @@ mod device;
 pub mod files;
 mod index;
 mod management;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
@@ -48,6 +49,9 @@ pub struct Options {
     pub data: PathBuf,
     /// Enrollment set (DPS JSON) to upsert at start.
     pub enrollments: Option<PathBuf>,
+    /// A PostgreSQL URL (`postgres://user@host/db`): store everything there,
+    /// shared with other replicas. `None`: SQLite in `data`.
+    pub database: Option<String>,
 }
 
 /// A successful answer: a status, an optional JSON body, and the DPS
@@ -113,14 +117,17 @@ pub struct Service {
     store: Box<dyn Store>,
     id_scope: String,
     config: ServiceConfig,
-    index: RwLock<Arc<EnrollmentSet>>,
+    /// The enrollment index and the store's index version it was built at.
+    index: RwLock<(i64, Arc<EnrollmentSet>)>,
 }
 
 impl Service {
     /// Opens the service in `options.data`: loads (or creates) the
-    /// configuration, opens the SQLite store, loads the policy component,
+    /// configuration, opens the store (SQLite in `data`, or PostgreSQL),
+    /// loads the policy component,
     /// upserts `options.enrollments`, and builds the enrollment index.
-    /// Returns what to tell the operator (a problem loading a stored entry
+    /// Blocking (a PostgreSQL store must not be opened on an async
+    /// runtime's thread). Returns what to tell the operator (a problem loading a stored entry
     /// is an `ERROR:` note; the entry's devices are refused).
     pub fn open(options: &Options) -> Result<(Service, Vec<String>)> {
         check_id_scope(&options.id_scope)?;
@@ -137,10 +144,20 @@ impl Service {
                 p.primary_key
             ));
         }
-        let store = sqlite::SqliteStore::open(&options.data)?;
+        let store: Box<dyn Store> = match options.database.as_deref() {
+            None => Box::new(sqlite::SqliteStore::open(&options.data)?),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Box::new(postgres::PostgresStore::open(url)?)
+            }
+            Some(_) => {
+                return Err(anyhow!(
+                    "the database URL must start with postgres:// (SQLite needs none: it lives in --data)"
+                ));
+            }
+        };
         let service = Service::new(
             Policy::new().context("loading the policy component")?,
-            Box::new(store),
+            store,
             options.id_scope.clone(),
             config,
         );
@@ -170,7 +187,7 @@ impl Service {
             store,
             id_scope,
             config,
-            index: RwLock::new(Arc::new(EnrollmentSet::default())),
+            index: RwLock::new((-1, Arc::new(EnrollmentSet::default()))),
         }
     }
 
@@ -184,9 +201,26 @@ impl Service {
         &self.config
     }
 
-    /// The current enrollment index (rebuilt after every management write).
-    fn index(&self) -> Arc<EnrollmentSet> {
-        Arc::clone(&self.index.read().unwrap_or_else(|p| p.into_inner()))
+    /// The enrollment index as of the store's current index version: one
+    /// small read per decision, and a rebuild when another writer (another
+    /// replica, or this one) changed what the index reads. A store that
+    /// cannot be read decides nothing (503).
+    fn current_index(&self) -> Result<Arc<EnrollmentSet>, DpsError> {
+        let version = self
+            .store
+            .read_with(|tx| tx.index_version())
+            .map_err(|e| unavailable("the store cannot be read", &e))?;
+        {
+            let cached = self.index.read().unwrap_or_else(|p| p.into_inner());
+            if cached.0 == version {
+                return Ok(Arc::clone(&cached.1));
+            }
+        }
+        self.rebuild_index()
+            .map_err(|e| unavailable("the enrollment index cannot be rebuilt", &e))?;
+        Ok(Arc::clone(
+            &self.index.read().unwrap_or_else(|p| p.into_inner()).1,
+        ))
     }
 }
 
@@ -207,6 +241,12 @@ fn check_id_scope(id_scope: &str) -> Result<()> {
 fn internal(what: &str, e: &anyhow::Error) -> DpsError {
     tracing::error!("{what}: {e:#}");
     DpsError::new(ErrorKind::Internal, what)
+}
+
+/// A store that cannot be reached: 503, retry (nothing was decided).
+fn unavailable(what: &str, e: &anyhow::Error) -> DpsError {
+    tracing::error!("{what}: {e:#}");
+    DpsError::new(ErrorKind::Unavailable, format!("{what}; retry shortly"))
 }
 
 /// `n` random bytes from the system generator; its failure is an error,

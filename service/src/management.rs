@@ -154,7 +154,14 @@ impl Service {
         what: &str,
         work: impl FnOnce(&dyn Transaction) -> Unit<T>,
     ) -> Result<T, DpsError> {
-        let answer = self.write_records(what, work)?;
+        let answer = self.write_records(what, |tx| {
+            let answer = work(tx)?;
+            if answer.is_ok() {
+                // Every replica rebuilds its index before its next decision.
+                tx.bump_index_version()?;
+            }
+            Ok(answer)
+        })?;
         self.rebuild_index()
             .map_err(|e| internal("the enrollment index could not be rebuilt", &e))?;
         Ok(answer)

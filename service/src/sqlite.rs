@@ -33,25 +33,14 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS enrollments (
-    kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, etag TEXT NOT NULL,
-    PRIMARY KEY (kind, id));
-CREATE TABLE IF NOT EXISTS certificates (
-    name TEXT PRIMARY KEY, der BLOB NOT NULL, verified INTEGER NOT NULL,
-    code TEXT, etag TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS registrations (
-    id TEXT PRIMARY KEY, group_id TEXT, doc TEXT NOT NULL, etag TEXT NOT NULL,
-    leaf_sha256 BLOB);
-CREATE INDEX IF NOT EXISTS registrations_by_group ON registrations (group_id, id);
-CREATE TABLE IF NOT EXISTS operations (
-    id TEXT PRIMARY KEY, registration_id TEXT NOT NULL, leaf_sha256 BLOB NOT NULL,
-    doc TEXT NOT NULL, created INTEGER);
-";
+mod migrations {
+    refinery::embed_migrations!("migrations/sqlite");
+}
 
-/// Columns added after the first release of the schema: (table, column,
-/// definition). Added at start when missing; rows from before have NULL,
-/// which every reader treats as "unknown", never as a match.
+/// Columns added before migrations were versioned: (table, column,
+/// definition). A database from then may lack them; they are added before
+/// the versioned migrations run. Rows from before have NULL, which every
+/// reader treats as "unknown", never as a match.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     // The SHA-256 of the device certificate a record belongs to.
     ("registrations", "leaf_sha256", "BLOB"),
@@ -59,10 +48,21 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("operations", "created", "INTEGER"),
 ];
 
-const INDEXES: &str = "
-CREATE INDEX IF NOT EXISTS operations_by_created ON operations (created);
-CREATE INDEX IF NOT EXISTS operations_by_registration ON operations (registration_id);
-";
+/// Adds [`ADDED_COLUMNS`] to the tables of an unversioned database.
+fn add_legacy_columns(conn: &Connection) -> Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let columns = stmt
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if !columns.is_empty() && !columns.iter().any(|c| c == column) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) `attest.db` in `dir`, readable by its
@@ -76,24 +76,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)
-            .with_context(|| format!("cannot initialise {}", path.display()))?;
-        for (table, column, definition) in ADDED_COLUMNS {
-            let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-            let present = stmt
-                .query_map([], |r| r.get::<_, String>(1))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-                .iter()
-                .any(|c| c == column);
-            if !present {
-                conn.execute_batch(&format!(
-                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
-                ))
-                .with_context(|| format!("cannot upgrade {}", path.display()))?;
-            }
-        }
-        conn.execute_batch(INDEXES)
-            .with_context(|| format!("cannot initialise {}", path.display()))?;
+        add_legacy_columns(&conn).with_context(|| format!("cannot upgrade {}", path.display()))?;
+        let mut conn = conn;
+        migrations::migrations::runner()
+            .run(&mut conn)
+            .with_context(|| format!("cannot migrate {}", path.display()))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -342,6 +329,22 @@ impl Transaction for Connection {
         self.execute(
             "DELETE FROM operations WHERE registration_id = ?1",
             params![id],
+        )?;
+        Ok(())
+    }
+
+    fn index_version(&self) -> Result<i64> {
+        Ok(self.query_row(
+            "SELECT value FROM meta WHERE key = 'index_version'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn bump_index_version(&self) -> Result<()> {
+        self.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'index_version'",
+            [],
         )?;
         Ok(())
     }

@@ -114,6 +114,12 @@ pub trait Transaction {
     /// "not found" from then on).
     fn delete_registration(&self, registration_id: &str) -> Result<()>;
 
+    /// The version of what the enrollment index reads (enrollments and CA
+    /// certificates): bumped by every write to them.
+    fn index_version(&self) -> Result<i64>;
+    /// Bumps [`Transaction::index_version`] (in the writing transaction).
+    fn bump_index_version(&self) -> Result<()>;
+
     /// An operation that has not expired at `now` (Unix seconds).
     fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>>;
     /// Stores an operation created at `now`. It replaces the registration's

@@ -42,6 +42,7 @@ fn open(dir: &std::path::Path, pki: &Canonical) -> Service {
         id_scope: "0ne00000001".into(),
         data: dir.join("data"),
         enrollments: Some(file),
+        database: None,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
@@ -140,4 +141,62 @@ fn a_refusal_before_trust_records_and_reveals_nothing() {
             .kind,
         ErrorKind::InvalidRegistrationId
     );
+}
+
+/// The canonical scenario on the PostgreSQL store (a new database on the
+/// server `scripts/with-postgres` started).
+#[test]
+fn canonical_scenario_on_postgres() {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let url = std::env::var("ATTEST_TEST_POSTGRES_URL").expect(
+        "ATTEST_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres, as the README's test command does",
+    );
+    let name = format!(
+        "attest_device_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let database = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let file = dir.path().join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[2].to_string()).unwrap();
+    let (service, notes) = Service::open(&Options {
+        id_scope: "0ne00000001".into(),
+        data: dir.path().join("data"),
+        enrollments: Some(file),
+        database: Some(database),
+    })
+    .unwrap();
+    assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
+    let statuses: Vec<String> = (1..=5)
+        .map(|n| {
+            let id = format!("device-{n}");
+            match service.register(&evidence(&pki, n, n), &id, b"{}") {
+                Ok(reply) => reply.body.unwrap()["status"].as_str().unwrap().to_string(),
+                Err(e) => e.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        ["assigned", "assigned", "disabled", "disabled", "disabled"]
+    );
+    // A management write is decided at once.
+    let put = service.put_enrollment(
+        policy_host::EnrollmentKind::Group,
+        "line-b",
+        &serde_json::json!({"enrollmentGroupId": "line-b", "provisioningStatus": "enabled",
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pki.line_b.pem}}}}}),
+        None,
+    );
+    assert!(put.is_ok(), "{put:?}");
+    let again = service
+        .register(&evidence(&pki, 4, 4), "device-4", b"{}")
+        .unwrap();
+    assert_eq!(again.body.unwrap()["status"], "assigned");
 }

@@ -2,6 +2,7 @@
 //! SQLite store today; a second store runs the same `contract` function.
 
 use attest_dps::documents::CaCert;
+use attest_service::postgres::PostgresStore;
 use attest_service::sqlite::SqliteStore;
 use attest_service::store::{OPERATION_TTL, Operation, Store};
 use policy_host::EnrollmentKind::{Group, Individual};
@@ -83,6 +84,14 @@ fn contract(store: &dyn Store) {
             Ok(())
         })
         .unwrap();
+
+    // The index version counts writes that ask for it.
+    let version = store.read_with(|tx| tx.index_version()).unwrap();
+    store.write_with(|tx| tx.bump_index_version()).unwrap();
+    assert_eq!(
+        store.read_with(|tx| tx.index_version()).unwrap(),
+        version + 1
+    );
 
     // A failed unit of work leaves nothing behind.
     let failed: anyhow::Result<()> = store.write_with(|tx| {
@@ -207,6 +216,64 @@ fn contract(store: &dyn Store) {
             .is_none()
     );
     assert!(store.read_with(|tx| tx.certificates()).unwrap().is_empty());
+}
+
+/// A new, empty database on the test server that `scripts/with-postgres`
+/// started (the README's test command runs the suite through it).
+fn fresh_database() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let url = std::env::var("ATTEST_TEST_POSTGRES_URL").expect(
+        "ATTEST_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres, as the README's test command does",
+    );
+    let name = format!(
+        "attest_store_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("the test server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("CREATE DATABASE");
+    format!(
+        "{}/{name}",
+        url.rsplit_once('/').expect("a database in the URL").0
+    )
+}
+
+#[test]
+fn postgres_store_keeps_the_contract() {
+    let store = PostgresStore::open(&fresh_database()).unwrap();
+    contract(&store);
+}
+
+/// Two stores (replicas) opening one new database at once migrate it once.
+#[test]
+fn postgres_migrations_are_safe_when_replicas_start_together() {
+    let url = fresh_database();
+    let stores: Vec<PostgresStore> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| PostgresStore::open(&url).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // A write through one is read through the others.
+    let first: &dyn Store = &stores[0];
+    first
+        .write_with(|tx| {
+            tx.put_enrollment(Individual, "d", &json!({"registrationId": "d"}), "\"e\"")?;
+            tx.bump_index_version()
+        })
+        .unwrap();
+    for store in &stores[1..] {
+        let store: &dyn Store = store;
+        assert!(
+            store
+                .read_with(|tx| tx.enrollment(Individual, "d"))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.read_with(|tx| tx.index_version()).unwrap(), 1);
+    }
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub fn canonical() -> Canonical {
 pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
     host_http::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
+        database: None,
         mqtt_listen: None,
         id_scope: SCOPE.into(),
         data: data.to_path_buf(),

@@ -1,0 +1,389 @@
+//! The PostgreSQL store, for deployments that outgrow one machine: several
+//! stateless host-http replicas on one database. Same documents and
+//! columns as the SQLite store; versioned migrations (refinery) run at
+//! start under an advisory lock, so replicas starting at once migrate once.
+//!
+//! Writes are serialised across replicas by a transaction-level advisory
+//! lock (the SQLite store's single writer, across machines): a
+//! read-decide-write unit (a registration, an `If-Match` update) never
+//! interleaves with another, so ETags and record ownership hold across
+//! replicas, and a commit is durable (`synchronous_commit` on) before the
+//! service answers. Reads run in REPEATABLE READ snapshots.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use postgres::{IsolationLevel, NoTls};
+use r2d2_postgres::{PostgresConnectionManager, r2d2};
+use serde_json::Value;
+
+use attest_dps::documents::CaCert;
+use policy_host::EnrollmentKind;
+
+use crate::store::{Doc, OPERATION_TTL, Operation, Registration, Store, Transaction};
+
+mod migrations {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// The advisory lock every write transaction takes.
+const WRITE_LOCK: i64 = 0x6174_7465_7374_0001;
+/// The advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x6174_7465_7374_0002;
+
+/// Connections per replica.
+const POOL_SIZE: u32 = 16;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    /// `None` only while dropping.
+    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
+}
+
+impl Drop for PostgresStore {
+    /// The synchronous client closes its connections by blocking on its
+    /// own runtime, which panics on an async runtime's thread (where a
+    /// service is usually dropped): close them on a thread of their own.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+fn kind_str(kind: EnrollmentKind) -> &'static str {
+    match kind {
+        EnrollmentKind::Individual => "individual",
+        EnrollmentKind::Group => "group",
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`) and
+    /// migrates the schema.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        let config: postgres::Config = url
+            .parse()
+            .context("the database URL is not a PostgreSQL connection string")?;
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .connection_timeout(Duration::from_secs(5))
+            .build(manager)
+            .context("cannot connect to PostgreSQL")?;
+        let mut conn = pool.get().context("cannot connect to PostgreSQL")?;
+        conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+        let migrated = migrations::migrations::runner().run(&mut *conn);
+        conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+        migrated.context("cannot migrate the PostgreSQL schema")?;
+        drop(conn);
+        Ok(PostgresStore { pool: Some(pool) })
+    }
+
+    fn unit(
+        &self,
+        write: bool,
+        work: &mut dyn FnMut(&dyn Transaction) -> Result<()>,
+    ) -> Result<()> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the store is closing"))?;
+        let mut conn = pool.get().context("no PostgreSQL connection")?;
+        let mut tx = conn
+            .build_transaction()
+            .isolation_level(if write {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::RepeatableRead
+            })
+            .read_only(!write)
+            .start()?;
+        if write {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        }
+        let tx = PgTx(RefCell::new(tx));
+        work(&tx)?;
+        tx.0.into_inner().commit()?;
+        Ok(())
+    }
+}
+
+impl Store for PostgresStore {
+    fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        self.unit(true, work)
+    }
+
+    fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        self.unit(false, work)
+    }
+}
+
+/// One PostgreSQL transaction behind the `&self` methods of [`Transaction`].
+struct PgTx<'a>(RefCell<postgres::Transaction<'a>>);
+
+fn doc_of(row: &postgres::Row) -> Result<(String, Doc)> {
+    let id: String = row.get(0);
+    let doc: String = row.get(1);
+    Ok((
+        id,
+        Doc {
+            doc: serde_json::from_str(&doc).context("stored document is not JSON")?,
+            etag: row.get(2),
+        },
+    ))
+}
+
+fn ca_of(row: &postgres::Row) -> CaCert {
+    CaCert {
+        name: row.get(0),
+        der: row.get(1),
+        verified: row.get(2),
+        code: row.get(3),
+        etag: row.get(4),
+        created: row.get(5),
+        updated: row.get(6),
+    }
+}
+
+fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl Transaction for PgTx<'_> {
+    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>> {
+        self.0
+            .borrow_mut()
+            .query_opt(
+                "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id = $2",
+                &[&kind_str(kind), &key],
+            )?
+            .map(|r| doc_of(&r).map(|(_, d)| d))
+            .transpose()
+    }
+
+    fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>> {
+        let rows = self.0.borrow_mut().query(
+            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 ORDER BY id",
+            &[&kind_str(kind)],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), doc_of(r).map(|(_, d)| d)))
+            .collect())
+    }
+
+    fn enrollments_after(
+        &self,
+        kind: EnrollmentKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Doc)>> {
+        let rows = self.0.borrow_mut().query(
+            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id > $2
+             ORDER BY id LIMIT $3",
+            &[&kind_str(kind), &after.unwrap_or(""), &limit_of(limit)],
+        )?;
+        rows.iter().map(doc_of).collect()
+    }
+
+    fn put_enrollment(
+        &self,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<()> {
+        self.0.borrow_mut().execute(
+            "INSERT INTO enrollments (kind, id, doc, etag) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
+            &[&kind_str(kind), &key, &doc.to_string(), &etag],
+        )?;
+        Ok(())
+    }
+
+    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()> {
+        self.0.borrow_mut().execute(
+            "DELETE FROM enrollments WHERE kind = $1 AND id = $2",
+            &[&kind_str(kind), &key],
+        )?;
+        Ok(())
+    }
+
+    fn certificate(&self, name: &str) -> Result<Option<CaCert>> {
+        Ok(self
+            .0
+            .borrow_mut()
+            .query_opt(
+                "SELECT name, der, verified, code, etag, created, updated FROM certificates
+                 WHERE name = $1",
+                &[&name],
+            )?
+            .map(|r| ca_of(&r)))
+    }
+
+    fn certificates(&self) -> Result<Vec<CaCert>> {
+        Ok(self
+            .0
+            .borrow_mut()
+            .query(
+                "SELECT name, der, verified, code, etag, created, updated FROM certificates
+                 ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .map(ca_of)
+            .collect())
+    }
+
+    fn put_certificate(&self, ca: &CaCert) -> Result<()> {
+        self.0.borrow_mut().execute(
+            "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (name) DO UPDATE SET der = excluded.der, verified = excluded.verified,
+               code = excluded.code, etag = excluded.etag, updated = excluded.updated",
+            &[
+                &ca.name,
+                &ca.der,
+                &ca.verified,
+                &ca.code,
+                &ca.etag,
+                &ca.created,
+                &ca.updated,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_certificate(&self, name: &str) -> Result<()> {
+        self.0
+            .borrow_mut()
+            .execute("DELETE FROM certificates WHERE name = $1", &[&name])?;
+        Ok(())
+    }
+
+    fn registration(&self, registration_id: &str) -> Result<Option<Registration>> {
+        self.0
+            .borrow_mut()
+            .query_opt(
+                "SELECT id, doc, etag, leaf_sha256 FROM registrations WHERE id = $1",
+                &[&registration_id.to_ascii_lowercase()],
+            )?
+            .map(|r| {
+                Ok(Registration {
+                    doc: doc_of(&r)?.1,
+                    leaf_sha256: r.get(3),
+                })
+            })
+            .transpose()
+    }
+
+    fn registrations_of_group(
+        &self,
+        group_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Doc)>> {
+        let rows = self.0.borrow_mut().query(
+            "SELECT id, doc, etag FROM registrations WHERE group_id = $1 AND id > $2
+             ORDER BY id LIMIT $3",
+            &[&group_id, &after.unwrap_or(""), &limit_of(limit)],
+        )?;
+        rows.iter().map(doc_of).collect()
+    }
+
+    fn put_registration(
+        &self,
+        registration_id: &str,
+        group_id: Option<&str>,
+        doc: &Value,
+        etag: &str,
+        leaf_sha256: &[u8],
+    ) -> Result<()> {
+        self.0.borrow_mut().execute(
+            "INSERT INTO registrations (id, group_id, doc, etag, leaf_sha256)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, doc = excluded.doc,
+               etag = excluded.etag, leaf_sha256 = excluded.leaf_sha256",
+            &[
+                &registration_id.to_ascii_lowercase(),
+                &group_id,
+                &doc.to_string(),
+                &etag,
+                &leaf_sha256,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn delete_registration(&self, registration_id: &str) -> Result<()> {
+        let id = registration_id.to_ascii_lowercase();
+        let mut tx = self.0.borrow_mut();
+        tx.execute("DELETE FROM registrations WHERE id = $1", &[&id])?;
+        tx.execute("DELETE FROM operations WHERE registration_id = $1", &[&id])?;
+        Ok(())
+    }
+
+    fn index_version(&self) -> Result<i64> {
+        Ok(self
+            .0
+            .borrow_mut()
+            .query_one("SELECT value FROM meta WHERE key = 'index_version'", &[])?
+            .get(0))
+    }
+
+    fn bump_index_version(&self) -> Result<()> {
+        self.0.borrow_mut().execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'index_version'",
+            &[],
+        )?;
+        Ok(())
+    }
+
+    fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>> {
+        self.0
+            .borrow_mut()
+            .query_opt(
+                "SELECT registration_id, leaf_sha256, doc FROM operations
+                 WHERE id = $1 AND created >= $2",
+                &[&operation_id, &(now - OPERATION_TTL)],
+            )?
+            .map(|r| {
+                let doc: String = r.get(2);
+                Ok(Operation {
+                    registration_id: r.get(0),
+                    leaf_sha256: r.get(1),
+                    doc: serde_json::from_str(&doc).context("stored operation is not JSON")?,
+                })
+            })
+            .transpose()
+    }
+
+    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()> {
+        let registration_id = operation.registration_id.to_ascii_lowercase();
+        let mut tx = self.0.borrow_mut();
+        tx.execute(
+            "DELETE FROM operations WHERE registration_id = $1 OR created < $2",
+            &[&registration_id, &(now - OPERATION_TTL)],
+        )?;
+        tx.execute(
+            "INSERT INTO operations (id, registration_id, leaf_sha256, doc, created)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &operation_id,
+                &registration_id,
+                &operation.leaf_sha256,
+                &operation.doc.to_string(),
+                &now,
+            ],
+        )?;
+        Ok(())
+    }
+}
