@@ -13,7 +13,6 @@ use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{
     Connect, ConnectReturnCode, Login, Packet, Publish, Subscribe, SubscribeReasonCode,
 };
-use rustls_pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,19 +38,7 @@ impl Session {
         id_scope: &str,
         registration_id: &str,
     ) -> Result<Session> {
-        let tcp = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::net::TcpStream::connect((host, port)),
-        )
-        .await
-        .map_err(|_| anyhow!("connecting to {host}:{port} timed out"))?
-        .with_context(|| format!("cannot connect to {host}:{port}"))?;
-        let name = ServerName::try_from(host.to_string())
-            .map_err(|e| anyhow!("{host:?} is not a server name: {e}"))?;
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .with_context(|| format!("TLS handshake with {host}:{port} failed"))?;
+        let stream = crate::register::tls_connect(host, port, config).await?;
         let mut session = Session {
             stream,
             buffer: BytesMut::new(),

@@ -296,11 +296,12 @@ fn client_config(
     Ok(Arc::new(config))
 }
 
-async fn connect(
+/// A TCP connection to `host:port` (10 s) and a TLS handshake over it.
+pub(crate) async fn tls_connect(
     host: &str,
     port: u16,
     config: Arc<rustls::ClientConfig>,
-) -> Result<SendRequest<Full<Bytes>>> {
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let tcp = tokio::time::timeout(
         Duration::from_secs(10),
         tokio::net::TcpStream::connect((host, port)),
@@ -310,10 +311,18 @@ async fn connect(
     .with_context(|| format!("cannot connect to {host}:{port}"))?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| anyhow!("{host:?} is not a server name: {e}"))?;
-    let tls = tokio_rustls::TlsConnector::from(config)
+    tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
-        .with_context(|| format!("TLS handshake with {host}:{port} failed"))?;
+        .with_context(|| format!("TLS handshake with {host}:{port} failed"))
+}
+
+async fn connect(
+    host: &str,
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<SendRequest<Full<Bytes>>> {
+    let tls = tls_connect(host, port, config).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .context("HTTP handshake failed")?;

@@ -8,34 +8,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{SCOPE, Server, canonical, device, group, individual, issue};
-
-/// The `openssl x509 -fingerprint` of a PEM certificate, as DPS writes
-/// thumbprints (upper-case hex, no colons).
-fn openssl_fingerprint(pem: &str, digest: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.pem");
-    std::fs::write(&path, pem).unwrap();
-    let out = std::process::Command::new("openssl")
-        .args([
-            "x509",
-            "-noout",
-            "-fingerprint",
-            &format!("-{digest}"),
-            "-in",
-        ])
-        .arg(&path)
-        .output()
-        .expect("the openssl CLI");
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.trim()
-        .split_once('=')
-        .unwrap()
-        .1
-        .replace(':', "")
-        .to_ascii_uppercase()
-}
+use support::{SCOPE, Server, canonical, device, group, individual, issue, openssl_fingerprint};
 
 fn ids(answer: &support::Answer, field: &str) -> Vec<String> {
     answer

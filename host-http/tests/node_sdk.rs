@@ -10,38 +10,13 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{SCOPE, Server, canonical, device};
+use support::{SCOPE, Server, canonical, device, run};
 
 fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/node-sdk")
-}
-
-/// Runs a command with a deadline; panics with its output on failure.
-fn run(cmd: &mut Command, limit: Duration) -> String {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (is Node.js installed?): {e}"));
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("{cmd:?} did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// The pinned SDKs in `tests/node-sdk/node_modules` (`npm ci` once).
@@ -118,28 +93,7 @@ fn azure_iot_node_service_sdk_cleans_up_like_the_dps_samples() {
     assert_eq!(answer["pages"], 3, "{answer}");
     assert_eq!(answer["left"], serde_json::json!([]), "{answer}");
     let first = enrollments[0]["certificate"].as_str().unwrap();
-    let fingerprint = |digest: &str| {
-        let path = work.path().join("first.pem");
-        std::fs::write(&path, first).unwrap();
-        let out = run(
-            Command::new("openssl")
-                .args([
-                    "x509",
-                    "-noout",
-                    "-fingerprint",
-                    &format!("-{digest}"),
-                    "-in",
-                ])
-                .arg(&path),
-            Duration::from_secs(10),
-        );
-        out.trim()
-            .split_once('=')
-            .unwrap()
-            .1
-            .replace(':', "")
-            .to_ascii_uppercase()
-    };
+    let fingerprint = |digest: &str| support::openssl_fingerprint(first, digest);
     assert_eq!(
         answer["info"]["sha1Thumbprint"],
         fingerprint("sha1"),

@@ -8,7 +8,7 @@
 mod support;
 
 use serde_json::json;
-use support::{SCOPE, Server, canonical, device, group, individual};
+use support::{SCOPE, Server, canonical, device, group, individual, statuses};
 
 /// A new, empty database on the test server.
 fn fresh_database() -> String {
@@ -38,21 +38,6 @@ fn replicas(dir: &std::path::Path) -> (Server, Server) {
         Server::start_with(options)
     };
     (start("a"), start("b"))
-}
-
-/// What devices 1..=5 get from `server`.
-fn statuses(server: &Server, pki: &attest_pki::Canonical) -> Vec<String> {
-    (1..=5)
-        .map(|n| {
-            let (chain, key) = device(pki, n);
-            let a = server.device(&chain, &key).register(&format!("device-{n}"));
-            assert!(a.status < 500, "device-{n}: {a:?}");
-            match a.status {
-                200 => a.body["status"].as_str().unwrap().to_string(),
-                s => s.to_string(),
-            }
-        })
-        .collect()
 }
 
 #[test]

@@ -6,24 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::{SCOPE, Server, canonical, device, group, individual};
-
-/// The registration status of devices 1..=5 (`assigned`, `disabled`, or
-/// the HTTP error code).
-fn statuses(server: &Server, pki: &attest_pki::Canonical) -> Vec<String> {
-    (1..=5)
-        .map(|n| {
-            let (chain, key) = device(pki, n);
-            let a = server.device(&chain, &key).register(&format!("device-{n}"));
-            assert!(a.status < 500, "device-{n}: {a:?}");
-            if a.status == 200 {
-                a.body["status"].as_str().unwrap().to_string()
-            } else {
-                a.status.to_string()
-            }
-        })
-        .collect()
-}
+use support::{SCOPE, Server, canonical, device, group, individual, statuses};
 
 #[test]
 fn canonical_scenario_through_the_management_api() {

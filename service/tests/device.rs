@@ -3,6 +3,8 @@
 //! canonical scenario, the operation and registration reads, and the
 //! record-ownership rule.
 
+mod support;
+
 use attest_dps::ErrorKind;
 use attest_pki::{Canonical, KeyAlg, Validity};
 use attest_service::{DeviceEvidence, Options, Service};
@@ -147,20 +149,7 @@ fn a_refusal_before_trust_records_and_reveals_nothing() {
 /// server `scripts/with-postgres` started).
 #[test]
 fn canonical_scenario_on_postgres() {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let url = std::env::var("ATTEST_TEST_POSTGRES_URL").expect(
-        "ATTEST_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres, as the README's test command does",
-    );
-    let name = format!(
-        "attest_device_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let database = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let database = support::fresh_database();
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
     let file = dir.path().join("enrollments.json");

@@ -1,6 +1,8 @@
 //! The [`Store`] contract, as one suite any implementation must pass: the
 //! SQLite store today; a second store runs the same `contract` function.
 
+mod support;
+
 use attest_dps::documents::CaCert;
 use attest_service::postgres::PostgresStore;
 use attest_service::sqlite::SqliteStore;
@@ -218,38 +220,16 @@ fn contract(store: &dyn Store) {
     assert!(store.read_with(|tx| tx.certificates()).unwrap().is_empty());
 }
 
-/// A new, empty database on the test server that `scripts/with-postgres`
-/// started (the README's test command runs the suite through it).
-fn fresh_database() -> String {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let url = std::env::var("ATTEST_TEST_POSTGRES_URL").expect(
-        "ATTEST_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres, as the README's test command does",
-    );
-    let name = format!(
-        "attest_store_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("the test server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("CREATE DATABASE");
-    format!(
-        "{}/{name}",
-        url.rsplit_once('/').expect("a database in the URL").0
-    )
-}
-
 #[test]
 fn postgres_store_keeps_the_contract() {
-    let store = PostgresStore::open(&fresh_database()).unwrap();
+    let store = PostgresStore::open(&support::fresh_database()).unwrap();
     contract(&store);
 }
 
 /// Two stores (replicas) opening one new database at once migrate it once.
 #[test]
 fn postgres_migrations_are_safe_when_replicas_start_together() {
-    let url = fresh_database();
+    let url = support::fresh_database();
     let stores: Vec<PostgresStore> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|_| s.spawn(|| PostgresStore::open(&url).unwrap()))

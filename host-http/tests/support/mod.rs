@@ -381,3 +381,70 @@ pub fn individual(id: &str, pem: &str, enabled: bool) -> Value {
         "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": pem}}}}
     })
 }
+
+/// Runs a command with a deadline; panics with its output on failure.
+pub fn run(cmd: &mut std::process::Command, limit: Duration) -> String {
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (is it installed?): {e}"));
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("{cmd:?} did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The `openssl x509 -fingerprint` of a PEM certificate, as DPS writes
+/// thumbprints (upper-case hex, no colons).
+pub fn openssl_fingerprint(pem: &str, digest: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.pem");
+    std::fs::write(&path, pem).unwrap();
+    let out = run(
+        std::process::Command::new("openssl")
+            .args([
+                "x509",
+                "-noout",
+                "-fingerprint",
+                &format!("-{digest}"),
+                "-in",
+            ])
+            .arg(&path),
+        Duration::from_secs(10),
+    );
+    out.trim()
+        .split_once('=')
+        .unwrap()
+        .1
+        .replace(':', "")
+        .to_ascii_uppercase()
+}
+
+/// What devices 1..=5 of `pki` get from `server` (`assigned`, `disabled`,
+/// or the HTTP status of the refusal); never a 5xx.
+pub fn statuses(server: &Server, pki: &Canonical) -> Vec<String> {
+    (1..=5)
+        .map(|n| {
+            let (chain, key) = device(pki, n);
+            let a = server.device(&chain, &key).register(&format!("device-{n}"));
+            assert!(a.status < 500, "device-{n}: {a:?}");
+            match a.status {
+                200 => a.body["status"].as_str().unwrap().to_string(),
+                s => s.to_string(),
+            }
+        })
+        .collect()
+}
