@@ -15,7 +15,7 @@ use hyper::{Method, Request};
 use attest_dps::{DpsError, ErrorKind};
 use attest_service::{Answer, DeviceEvidence, Service};
 
-use crate::http::{blocking, read_body};
+use crate::http::{MAX_BODY, blocking, read_body};
 
 /// A device API call, routed.
 enum Call {
@@ -41,7 +41,7 @@ pub(crate) async fn handle(
     }
     service.check_device_request(&segments[0], &segments[2])?;
     let method = req.method().clone();
-    let body = read_body(req).await?;
+    let body = read_body(req, MAX_BODY).await?;
     let call = match (&method, &segments[3..]) {
         (&Method::PUT, [register]) if register == "register" => Call::Register,
         (&Method::GET, [operations, id]) if operations == "operations" => {

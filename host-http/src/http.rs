@@ -13,10 +13,13 @@ use hyper::{Request, Response, StatusCode};
 use attest_dps::{DpsError, ErrorKind};
 use attest_service::{Answer, DeviceEvidence, Reply, Service};
 
-/// Largest request body accepted, bytes. DPS bodies are a registration ID
-/// and an optional payload; enrollment documents carry up to two PEM
-/// certificates.
+/// Largest device API request body, bytes: a registration ID and an
+/// optional payload.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest management API request body, bytes (read only after the SAS
+/// token is verified): a bulk operation carries up to 1,000 enrollments
+/// with their certificates.
+pub const MAX_MANAGEMENT_BODY: usize = 4 << 20;
 /// Time allowed for a request body (at most [`MAX_BODY`] bytes): a client
 /// trickling bytes must not hold a connection slot for ever.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,9 +81,9 @@ pub(crate) async fn blocking(f: impl FnOnce() -> Answer + Send + 'static) -> Ans
     })
 }
 
-/// Reads a request body of at most [`MAX_BODY`] bytes.
-pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, DpsError> {
-    let read = Limited::new(req.into_body(), MAX_BODY).collect();
+/// Reads a request body of at most `limit` bytes.
+pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, DpsError> {
+    let read = Limited::new(req.into_body(), limit).collect();
     let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
         return Err(DpsError::new(
             ErrorKind::RequestTimeout,
@@ -95,7 +98,7 @@ pub(crate) async fn read_body(req: Request<Incoming>) -> Result<Bytes, DpsError>
         {
             Err(DpsError::new(
                 ErrorKind::PayloadTooLarge,
-                format!("request body exceeds {MAX_BODY} bytes"),
+                format!("request body exceeds {limit} bytes"),
             ))
         }
         Err(e) => Err(DpsError::new(

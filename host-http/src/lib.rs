@@ -26,7 +26,7 @@ pub mod server;
 mod tls;
 
 pub use attest_service::ServiceConfig;
-pub use http::MAX_BODY;
+pub use http::{MAX_BODY, MAX_MANAGEMENT_BODY};
 /// Largest MQTT packet the MQTT device transport accepts, bytes.
 pub const MAX_MQTT_PACKET: usize = mqtt::MAX_PACKET;
 pub use server::{Evidence, Harness, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, Running, start};

@@ -1,6 +1,7 @@
 //! The DPS management API routes (SAS-token authenticated):
 //!
-//! - `PUT|GET|DELETE /enrollments/{registrationId}`, `POST /enrollments/query`,
+//! - `POST /enrollments` (bulk operation),
+//!   `PUT|GET|DELETE /enrollments/{registrationId}`, `POST /enrollments/query`,
 //!   `POST /enrollments/{registrationId}/attestationmechanism`
 //! - `PUT|GET|DELETE /enrollmentGroups/{id}`, `POST /enrollmentGroups/query`,
 //!   `POST /enrollmentGroups/{id}/attestationmechanism`
@@ -20,7 +21,7 @@ use attest_dps::{DpsError, ErrorKind};
 use attest_service::{Answer, Service};
 use policy_host::EnrollmentKind::{Group, Individual};
 
-use crate::http::{blocking, read_body};
+use crate::http::{MAX_MANAGEMENT_BODY, blocking, read_body};
 
 pub(crate) async fn handle(
     service: Arc<Service>,
@@ -40,7 +41,7 @@ pub(crate) async fn handle(
         continuation: header("x-ms-continuation"),
     };
     let method = req.method().clone();
-    let body = json_body(&read_body(req).await?)?;
+    let body = json_body(&read_body(req, MAX_MANAGEMENT_BODY).await?)?;
     blocking(move || {
         // Resource names are case-insensitive (the Node SDK writes
         // `/enrollmentgroups/…/attestationmechanism`); IDs are not.
@@ -52,6 +53,7 @@ pub(crate) async fn handle(
         let s: Vec<&str> = lowered.iter().map(String::as_str).collect();
         let if_match = if_match.as_deref();
         match (&method, s.as_slice()) {
+            (&Method::POST, ["enrollments"]) => service.bulk_enrollments(&body),
             (&Method::POST, ["enrollments", "query"]) => {
                 service.query_enrollments(Individual, &body, &paging)
             }

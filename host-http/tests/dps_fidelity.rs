@@ -475,3 +475,80 @@ fn registration_state_identifiers_and_error_codes() {
         .body;
     assert_eq!(status["errorCode"], 404202);
 }
+
+/// Issue 12 (bulk operations): `POST /enrollments` with DPS's modes; each
+/// entry judged as a single write would be, the refused ones listed in the
+/// `BulkEnrollmentOperationResult`.
+#[test]
+fn bulk_enrollment_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+    let pki = canonical();
+    let entry = |n: usize| individual(&format!("device-{n}"), &pki.devices[n - 1].pem, true);
+    let bulk = |mode: &str, entries: Vec<Value>| {
+        server.admin(
+            "POST",
+            "/enrollments/?api-version=2021-10-01",
+            Some(&json!({"mode": mode, "enrollments": entries})),
+        )
+    };
+    let created = bulk("create", vec![entry(1), entry(2), entry(3)]);
+    assert_eq!(created.status, 200, "{created:?}");
+    assert_eq!(created.body, json!({"isSuccessful": true, "errors": []}));
+    // create refuses what exists; a malformed entry is refused alone.
+    let mut bad = entry(4);
+    bad["registrationId"] = json!("-device-4");
+    let again = bulk("create", vec![entry(1), entry(5), bad]);
+    assert_eq!(again.body["isSuccessful"], false);
+    let codes: Vec<(String, u64)> = again.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["registrationId"].as_str().unwrap().to_string(),
+                e["errorCode"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("device-1".to_string(), 409000),
+            ("-device-4".to_string(), 400004)
+        ]
+    );
+    assert_eq!(
+        server.admin("GET", "/enrollments/device-5", None).status,
+        200,
+        "device-5 was created"
+    );
+    // updateIfMatchETag: a stale etag is refused, the current one applies.
+    let current = server.admin("GET", "/enrollments/device-2", None).body["etag"].clone();
+    let mut fresh = individual("device-2", &pki.devices[1].pem, false);
+    fresh["etag"] = current;
+    let mut stale = individual("device-3", &pki.devices[2].pem, false);
+    stale["etag"] = json!("\"stale\"");
+    let conditional = bulk("updateIfMatchETag", vec![fresh, stale]);
+    assert_eq!(conditional.body["errors"][0]["registrationId"], "device-3");
+    assert_eq!(conditional.body["errors"][0]["errorCode"], 412002);
+    assert_eq!(
+        server.admin("GET", "/enrollments/device-2", None).body["provisioningStatus"],
+        "disabled"
+    );
+    // The decisions follow at once: device-2 is disabled now.
+    let (c2, k2) = device(&pki, 2);
+    assert_eq!(
+        server.device(&c2, &k2).register("device-2").body["status"],
+        "disabled"
+    );
+    let deleted = bulk("delete", vec![entry(1), entry(4)]);
+    assert_eq!(deleted.body["errors"][0]["registrationId"], "device-4");
+    assert_eq!(deleted.body["errors"][0]["errorCode"], 404201);
+    assert_eq!(
+        server.admin("GET", "/enrollments/device-1", None).status,
+        404
+    );
+    assert_eq!(bulk("replace", vec![entry(1)]).status, 400);
+    assert_eq!(bulk("create", vec![entry(1); 1001]).status, 400);
+}

@@ -44,7 +44,7 @@ fn install_sdks() -> PathBuf {
 }
 
 /// The published DPS service SDK against the management API: 25
-/// enrollments created, read back (`info` thumbprints are OpenSSL's),
+/// enrollments created (ten in one bulk operation), read back (`info` thumbprints are OpenSSL's),
 /// queried with `SELECT * FROM …`, and removed by the C# sample's cleanup
 /// loop (delete each page, then ask for the next) without missing one.
 #[test]
@@ -106,6 +106,12 @@ fn azure_iot_node_service_sdk_cleans_up_like_the_dps_samples() {
     );
     assert_eq!(answer["info"]["subjectName"], "CN=fleet-01");
     assert_eq!(answer["mechanism"], "x509");
+    assert_eq!(
+        answer["bulk"],
+        serde_json::json!({"isSuccessful": true, "errors": []})
+    );
+    assert_eq!(answer["again"]["isSuccessful"], false, "{answer}");
+    assert_eq!(answer["again"]["errors"][0]["registrationId"], "fleet-01");
     assert_eq!(answer["groups"], serde_json::json!(["line-a"]));
     assert_eq!(answer["groupMechanism"], "CN=attest demo line A CA");
 }

@@ -228,50 +228,89 @@ impl Service {
         body: &Value,
         if_match: Option<&str>,
     ) -> Answer {
-        let field = id_field(kind);
-        match kind {
-            EnrollmentKind::Individual => policy_host::check_registration_id(id)
-                .map_err(|r| DpsError::new(ErrorKind::InvalidRegistrationId, r.message))?,
-            EnrollmentKind::Group => attest_dps::ids::check_group_id(id).map_err(bad_request)?,
-        }
-        if !body.is_object() {
-            return Err(bad_request("the enrollment must be a JSON object"));
-        }
-        // Keys in their DPS spelling, near misses and null statuses refused:
-        // what is stored is what the index reads.
-        let mut doc = normalize_entry(body).map_err(|e| bad_request(e.to_string()))?;
-        match doc.get(field) {
-            None => doc[field] = Value::String(id.to_string()),
-            Some(Value::String(s))
-                if s == id
-                    || (kind == EnrollmentKind::Individual && s.eq_ignore_ascii_case(id)) => {}
-            Some(other) => {
-                return Err(bad_request(format!(
-                    "{field} {other} in the body differs from '{id}' in the URL"
-                )));
-            }
-        }
-        let key = key_of(kind, id);
+        let doc = prepare_entry(kind, id, body)?;
         let etag = new_etag()?;
         let now = now_rfc3339();
         let doc = self.write("the enrollment", |tx| {
-            let existing = tx.enrollment(kind, &key)?;
-            if !etag_matches(if_match, existing.as_ref().map(|d| d.etag.as_str())) {
-                return Ok(Err(stale(&format!("'{id}'"))));
-            }
-            // Checked the way the index will read it, against the whole
-            // store inside the write: the index never has to choose.
-            if let Err(e) = check_entry(tx, kind, id, &doc)? {
-                return Ok(Err(e));
-            }
-            let created = existing
-                .as_ref()
-                .and_then(|d| d.doc.get("createdDateTimeUtc"));
-            let doc = complete_enrollment(doc, created, &now, &etag);
-            tx.put_enrollment(kind, &key, &doc, &etag)?;
-            Ok(Ok(doc))
+            store_entry(tx, kind, id, doc, Write::Upsert(if_match), &now, &etag)
         })?;
         Ok(Reply::entity(doc))
+    }
+
+    /// `POST /enrollments` (DPS bulk enrollment operation): `mode` create,
+    /// update, updateIfMatchETag or delete over individual enrollments, in
+    /// one transaction; each entry is judged on its own (as a single PUT or
+    /// DELETE would be) and the DPS `BulkEnrollmentOperationResult` lists
+    /// those refused.
+    pub fn bulk_enrollments(&self, body: &Value) -> Answer {
+        let mode = body.get("mode").and_then(Value::as_str).unwrap_or_default();
+        fn write_of<'a>(mode: &str, if_match: Option<&'a str>) -> Result<Write<'a>, DpsError> {
+            match mode {
+                "create" => Ok(Write::Create),
+                "update" => Ok(Write::Upsert(None)),
+                "updateIfMatchETag" => Ok(Write::Upsert(Some(if_match.unwrap_or("\"\"")))),
+                "delete" => Ok(Write::Delete(if_match)),
+                other => Err(bad_request(format!(
+                    "mode {other:?} must be create, update, updateIfMatchETag or delete"
+                ))),
+            }
+        }
+        write_of(mode, None)?;
+        let entries = body
+            .get("enrollments")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad_request("enrollments must be an array of individual enrollments"))?;
+        if entries.len() > MAX_BULK {
+            return Err(bad_request(format!(
+                "{} enrollments in one bulk operation; at most {MAX_BULK}",
+                entries.len()
+            )));
+        }
+        let now = now_rfc3339();
+        let mut prepared = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let id = entry
+                .get("registrationId")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let if_match = entry.get("etag").and_then(Value::as_str);
+            let checked = write_of(mode, if_match).and_then(|w| {
+                let doc = match w {
+                    Write::Delete(_) => Value::Null,
+                    _ => prepare_entry(EnrollmentKind::Individual, &id, entry)?,
+                };
+                Ok((w, doc))
+            });
+            prepared.push((id, checked, new_etag()?));
+        }
+        let errors = self.write("the enrollments", |tx| {
+            let mut errors = Vec::new();
+            for (id, checked, etag) in prepared {
+                let outcome = match checked {
+                    Err(e) => Err(e),
+                    Ok((Write::Delete(if_match), _)) => {
+                        delete_entry(tx, EnrollmentKind::Individual, &id, if_match)?
+                    }
+                    Ok((w, doc)) => {
+                        store_entry(tx, EnrollmentKind::Individual, &id, doc, w, &now, &etag)?
+                            .map(|_| ())
+                    }
+                };
+                if let Err(e) = outcome {
+                    errors.push(serde_json::json!({
+                        "registrationId": id,
+                        "errorCode": e.kind.code(),
+                        "errorStatus": e.message,
+                    }));
+                }
+            }
+            Ok(Ok(errors))
+        })?;
+        Ok(Reply::ok(serde_json::json!({
+            "isSuccessful": errors.is_empty(),
+            "errors": errors,
+        })))
     }
 
     /// `DELETE /enrollments/{id}`, `DELETE /enrollmentGroups/{id}`.
@@ -281,15 +320,10 @@ impl Service {
         id: &str,
         if_match: Option<&str>,
     ) -> Answer {
-        let key = key_of(kind, id);
-        self.delete_guarded(
-            &format!("{} '{id}'", id_field(kind)),
-            enrollment_not_found(kind, id),
-            true,
-            if_match,
-            |tx| Ok(tx.enrollment(kind, &key)?.map(|d| d.etag)),
-            |tx| tx.delete_enrollment(kind, &key).map(Ok),
-        )
+        self.write(&format!("{} '{id}'", id_field(kind)), |tx| {
+            delete_entry(tx, kind, id, if_match)
+        })?;
+        Ok(Reply::no_content())
     }
 
     /// `GET /registrations/{id}`.
@@ -530,6 +564,106 @@ impl Service {
         }
         Ok(Reply::no_content())
     }
+}
+
+/// Most entries one bulk operation may carry (Azure allows 10; attest's
+/// bound keeps one transaction reasonable).
+const MAX_BULK: usize = 1000;
+
+/// How [`store_entry`] writes.
+#[derive(Clone, Copy, Debug)]
+enum Write<'a> {
+    /// Only if the entry does not exist (409 otherwise).
+    Create,
+    /// Create or replace; with `If-Match` semantics when given.
+    Upsert(Option<&'a str>),
+    /// Delete; with `If-Match` semantics when given.
+    Delete(Option<&'a str>),
+}
+
+/// An enrollment document as submitted, checked on its own: the ID by
+/// DPS's rules, keys in their DPS spelling (near misses and null statuses
+/// refused: what is stored is what the index reads), the ID field agreeing
+/// with the one addressed.
+fn prepare_entry(kind: EnrollmentKind, id: &str, body: &Value) -> Result<Value, DpsError> {
+    let field = id_field(kind);
+    match kind {
+        EnrollmentKind::Individual => policy_host::check_registration_id(id)
+            .map_err(|r| DpsError::new(ErrorKind::InvalidRegistrationId, r.message))?,
+        EnrollmentKind::Group => attest_dps::ids::check_group_id(id).map_err(bad_request)?,
+    }
+    if !body.is_object() {
+        return Err(bad_request("the enrollment must be a JSON object"));
+    }
+    let mut doc = normalize_entry(body).map_err(|e| bad_request(e.to_string()))?;
+    match doc.get(field) {
+        None => doc[field] = Value::String(id.to_string()),
+        Some(Value::String(s))
+            if s == id || (kind == EnrollmentKind::Individual && s.eq_ignore_ascii_case(id)) => {}
+        Some(other) => {
+            return Err(bad_request(format!(
+                "{field} {other} in the body differs from '{id}' in the URL"
+            )));
+        }
+    }
+    Ok(doc)
+}
+
+/// Stores a prepared entry in `tx`: `If-Match` and create-only checked,
+/// then the entry checked the way the index will read it, against the
+/// whole store inside the write (the index never has to choose).
+fn store_entry(
+    tx: &dyn Transaction,
+    kind: EnrollmentKind,
+    id: &str,
+    doc: Value,
+    write: Write<'_>,
+    now: &str,
+    etag: &str,
+) -> Unit<Value> {
+    let key = key_of(kind, id);
+    let existing = tx.enrollment(kind, &key)?;
+    match write {
+        Write::Create if existing.is_some() => {
+            return Ok(Err(conflict(format!(
+                "{} '{id}' already exists",
+                id_field(kind)
+            ))));
+        }
+        Write::Upsert(if_match)
+            if !etag_matches(if_match, existing.as_ref().map(|d| d.etag.as_str())) =>
+        {
+            return Ok(Err(stale(&format!("'{id}'"))));
+        }
+        _ => {}
+    }
+    if let Err(e) = check_entry(tx, kind, id, &doc)? {
+        return Ok(Err(e));
+    }
+    let created = existing
+        .as_ref()
+        .and_then(|d| d.doc.get("createdDateTimeUtc"));
+    let doc = complete_enrollment(doc, created, now, etag);
+    tx.put_enrollment(kind, &key, &doc, etag)?;
+    Ok(Ok(doc))
+}
+
+/// Deletes an entry in `tx`: 404 when absent, 412 on a stale `If-Match`.
+fn delete_entry(
+    tx: &dyn Transaction,
+    kind: EnrollmentKind,
+    id: &str,
+    if_match: Option<&str>,
+) -> Unit<()> {
+    let key = key_of(kind, id);
+    let Some(existing) = tx.enrollment(kind, &key)? else {
+        return Ok(Err(enrollment_not_found(kind, id)));
+    };
+    if !etag_matches(if_match, Some(&existing.etag)) {
+        return Ok(Err(stale(&format!("'{id}'"))));
+    }
+    tx.delete_enrollment(kind, &key)?;
+    Ok(Ok(()))
 }
 
 /// Whether `doc` (entry `id` of `kind`) loads as the index will read it:

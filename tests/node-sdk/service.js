@@ -45,12 +45,22 @@ const client = new ProvisioningServiceClient(config, new RestApiClient(config, '
 
 async function main() {
   const wanted = JSON.parse(fs.readFileSync(enrollmentsPath, 'utf8'));
-  for (const e of wanted) {
-    await client.createOrUpdateIndividualEnrollment({
-      registrationId: e.registrationId,
-      attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: e.certificate } } } },
-    });
+  const enrollment = (e) => ({
+    registrationId: e.registrationId,
+    attestation: { type: 'x509', x509: { clientCertificates: { primary: { certificate: e.certificate } } } },
+  });
+  // runBulkEnrollmentOperation's promise form never settles in this SDK
+  // version (it calls back only when given a callback): use the callback form.
+  const runBulk = (operation) => new Promise((resolve, reject) => {
+    client.runBulkEnrollmentOperation(operation, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+  // The first ten in one bulk operation (DPS's limit per call), the rest one by one.
+  const bulk = await runBulk({ mode: 'create', enrollments: wanted.slice(0, 10).map(enrollment) });
+  for (const e of wanted.slice(10)) {
+    await client.createOrUpdateIndividualEnrollment(enrollment(e));
   }
+  // Creating an existing one again is refused, entry by entry.
+  const again = await runBulk({ mode: 'create', enrollments: [enrollment(wanted[0])] });
   const one = (await client.getIndividualEnrollment(wanted[0].registrationId)).responseBody;
   const mechanism = (await client.getIndividualEnrollmentAttestationMechanism(wanted[0].registrationId)).responseBody;
   await client.createOrUpdateEnrollmentGroup({
@@ -83,6 +93,8 @@ async function main() {
     seen,
     left: left.map((e) => e.registrationId),
     groups: groups.responseBody.map((g) => g.enrollmentGroupId),
+    bulk,
+    again,
     info: one.attestation.x509.clientCertificates.primary.info,
     mechanism: mechanism.type,
     groupMechanism: groupMechanism.x509.signingCertificates.primary.info.subjectName,
