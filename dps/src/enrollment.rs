@@ -375,29 +375,7 @@ impl EnrollmentSet {
         }
         let enabled = enabled(g.provisioning_status.as_deref())?;
         let allocation = g.allocation();
-        let x509 = x509(g.attestation)?;
-        let certs = match (x509.signing_certificates, x509.ca_references) {
-            (Some(pair), _) => certificates(Some(pair), "signingCertificates")?,
-            (None, Some(refs)) => {
-                let mut out = Vec::new();
-                for name in [refs.primary, refs.secondary].into_iter().flatten() {
-                    out.push(ca_reference(&name).ok_or_else(|| {
-                        EnrollmentError::new(format!(
-                            "caReferences names CA certificate '{name}', which is not a verified CA certificate of this service"
-                        ))
-                    })?);
-                }
-                if out.is_empty() {
-                    return Err(EnrollmentError::new("caReferences.primary is missing"));
-                }
-                out
-            }
-            (None, None) => {
-                return Err(EnrollmentError::new(
-                    "attestation.x509 needs signingCertificates or caReferences",
-                ));
-            }
-        };
+        let (certs, _) = group_certs(x509(g.attestation)?, ca_reference)?;
         let group = EnrollmentGroup {
             group_id: group_id.clone(),
             enabled,
@@ -479,23 +457,9 @@ impl EnrollmentSet {
             group_id: format!("{group_id} (cannot be loaded)"),
             enabled: false,
         };
-        let mut ders = Vec::new();
-        if let Some(doc) = doc {
-            let doc = normalize_entry(doc).unwrap_or_else(|_| doc.clone());
-            let x509 = &doc["attestation"]["x509"];
-            for which in ["primary", "secondary"] {
-                if let Some(text) = x509["signingCertificates"][which]["certificate"].as_str()
-                    && let Ok(der) = one_certificate(text)
-                {
-                    ders.push(der);
-                }
-                if let Some(name) = x509["caReferences"][which].as_str()
-                    && let Some(der) = ca_reference(name)
-                {
-                    ders.push(der);
-                }
-            }
-        }
+        let ders = doc
+            .map(|d| readable_group_certificates(d, ca_reference))
+            .unwrap_or_default();
         let identities: Vec<[u8; 32]> = ders
             .iter()
             .filter_map(|der| policy_host::certificate_keys(der).ok())
@@ -535,6 +499,68 @@ impl EnrollmentSet {
         };
         self.allocations.get(&(kind, key))
     }
+}
+
+/// The CA certificates (DER) of an enrollment group document, primary
+/// first, as [`EnrollmentSet::insert_group`] reads them: its
+/// `signingCertificates` (then `true`: they are the group's own trust
+/// anchors), or else the verified CA certificates its `caReferences` name.
+pub fn group_certificates(
+    doc: &serde_json::Value,
+    ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<(Vec<Vec<u8>>, bool)> {
+    group_certs(x509(entry(doc)?.attestation)?, ca_reference)
+}
+
+fn group_certs(
+    x509: X509Json,
+    ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Result<(Vec<Vec<u8>>, bool)> {
+    match (x509.signing_certificates, x509.ca_references) {
+        (Some(pair), _) => Ok((certificates(Some(pair), "signingCertificates")?, true)),
+        (None, Some(refs)) => {
+            let mut out = Vec::new();
+            for name in [refs.primary, refs.secondary].into_iter().flatten() {
+                out.push(ca_reference(&name).ok_or_else(|| {
+                    EnrollmentError::new(format!(
+                        "caReferences names CA certificate '{name}', which is not a verified CA certificate of this service"
+                    ))
+                })?);
+            }
+            if out.is_empty() {
+                return Err(EnrollmentError::new("caReferences.primary is missing"));
+            }
+            Ok((out, false))
+        }
+        (None, None) => Err(EnrollmentError::new(
+            "attestation.x509 needs signingCertificates or caReferences",
+        )),
+    }
+}
+
+/// The CA certificates that can still be read from a group document that
+/// does not load (see [`EnrollmentSet::poison_group`]): its signing
+/// certificates that parse and the verified CA certificates it names.
+pub fn readable_group_certificates(
+    doc: &serde_json::Value,
+    ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    let doc = normalize_entry(doc).unwrap_or_else(|_| doc.clone());
+    let x509 = &doc["attestation"]["x509"];
+    let mut ders = Vec::new();
+    for which in ["primary", "secondary"] {
+        if let Some(text) = x509["signingCertificates"][which]["certificate"].as_str()
+            && let Ok(der) = one_certificate(text)
+        {
+            ders.push(der);
+        }
+        if let Some(name) = x509["caReferences"][which].as_str()
+            && let Some(der) = ca_reference(name)
+        {
+            ders.push(der);
+        }
+    }
+    ders
 }
 
 fn label(doc: &serde_json::Value) -> String {

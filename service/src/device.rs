@@ -15,8 +15,11 @@ use policy_host::{
     AttestRequest, Decision, EnrollmentKind, HostError, Proof, Purpose, Refusal, Stage,
 };
 
+use crate::index::{Found, Lookups};
 use crate::store::{Operation, Transaction};
-use crate::{Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix, random_id};
+use crate::{
+    Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix, random_id, unavailable,
+};
 
 /// What a device proved in its TLS handshake (captured by the transport).
 #[derive(Clone, Debug, Default)]
@@ -28,10 +31,10 @@ pub struct DeviceEvidence {
     pub signature: Option<(u16, Vec<u8>, Vec<u8>)>,
 }
 
-/// The component's verdict on a device, with the leaf it judged and the
-/// enrollment index it judged against.
+/// The component's verdict on a device, with the leaf it judged and what
+/// its lookups found.
 struct Verdict {
-    index: std::sync::Arc<attest_dps::EnrollmentSet>,
+    found: Found,
     outcome: Result<Decision, Refusal>,
     leaf: Vec<u8>,
     leaf_sha256: [u8; 32],
@@ -89,10 +92,17 @@ impl Service {
             time: now_unix(),
             purpose: Purpose::ClientAuth,
         };
-        let index = self.current_index()?;
-        match self.policy.attest(&request, &proof, index.clone()) {
+        let lookups =
+            Lookups::open(&*self.store).map_err(|e| unavailable("the store cannot be read", &e))?;
+        let outcome = self.policy.attest(&request, &proof, lookups.clone());
+        // A store failure during the lookups voids the decision, whatever
+        // it was (the failed lookup answered as a refusal would).
+        let found = lookups
+            .finish()
+            .map_err(|e| unavailable("the store failed during the decision", &e))?;
+        match outcome {
             Ok(outcome) => Ok(Verdict {
-                index,
+                found,
                 outcome,
                 leaf_sha256: Sha256::digest(leaf).into(),
                 leaf: leaf.clone(),
@@ -224,8 +234,8 @@ impl Service {
         let now = now_rfc3339();
         let (state, group_id) = match &verdict.outcome {
             Ok(decision) => {
-                let index = &verdict.index;
-                let allocation = index
+                let found = &verdict.found;
+                let allocation = found
                     .allocation(decision.enrollment.kind, &decision.enrollment.id)
                     .cloned()
                     .unwrap_or_default();
@@ -241,7 +251,7 @@ impl Service {
                     &self.config.default_iot_hub_host_name,
                 );
                 let signing = match decision.enrollment.kind {
-                    EnrollmentKind::Group => index.group_certificate(&decision.enrollment.id),
+                    EnrollmentKind::Group => found.group_certificate(&decision.enrollment.id),
                     EnrollmentKind::Individual => None,
                 };
                 let state = documents::assigned_state(

@@ -1,47 +1,327 @@
-//! The enrollment index the component reads: built from the store at start
-//! and after every management write.
+//! How decisions find enrollments without reading the whole store.
+//!
+//! Every enrollment group and CA certificate has lookup keys (the CA
+//! identity a group is found by, the subject name key a trust anchor is
+//! found by), derived here and written in the same transaction as the
+//! document ([`put_enrollment`], [`put_certificate`], …), and re-derived
+//! from the documents at every start ([`Service::derive_lookup_keys`]).
+//! Individual enrollments are found by their key and need none.
+//!
+//! A decision reads through [`Lookups`]: the component's `individual`,
+//! `group` and `trust-anchors` calls become indexed reads in one snapshot
+//! of the store, each entry parsed as it is read. So a write through any
+//! replica is in the next decision of every replica, the store's size does
+//! not change the cost of a decision, and a replica keeps no index in
+//! memory.
+//!
+//! Fail closed, as the full index did: an entry that is found but cannot
+//! be loaded refuses (an individual enrollment: its registration ID; a
+//! group: the devices under its CA; a group whose CA cannot be determined
+//! at all: every group decision), and a store that fails during a decision
+//! decides nothing (503).
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
 use attest_dps::EnrollmentSet;
 use attest_dps::documents::{CaCert, complete_enrollment, id_field, key_of};
-use policy_host::EnrollmentKind;
+use attest_dps::enrollment::{ca_reference_names, group_certificates, readable_group_certificates};
+use policy_host::{
+    Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualEnrollment,
+};
 
-use crate::store::Transaction;
+use crate::store::{LookupKey, LookupKind, Snapshot, Store, Transaction, UnreadableDocument};
 use crate::{Service, new_etag, now_rfc3339};
 
-/// A lookup of verified CA certificates by name (what `caReferences` name).
-pub(crate) fn verified_lookup(cas: &[CaCert]) -> impl Fn(&str) -> Option<Vec<u8>> + '_ {
-    |name| {
-        cas.iter()
-            .find(|c| c.name == name && c.verified)
-            .map(|c| c.der.clone())
+/// The lookup-key owner of an enrollment group (by stored key).
+fn group_owner(key: &str) -> String {
+    format!("group:{key}")
+}
+
+/// The lookup-key owner of a CA certificate.
+fn ca_owner(name: &str) -> String {
+    format!("ca:{name}")
+}
+
+/// The verified CA certificates a group document's `caReferences` name,
+/// by name (read before parsing, so that a store failure is an error and
+/// never an "unverified" CA).
+pub(crate) fn referenced_cas(
+    tx: &dyn Transaction,
+    doc: &Value,
+) -> Result<HashMap<String, Vec<u8>>> {
+    let mut out = HashMap::new();
+    for name in ca_reference_names(doc) {
+        if let Some(ca) = tx.certificate(&name)?
+            && ca.verified
+        {
+            out.insert(name, ca.der);
+        }
+    }
+    Ok(out)
+}
+
+/// The lookup keys of an enrollment group (`doc` is `None` when it is not
+/// JSON), and why it cannot be loaded, if it cannot.
+fn group_keys(tx: &dyn Transaction, id: &str, doc: Option<&Value>) -> Result<GroupKeys> {
+    let references = match doc {
+        Some(doc) => referenced_cas(tx, doc)?,
+        None => HashMap::new(),
+    };
+    let lookup = |name: &str| references.get(name).cloned();
+    let mut keys: Vec<LookupKey> = doc
+        .map(ca_reference_names)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| LookupKey {
+            kind: LookupKind::CaReference,
+            value: name.into_bytes(),
+            der: None,
+        })
+        .collect();
+    let loaded = match doc {
+        Some(doc) => EnrollmentSet::default()
+            .insert_group(doc, &lookup)
+            .map_err(|e| e.to_string())
+            .and_then(|()| group_certificates(doc, &lookup).map_err(|e| e.to_string())),
+        None => Err("the stored document is not JSON".to_string()),
+    };
+    let problem = match loaded {
+        Ok((ders, signing)) => {
+            for der in ders {
+                let Ok(k) = policy_host::certificate_keys(&der) else {
+                    continue; // insert_group checked them all
+                };
+                keys.push(LookupKey {
+                    kind: LookupKind::GroupCa,
+                    value: k.ca_identity.to_vec(),
+                    der: None,
+                });
+                if signing {
+                    keys.push(LookupKey {
+                        kind: LookupKind::Anchor,
+                        value: k.subject_key.to_vec(),
+                        der: Some(der),
+                    });
+                }
+            }
+            None
+        }
+        Err(why) => {
+            // The CAs that can still be read find the group, which then
+            // refuses (it does not load); with none, every group refuses.
+            let identities: Vec<_> = doc
+                .map(|d| readable_group_certificates(d, &lookup))
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|der| policy_host::certificate_keys(der).ok())
+                .map(|k| k.ca_identity)
+                .collect();
+            if identities.is_empty() {
+                keys.push(LookupKey {
+                    kind: LookupKind::Unloadable,
+                    value: Vec::new(),
+                    der: None,
+                });
+            }
+            keys.extend(identities.into_iter().map(|identity| LookupKey {
+                kind: LookupKind::GroupCa,
+                value: identity.to_vec(),
+                der: None,
+            }));
+            Some(format!(
+                "enrollment group '{id}' cannot be loaded ({why}); the devices under its CA are refused until it is repaired"
+            ))
+        }
+    };
+    Ok(GroupKeys { keys, problem })
+}
+
+/// What [`group_keys`] derives.
+struct GroupKeys {
+    keys: Vec<LookupKey>,
+    problem: Option<String>,
+}
+
+/// The lookup keys of a CA certificate: a verified one is a trust anchor.
+fn ca_keys(ca: &CaCert) -> (Vec<LookupKey>, Option<String>) {
+    if !ca.verified {
+        return (Vec::new(), None);
+    }
+    match policy_host::certificate_keys(&ca.der) {
+        Ok(k) => (
+            vec![LookupKey {
+                kind: LookupKind::Anchor,
+                value: k.subject_key.to_vec(),
+                der: Some(ca.der.clone()),
+            }],
+            None,
+        ),
+        // An anchor that cannot be read anchors nothing: only ever fewer
+        // admissions.
+        Err(e) => (
+            Vec::new(),
+            Some(format!(
+                "verified CA certificate '{}' is not usable: {e}",
+                ca.name
+            )),
+        ),
     }
 }
 
+/// Writes an enrollment and its lookup keys.
+pub(crate) fn put_enrollment(
+    tx: &dyn Transaction,
+    kind: EnrollmentKind,
+    key: &str,
+    doc: &Value,
+    etag: &str,
+) -> Result<()> {
+    tx.put_enrollment(kind, key, doc, etag)?;
+    if kind == EnrollmentKind::Group {
+        let derived = group_keys(tx, key, Some(doc))?;
+        if let Some(problem) = &derived.problem {
+            tracing::error!("{problem}");
+        }
+        tx.set_lookup_keys(&group_owner(key), &derived.keys)?;
+    }
+    Ok(())
+}
+
+/// Deletes an enrollment and its lookup keys.
+pub(crate) fn delete_enrollment(
+    tx: &dyn Transaction,
+    kind: EnrollmentKind,
+    key: &str,
+) -> Result<()> {
+    tx.delete_enrollment(kind, key)?;
+    if kind == EnrollmentKind::Group {
+        tx.set_lookup_keys(&group_owner(key), &[])?;
+    }
+    Ok(())
+}
+
+/// Writes a CA certificate and its lookup keys, and re-derives those of
+/// the groups that name it.
+pub(crate) fn put_certificate(tx: &dyn Transaction, ca: &CaCert) -> Result<()> {
+    tx.put_certificate(ca)?;
+    let (keys, problem) = ca_keys(ca);
+    if let Some(problem) = problem {
+        tracing::error!("{problem}");
+    }
+    tx.set_lookup_keys(&ca_owner(&ca.name), &keys)?;
+    rederive_referencing(tx, &ca.name)
+}
+
+/// Deletes a CA certificate and its lookup keys, and re-derives those of
+/// the groups that name it.
+pub(crate) fn delete_certificate(tx: &dyn Transaction, name: &str) -> Result<()> {
+    tx.delete_certificate(name)?;
+    tx.set_lookup_keys(&ca_owner(name), &[])?;
+    rederive_referencing(tx, name)
+}
+
+fn rederive_referencing(tx: &dyn Transaction, name: &str) -> Result<()> {
+    for key in referencing_groups(tx, name)? {
+        let doc = tx.enrollment(EnrollmentKind::Group, &key)?;
+        let derived = group_keys(tx, &key, doc.as_ref().map(|d| &d.doc))?;
+        tx.set_lookup_keys(&group_owner(&key), &derived.keys)?;
+    }
+    Ok(())
+}
+
+/// The enrollment groups whose `caReferences` name CA certificate `name`.
+pub(crate) fn referencing_groups(tx: &dyn Transaction, name: &str) -> Result<Vec<String>> {
+    Ok(tx
+        .lookup(LookupKind::CaReference, name.as_bytes())?
+        .into_iter()
+        .filter_map(|(owner, _)| owner.strip_prefix("group:").map(str::to_string))
+        .collect())
+}
+
+/// The other enrollment groups on one of these CA certificates' CAs
+/// (one CA, one group), by ID.
+pub(crate) fn groups_on_cas(
+    tx: &dyn Transaction,
+    ders: &[Vec<u8>],
+    except: &str,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for der in ders {
+        let Ok(k) = policy_host::certificate_keys(der) else {
+            continue;
+        };
+        for (owner, _) in tx.lookup(LookupKind::GroupCa, &k.ca_identity)? {
+            if let Some(id) = owner.strip_prefix("group:")
+                && id != except
+                && !out.iter().any(|o| o == id)
+            {
+                out.push(id.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl Service {
-    /// Rebuilds the in-memory enrollment index from the store: verified CA
-    /// certificates are trust anchors; groups may reference them by name.
-    ///
-    /// Fails closed: an entry that cannot be loaded is never skipped. A
-    /// broken individual enrollment refuses its registration ID; a broken
-    /// group disables its CA, or, when its CA cannot be read either, every
-    /// group (see `EnrollmentSet::poison_group`). Each is logged as an
-    /// error and returned, so that start-up and management writes say so.
-    pub fn rebuild_index(&self) -> Result<Vec<String>> {
-        let (version, set, problems) = self.store.read_with(|tx| {
-            let version = tx.index_version()?;
-            let (set, problems) = build_index(tx)?;
-            Ok((version, set, problems))
+    /// Re-derives every lookup key from the stored enrollment groups and
+    /// CA certificates (at start: keys written by an older version, or rows
+    /// changed outside attest, are brought in line), writing only those
+    /// that differ. Returns what cannot be loaded (logged as errors: those
+    /// entries refuse their devices). Individual enrollments are read when
+    /// a device asks for one, not here: a fleet of a million does not slow
+    /// the start.
+    pub fn derive_lookup_keys(&self) -> Result<Vec<String>> {
+        let problems = self.store.write_with(|tx| {
+            let mut stored: HashMap<String, Vec<LookupKey>> = HashMap::new();
+            for (owner, key) in tx.lookup_keys()? {
+                stored.entry(owner).or_default().push(key);
+            }
+            let mut problems = Vec::new();
+            let mut unloadable = Vec::new();
+            let mut derived: Vec<(String, Vec<LookupKey>)> = Vec::new();
+            for ca in tx.certificates()? {
+                let (keys, problem) = ca_keys(&ca);
+                problems.extend(problem);
+                derived.push((ca_owner(&ca.name), keys));
+            }
+            for (key, doc) in tx.enrollments(EnrollmentKind::Group)? {
+                let doc = doc.ok().map(|d| d.doc);
+                let g = group_keys(tx, &key, doc.as_ref())?;
+                problems.extend(g.problem);
+                if g.keys.iter().any(|k| k.kind == LookupKind::Unloadable) {
+                    unloadable.push(key.clone());
+                }
+                derived.push((group_owner(&key), g.keys));
+            }
+            if !unloadable.is_empty() {
+                problems.push(format!(
+                    "the CA of enrollment group(s) {} cannot be determined: every device decided by a group is refused until they are repaired",
+                    unloadable.join(", ")
+                ));
+            }
+            for (owner, mut keys) in derived {
+                let mut old = stored.remove(&owner).unwrap_or_default();
+                let order = |k: &LookupKey| (k.kind.as_str(), k.value.clone(), k.der.clone());
+                keys.sort_by_key(order);
+                old.sort_by_key(order);
+                if keys != old {
+                    tx.set_lookup_keys(&owner, &keys)?;
+                }
+            }
+            // Keys of documents that are gone.
+            for owner in stored.into_keys() {
+                tx.set_lookup_keys(&owner, &[])?;
+            }
+            Ok(problems)
         })?;
         for p in &problems {
             tracing::error!("{p}");
         }
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = (version, Arc::new(set));
         Ok(problems)
     }
 
@@ -80,59 +360,242 @@ impl Service {
                         .as_ref()
                         .and_then(|d| d.doc.get("createdDateTimeUtc"));
                     let doc = complete_enrollment(doc.clone(), created, &now, &etag);
-                    tx.put_enrollment(kind, &key, &doc, &etag)?;
+                    put_enrollment(tx, kind, &key, &doc, &etag)?;
                 }
             }
-            tx.bump_index_version()
+            Ok(())
         })?;
         Ok((individuals.len(), groups.len()))
     }
 }
 
-/// The index and the problems met building it, from one snapshot.
-fn build_index(tx: &dyn Transaction) -> Result<(EnrollmentSet, Vec<String>)> {
-    let mut set = EnrollmentSet::default();
-    let mut problems = Vec::new();
-    let cas = tx.certificates()?;
-    for ca in cas.iter().filter(|c| c.verified) {
-        if let Err(e) = set.add_anchor(ca.der.clone()) {
-            // An anchor that cannot be read anchors nothing: only ever
-            // fewer admissions.
-            problems.push(format!(
-                "verified CA certificate '{}' is not usable: {e}",
-                ca.name
-            ));
-        }
+/// What a decision found, for recording it: the allocation settings of the
+/// entries it read and the CA certificate of the groups.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    allocations: HashMap<(EnrollmentKind, String), Allocation>,
+    group_certificates: HashMap<String, Vec<u8>>,
+}
+
+impl Found {
+    /// The allocation settings of an entry the decision read.
+    pub(crate) fn allocation(&self, kind: EnrollmentKind, id: &str) -> Option<&Allocation> {
+        self.allocations.get(&(kind, key_of(kind, id)))
     }
-    let lookup = verified_lookup(&cas);
-    for (id, doc) in tx.enrollments(EnrollmentKind::Individual)? {
-        if let Err(e) = doc
-            .map_err(|e| format!("{e:#}"))
-            .and_then(|d| set.insert_individual(&d.doc).map_err(|e| e.to_string()))
+
+    /// The primary CA certificate of a group the decision read.
+    pub(crate) fn group_certificate(&self, group_id: &str) -> Option<&[u8]> {
+        self.group_certificates.get(group_id).map(Vec::as_slice)
+    }
+
+    /// Keeps what `set` loaded for entry `id` of `kind`.
+    fn keep(&mut self, set: &EnrollmentSet, kind: EnrollmentKind, id: &str) {
+        if let Some(a) = set.allocation(kind, id) {
+            self.allocations.insert((kind, key_of(kind, id)), a.clone());
+        }
+        if kind == EnrollmentKind::Group
+            && let Some(der) = set.group_certificate(id)
         {
-            set.poison_individual(&id);
-            problems.push(format!(
-                "individual enrollment '{id}' cannot be loaded ({e}); the device is refused until it is repaired"
-            ));
+            self.group_certificates.insert(id.to_string(), der.to_vec());
         }
     }
-    for (id, doc) in tx.enrollments(EnrollmentKind::Group)? {
-        let loaded = match &doc {
-            Ok(d) => set.insert_group(&d.doc, &lookup).map_err(|e| e.to_string()),
-            Err(e) => Err(format!("{e:#}")),
+}
+
+/// The component's enrollment lookups for one decision, read from one
+/// snapshot of the store. A store failure is kept (the lookup answers as
+/// if the entry refused) and reported by [`Lookups::finish`], so the
+/// decision becomes a 503, never an admission.
+pub(crate) struct Lookups {
+    state: Mutex<LookupState>,
+}
+
+struct LookupState {
+    snapshot: Option<Box<dyn Snapshot>>,
+    failure: Option<anyhow::Error>,
+    /// Groups whose CA cannot be determined (read once per decision).
+    unloadable: Option<Vec<String>>,
+    found: Found,
+}
+
+impl Lookups {
+    /// Lookups over a new snapshot of `store`.
+    pub(crate) fn open(store: &dyn Store) -> Result<Arc<Lookups>> {
+        Ok(Arc::new(Lookups {
+            state: Mutex::new(LookupState {
+                snapshot: Some(store.snapshot()?),
+                failure: None,
+                unloadable: None,
+                found: Found::default(),
+            }),
+        }))
+    }
+
+    /// Ends the snapshot: what the decision found, or the store failure
+    /// that makes it void.
+    pub(crate) fn finish(&self) -> Result<Found> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.snapshot = None;
+        match state.failure.take() {
+            Some(e) => Err(e),
+            None => Ok(std::mem::take(&mut state.found)),
+        }
+    }
+
+    /// Runs `work` in the snapshot; on a store failure keeps it and
+    /// answers `refusal`.
+    fn read<T>(
+        &self,
+        refusal: T,
+        work: impl FnOnce(&dyn Transaction, &mut LookupMemo<'_>) -> Result<T>,
+    ) -> T {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let LookupState {
+            snapshot,
+            failure,
+            unloadable,
+            found,
+        } = &mut *guard;
+        if failure.is_some() {
+            return refusal;
+        }
+        let Some(snapshot) = snapshot.as_mut() else {
+            *failure = Some(anyhow!("a lookup came after the decision's snapshot ended"));
+            return refusal;
         };
-        if let Err(e) = loaded {
-            set.poison_group(&id, doc.as_ref().ok().map(|d| &d.doc), &lookup);
-            problems.push(format!(
-                "enrollment group '{id}' cannot be loaded ({e}); the devices under its CA are refused until it is repaired"
-            ));
+        let mut memo = LookupMemo { unloadable, found };
+        match snapshot.read_with(|tx| work(tx, &mut memo)) {
+            Ok(answer) => answer,
+            Err(e) => {
+                *failure = Some(e);
+                refusal
+            }
         }
     }
-    if !set.unloadable_groups().is_empty() {
-        problems.push(format!(
-            "the CA of enrollment group(s) {} cannot be determined: every device decided by a group is refused until they are repaired",
-            set.unloadable_groups().join(", ")
-        ));
+}
+
+/// What lookups of one decision share.
+struct LookupMemo<'a> {
+    unloadable: &'a mut Option<Vec<String>>,
+    found: &'a mut Found,
+}
+
+/// A refusing individual enrollment for a registration ID whose entry
+/// cannot be loaded (no fall-through to a group).
+fn refusing_individual(registration_id: &str) -> IndividualEnrollment {
+    IndividualEnrollment {
+        registration_id: registration_id.to_ascii_lowercase(),
+        device_id: None,
+        enabled: false,
+        certificates: Vec::new(),
     }
-    Ok((set, problems))
+}
+
+/// A refusing group: `why` names it.
+fn refusing_group(why: String) -> EnrollmentGroup {
+    EnrollmentGroup {
+        group_id: why,
+        enabled: false,
+    }
+}
+
+impl EnrollmentSource for Lookups {
+    fn individual(&self, registration_id: &str) -> Option<IndividualEnrollment> {
+        let refusal = Some(refusing_individual(registration_id));
+        self.read(refusal.clone(), |tx, memo| {
+            let key = key_of(EnrollmentKind::Individual, registration_id);
+            let doc = match tx.enrollment(EnrollmentKind::Individual, &key) {
+                Ok(None) => return Ok(None),
+                Ok(Some(doc)) => Ok(doc.doc),
+                Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => Err(e.to_string()),
+                Err(e) => return Err(e),
+            };
+            let mut set = EnrollmentSet::default();
+            match doc.and_then(|d| set.insert_individual(&d).map_err(|e| e.to_string())) {
+                Ok(()) => {
+                    memo.found.keep(&set, EnrollmentKind::Individual, registration_id);
+                    Ok(set.individual(registration_id))
+                }
+                Err(why) => {
+                    tracing::error!(
+                        "individual enrollment '{key}' cannot be loaded ({why}); the device is refused until it is repaired"
+                    );
+                    Ok(refusal)
+                }
+            }
+        })
+    }
+
+    fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
+        let refusal = Some(refusing_group("(the store failed)".into()));
+        self.read(refusal, |tx, memo| {
+            if memo.unloadable.is_none() {
+                let owners = tx.lookup(LookupKind::Unloadable, &[])?;
+                *memo.unloadable = Some(
+                    owners
+                        .into_iter()
+                        .map(|(o, _)| o.trim_start_matches("group:").to_string())
+                        .collect(),
+                );
+            }
+            if let Some(unloadable) = memo.unloadable.as_ref().filter(|u| !u.is_empty()) {
+                return Ok(Some(refusing_group(format!(
+                    "{} (cannot be loaded; every group is treated as disabled)",
+                    unloadable.join(", ")
+                ))));
+            }
+            let owners = tx.lookup(LookupKind::GroupCa, ca_identity)?;
+            let key = match owners.as_slice() {
+                [] => return Ok(None),
+                [(owner, _)] => owner.trim_start_matches("group:").to_string(),
+                // One CA, one group: writes refuse a second; if the store
+                // holds two anyway, neither decides.
+                more => {
+                    let ids: Vec<_> = more
+                        .iter()
+                        .map(|(o, _)| o.trim_start_matches("group:"))
+                        .collect();
+                    return Ok(Some(refusing_group(format!(
+                        "{} (one CA, several groups)",
+                        ids.join(", ")
+                    ))));
+                }
+            };
+            let doc = match tx.enrollment(EnrollmentKind::Group, &key) {
+                Ok(doc) => doc.map(|d| d.doc),
+                Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => None,
+                Err(e) => return Err(e),
+            };
+            let poisoned = || refusing_group(format!("{key} (cannot be loaded)"));
+            let Some(doc) = doc else {
+                tracing::error!("enrollment group '{key}' cannot be loaded (not JSON, or gone); the devices under its CA are refused");
+                return Ok(Some(poisoned()));
+            };
+            let references = referenced_cas(tx, &doc)?;
+            let mut set = EnrollmentSet::default();
+            if let Err(e) = set.insert_group(&doc, &|name| references.get(name).cloned()) {
+                tracing::error!(
+                    "enrollment group '{key}' cannot be loaded ({e}); the devices under its CA are refused until it is repaired"
+                );
+                return Ok(Some(poisoned()));
+            }
+            // The keys said this CA; the document must say so too.
+            match set.group(ca_identity) {
+                Some(group) => {
+                    memo.found.keep(&set, EnrollmentKind::Group, &group.group_id);
+                    Ok(Some(group))
+                }
+                None => Ok(Some(poisoned())),
+            }
+        })
+    }
+
+    fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
+        self.read(Vec::new(), |tx, _| {
+            Ok(tx
+                .lookup(LookupKind::Anchor, subject_key)?
+                .into_iter()
+                .filter_map(|(_, der)| der)
+                .collect())
+        })
+    }
 }

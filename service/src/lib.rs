@@ -27,12 +27,11 @@ pub mod sqlite;
 pub mod store;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
 
-use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
+use attest_dps::{DpsError, ErrorKind};
 use policy_host::Policy;
 
 pub use attest_dps::sas::SasPolicy;
@@ -111,21 +110,20 @@ impl Reply {
 pub type Answer = Result<Reply, DpsError>;
 
 /// The provisioning service: the policy component, the store, the
-/// configuration and the enrollment index the component reads.
+/// configuration.
 pub struct Service {
     policy: Policy,
     store: Box<dyn Store>,
     id_scope: String,
     config: ServiceConfig,
-    /// The enrollment index and the store's index version it was built at.
-    index: RwLock<(i64, Arc<EnrollmentSet>)>,
 }
 
 impl Service {
     /// Opens the service in `options.data`: loads (or creates) the
     /// configuration, opens the store (SQLite in `data`, or PostgreSQL),
     /// loads the policy component,
-    /// upserts `options.enrollments`, and builds the enrollment index.
+    /// upserts `options.enrollments`, and derives the lookup keys
+    /// decisions read (see `index`).
     /// Blocking (a PostgreSQL store must not be opened on an async
     /// runtime's thread). Returns what to tell the operator (a problem loading a stored entry
     /// is an `ERROR:` note; the entry's devices are refused).
@@ -168,14 +166,14 @@ impl Service {
                 path.display()
             ));
         }
-        for problem in service.rebuild_index()? {
+        for problem in service.derive_lookup_keys()? {
             notes.push(format!("ERROR: {problem}"));
         }
         Ok((service, notes))
     }
 
-    /// A service over any store (the index is empty until
-    /// [`Service::rebuild_index`]).
+    /// A service over any store (whose lookup keys are current: see
+    /// [`Service::derive_lookup_keys`]).
     pub fn new(
         policy: Policy,
         store: Box<dyn Store>,
@@ -187,7 +185,6 @@ impl Service {
             store,
             id_scope,
             config,
-            index: RwLock::new((-1, Arc::new(EnrollmentSet::default()))),
         }
     }
 
@@ -199,28 +196,6 @@ impl Service {
     /// The service configuration.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
-    }
-
-    /// The enrollment index as of the store's current index version: one
-    /// small read per decision, and a rebuild when another writer (another
-    /// replica, or this one) changed what the index reads. A store that
-    /// cannot be read decides nothing (503).
-    fn current_index(&self) -> Result<Arc<EnrollmentSet>, DpsError> {
-        let version = self
-            .store
-            .read_with(|tx| tx.index_version())
-            .map_err(|e| unavailable("the store cannot be read", &e))?;
-        {
-            let cached = self.index.read().unwrap_or_else(|p| p.into_inner());
-            if cached.0 == version {
-                return Ok(Arc::clone(&cached.1));
-            }
-        }
-        self.rebuild_index()
-            .map_err(|e| unavailable("the enrollment index cannot be rebuilt", &e))?;
-        Ok(Arc::clone(
-            &self.index.read().unwrap_or_else(|p| p.into_inner()).1,
-        ))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The DPS management operations, authenticated with SAS tokens:
 //! enrollments, enrollment groups, registration records, CA certificates.
-//! Writes honour `If-Match` (412 on a stale etag) and rebuild the
-//! enrollment index the device operations read.
+//! Writes honour `If-Match` (412 on a stale etag) and keep the lookup
+//! keys the device operations read in the same transaction (see `index`).
 
 use anyhow::Result;
 use serde_json::Value;
@@ -10,12 +10,12 @@ use attest_dps::documents::{
     CaCert, certificate_resource, certificate_text, complete_enrollment, etag_matches, id_field,
     key_of,
 };
-use attest_dps::enrollment::{ca_reference_names, normalize_entry, one_certificate};
+use attest_dps::enrollment::{group_certificates, normalize_entry, one_certificate};
 use attest_dps::query::{Page, Paging, check_query};
 use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
 use policy_host::EnrollmentKind;
 
-use crate::index::verified_lookup;
+use crate::index;
 use crate::store::Transaction;
 use crate::{Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix};
 
@@ -146,29 +146,8 @@ impl Service {
             .map_err(|e| internal(&format!("{what} could not be read"), &e))
     }
 
-    /// Runs a write of enrollments or CA certificates; when it succeeds,
-    /// the index is rebuilt (its problems are logged: the entries concerned
-    /// refuse their devices).
+    /// Runs a write in one transaction, mapping a store failure to a 500.
     fn write<T>(
-        &self,
-        what: &str,
-        work: impl FnOnce(&dyn Transaction) -> Unit<T>,
-    ) -> Result<T, DpsError> {
-        let answer = self.write_records(what, |tx| {
-            let answer = work(tx)?;
-            if answer.is_ok() {
-                // Every replica rebuilds its index before its next decision.
-                tx.bump_index_version()?;
-            }
-            Ok(answer)
-        })?;
-        self.rebuild_index()
-            .map_err(|e| internal("the enrollment index could not be rebuilt", &e))?;
-        Ok(answer)
-    }
-
-    /// Runs a write that the enrollment index does not read.
-    fn write_records<T>(
         &self,
         what: &str,
         work: impl FnOnce(&dyn Transaction) -> Unit<T>,
@@ -339,7 +318,6 @@ impl Service {
         self.delete_guarded(
             &format!("registration '{id}'"),
             registration_not_found(id),
-            false,
             if_match,
             |tx| Ok(tx.registration(id)?.map(|r| r.doc.etag)),
             |tx| tx.delete_registration(id).map(Ok),
@@ -412,7 +390,7 @@ impl Service {
             }
             // Replacing a certificate makes it unverified: a group that names
             // it would silently stop applying.
-            let groups = referencing_groups(tx, name)?;
+            let groups = index::referencing_groups(tx, name)?;
             if existing.is_some() && !groups.is_empty() {
                 return Ok(Err(conflict(format!(
                     "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); replacing it would unverify it and silently stop those groups from applying. Change or delete the groups first",
@@ -428,7 +406,7 @@ impl Service {
                 created: existing.map_or_else(|| now.clone(), |c| c.created),
                 updated: now.clone(),
             };
-            tx.put_certificate(&ca)?;
+            index::put_certificate(tx, &ca)?;
             Ok(Ok(ca))
         })?;
         if verified {
@@ -445,18 +423,17 @@ impl Service {
         self.delete_guarded(
             &format!("certificate '{name}'"),
             certificate_not_found(name),
-            true,
             if_match,
             |tx| Ok(tx.certificate(name)?.map(|c| c.etag)),
             |tx| {
-                let groups = referencing_groups(tx, name)?;
+                let groups = index::referencing_groups(tx, name)?;
                 if !groups.is_empty() {
                     return Ok(Err(conflict(format!(
                         "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); deleting it would silently stop those groups from applying. Change or delete the groups first",
                         groups.join(", ")
                     ))));
                 }
-                tx.delete_certificate(name).map(Ok)
+                index::delete_certificate(tx, name).map(Ok)
             },
         )
     }
@@ -477,7 +454,7 @@ impl Service {
             ca.code = Some(code);
             ca.etag = etag;
             ca.updated = now;
-            tx.put_certificate(&ca)?;
+            index::put_certificate(tx, &ca)?;
             Ok(Ok(ca))
         })?;
         Ok(Reply::ok(certificate_resource(&ca)))
@@ -524,7 +501,7 @@ impl Service {
                 current.code = None;
                 current.etag = etag;
                 current.updated = now;
-                tx.put_certificate(&current)?;
+                index::put_certificate(tx, &current)?;
                 Ok(Ok(current))
             }
             _ => Ok(Err(DpsError::new(
@@ -538,12 +515,10 @@ impl Service {
     /// A delete guarded by `If-Match`, in one transaction: `missing` when
     /// absent, 412 on a stale etag, else whatever `delete` answers (it may
     /// refuse, e.g. a CA still referenced), 204 when it deleted.
-    /// `indexed`: the index reads what is deleted (rebuild it).
     fn delete_guarded(
         &self,
         what: &str,
         missing: DpsError,
-        indexed: bool,
         if_match: Option<&str>,
         current_etag: impl FnOnce(&dyn Transaction) -> Result<Option<String>>,
         delete: impl FnOnce(&dyn Transaction) -> Unit<()>,
@@ -557,11 +532,7 @@ impl Service {
             }
             delete(tx)
         };
-        if indexed {
-            self.write(what, unit)?;
-        } else {
-            self.write_records(what, unit)?;
-        }
+        self.write(what, unit)?;
         Ok(Reply::no_content())
     }
 }
@@ -644,7 +615,7 @@ fn store_entry(
         .as_ref()
         .and_then(|d| d.doc.get("createdDateTimeUtc"));
     let doc = complete_enrollment(doc, created, now, etag);
-    tx.put_enrollment(kind, &key, &doc, etag)?;
+    index::put_enrollment(tx, kind, &key, &doc, etag)?;
     Ok(Ok(doc))
 }
 
@@ -662,52 +633,38 @@ fn delete_entry(
     if !etag_matches(if_match, Some(&existing.etag)) {
         return Ok(Err(stale(&format!("'{id}'"))));
     }
-    tx.delete_enrollment(kind, &key)?;
+    index::delete_enrollment(tx, kind, &key)?;
     Ok(Ok(()))
 }
 
-/// Whether `doc` (entry `id` of `kind`) loads as the index will read it:
-/// for a group, against the verified CA certificates and every other
-/// stored group (a second group on the same CA is a 409).
+/// Whether `doc` (entry `id` of `kind`) loads as a decision will read it:
+/// for a group, against the verified CA certificates, and on a CA no
+/// other stored group is on (a second group on the same CA is a 409).
 fn check_entry(tx: &dyn Transaction, kind: EnrollmentKind, id: &str, doc: &Value) -> Unit<()> {
     let mut scratch = EnrollmentSet::default();
     let loaded = match kind {
         EnrollmentKind::Individual => scratch.insert_individual(doc),
         EnrollmentKind::Group => {
-            let cas = tx.certificates()?;
-            let lookup = verified_lookup(&cas);
-            for (other, other_doc) in group_docs(tx)? {
-                if other != id {
-                    // A stored group that does not load claims nothing
-                    // here; the index refuses its devices (fail closed).
-                    let _ = scratch.insert_group(&other_doc, &lookup);
+            let references = index::referenced_cas(tx, doc)?;
+            let lookup = |name: &str| references.get(name).cloned();
+            match scratch
+                .insert_group(doc, &lookup)
+                .and_then(|()| group_certificates(doc, &lookup))
+            {
+                Ok((ders, _)) => {
+                    if let Some(other) = index::groups_on_cas(tx, &ders, id)?.first() {
+                        return Ok(Err(conflict(format!(
+                            "enrollment group '{id}': its CA (same subject and public key) is already the CA of enrollment group '{other}'"
+                        ))));
+                    }
+                    Ok(())
                 }
+                Err(e) => Err(e),
             }
-            scratch.insert_group(doc, &lookup)
         }
     };
     Ok(match loaded {
         Ok(()) => Ok(()),
-        Err(e) if e.is_conflict() => Err(conflict(format!("enrollment group '{id}': {e}"))),
         Err(e) => Err(bad_request(e.to_string())),
     })
-}
-
-/// Every stored group that is readable JSON (one that is not cannot
-/// reference or claim anything).
-fn group_docs(tx: &dyn Transaction) -> Result<Vec<(String, Value)>> {
-    Ok(tx
-        .enrollments(EnrollmentKind::Group)?
-        .into_iter()
-        .filter_map(|(id, doc)| doc.ok().map(|d| (id, d.doc)))
-        .collect())
-}
-
-/// The enrollment groups whose `caReferences` name certificate `name`.
-fn referencing_groups(tx: &dyn Transaction, name: &str) -> Result<Vec<String>> {
-    Ok(group_docs(tx)?
-        .into_iter()
-        .filter(|(_, doc)| ca_reference_names(doc).iter().any(|n| n == name))
-        .map(|(id, _)| id)
-        .collect())
 }

@@ -14,14 +14,17 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres::{IsolationLevel, NoTls};
+use postgres::{GenericClient, IsolationLevel, NoTls, Row};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
 use serde_json::Value;
 
 use attest_dps::documents::CaCert;
 use policy_host::EnrollmentKind;
 
-use crate::store::{Doc, OPERATION_TTL, Operation, Registration, Store, Transaction};
+use crate::store::{
+    Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
+    Transaction, parse_stored,
+};
 
 mod migrations {
     refinery::embed_migrations!("migrations/postgres");
@@ -109,9 +112,8 @@ impl PostgresStore {
         if write {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         }
-        let tx = PgTx(RefCell::new(tx));
-        work(&tx)?;
-        tx.0.into_inner().commit()?;
+        work(&PgTx(RefCell::new(&mut tx)))?;
+        tx.commit()?;
         Ok(())
     }
 }
@@ -124,10 +126,76 @@ impl Store for PostgresStore {
     fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
         self.unit(false, work)
     }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the store is closing"))?;
+        let mut conn = pool.get().context("no PostgreSQL connection")?;
+        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        Ok(Box::new(PgSnapshot { conn: Some(conn) }))
+    }
 }
 
-/// One PostgreSQL transaction behind the `&self` methods of [`Transaction`].
-struct PgTx<'a>(RefCell<postgres::Transaction<'a>>);
+/// One PostgreSQL transaction behind the `&self` methods of [`Transaction`]:
+/// a `postgres::Transaction`, or a client in a transaction a snapshot
+/// opened itself.
+struct PgTx<'a>(RefCell<&'a mut dyn Conn>);
+
+type Params<'p> = [&'p (dyn postgres::types::ToSql + Sync)];
+
+/// The queries [`PgTx`] makes, over a client or a transaction.
+trait Conn {
+    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, postgres::Error>;
+    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error>;
+    fn query_opt(&mut self, sql: &str, params: &Params<'_>)
+    -> Result<Option<Row>, postgres::Error>;
+}
+
+impl<C: GenericClient> Conn for C {
+    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, postgres::Error> {
+        GenericClient::execute(self, sql, params)
+    }
+    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+        GenericClient::query(self, sql, params)
+    }
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        GenericClient::query_opt(self, sql, params)
+    }
+}
+
+/// A REPEATABLE READ transaction on a pooled connection of its own.
+struct PgSnapshot {
+    conn: Option<Pooled>,
+}
+
+type Pooled = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+impl Snapshot for PgSnapshot {
+    fn read(&mut self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
+        let client: &mut postgres::Client = conn;
+        work(&PgTx(RefCell::new(client)))
+    }
+}
+
+impl Drop for PgSnapshot {
+    /// Ends the transaction (read only: nothing to keep). A ROLLBACK fails
+    /// only on a broken connection, which r2d2 discards on return.
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let _ = conn.batch_execute("ROLLBACK");
+        }
+    }
+}
 
 fn doc_of(row: &postgres::Row) -> Result<(String, Doc)> {
     let id: String = row.get(0);
@@ -135,7 +203,7 @@ fn doc_of(row: &postgres::Row) -> Result<(String, Doc)> {
     Ok((
         id,
         Doc {
-            doc: serde_json::from_str(&doc).context("stored document is not JSON")?,
+            doc: parse_stored(&doc)?,
             etag: row.get(2),
         },
     ))
@@ -331,20 +399,47 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn index_version(&self) -> Result<i64> {
+    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> Result<()> {
+        let mut tx = self.0.borrow_mut();
+        tx.execute("DELETE FROM lookup_keys WHERE owner = $1", &[&owner])?;
+        for key in keys {
+            tx.execute(
+                "INSERT INTO lookup_keys (kind, value, owner, der) VALUES ($1, $2, $3, $4)",
+                &[&key.kind.as_str(), &key.value, &owner, &key.der],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, kind: LookupKind, value: &[u8]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
         Ok(self
             .0
             .borrow_mut()
-            .query_one("SELECT value FROM meta WHERE key = 'index_version'", &[])?
-            .get(0))
+            .query(
+                "SELECT owner, der FROM lookup_keys WHERE kind = $1 AND value = $2 ORDER BY owner",
+                &[&kind.as_str(), &value],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
     }
 
-    fn bump_index_version(&self) -> Result<()> {
-        self.0.borrow_mut().execute(
-            "UPDATE meta SET value = value + 1 WHERE key = 'index_version'",
-            &[],
-        )?;
-        Ok(())
+    fn lookup_keys(&self) -> Result<Vec<(String, LookupKey)>> {
+        self.0
+            .borrow_mut()
+            .query("SELECT owner, kind, value, der FROM lookup_keys", &[])?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.get(0),
+                    LookupKey {
+                        kind: LookupKind::parse(r.get(1))?,
+                        value: r.get(2),
+                        der: r.get(3),
+                    },
+                ))
+            })
+            .collect()
     }
 
     fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>> {

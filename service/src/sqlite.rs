@@ -8,8 +8,8 @@
 //! the same device (each is one transaction: read record, decide hub,
 //! write record and operation).
 
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -18,7 +18,10 @@ use serde_json::Value;
 use attest_dps::documents::CaCert;
 use policy_host::EnrollmentKind;
 
-use crate::store::{Doc, OPERATION_TTL, Operation, Registration, Store, Transaction};
+use crate::store::{
+    Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
+    Transaction, parse_stored,
+};
 
 fn kind_str(kind: EnrollmentKind) -> &'static str {
     match kind {
@@ -31,6 +34,43 @@ fn kind_str(kind: EnrollmentKind) -> &'static str {
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The database file, for read connections.
+    path: PathBuf,
+    /// Idle read connections for snapshots (WAL lets them read beside the
+    /// writer, each from its own consistent state).
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+/// Most idle read connections kept.
+const MAX_IDLE_READERS: usize = 16;
+
+/// A read transaction on a connection of its own.
+struct SqliteSnapshot {
+    conn: Option<Connection>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Snapshot for SqliteSnapshot {
+    fn read(&mut self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        let conn = self
+            .conn
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
+        work(conn)
+    }
+}
+
+impl Drop for SqliteSnapshot {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && conn.execute_batch("ROLLBACK").is_ok()
+        {
+            let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(conn);
+            }
+        }
+    }
 }
 
 mod migrations {
@@ -83,7 +123,23 @@ impl SqliteStore {
             .with_context(|| format!("cannot migrate {}", path.display()))?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            path,
+            readers: Arc::default(),
         })
+    }
+
+    /// A read connection: an idle one, or a new one.
+    fn reader(&self) -> Result<Connection> {
+        if let Some(conn) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open {}", self.path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -119,6 +175,17 @@ impl Store for SqliteStore {
     fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
         self.unit(rusqlite::TransactionBehavior::Deferred, work)
     }
+
+    /// A read transaction on a read connection; its state is fixed by its
+    /// first read (SQLite's WAL snapshots) and kept until it is dropped.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        let conn = self.reader()?;
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(Box::new(SqliteSnapshot {
+            conn: Some(conn),
+            readers: Arc::clone(&self.readers),
+        }))
+    }
 }
 
 /// A page size as SQLite's LIMIT (saturating: a limit is a bound).
@@ -132,7 +199,7 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> 
 
 fn parse_doc((_id, doc, etag): (String, String, String)) -> Result<Doc> {
     Ok(Doc {
-        doc: serde_json::from_str(&doc).context("stored document is not JSON")?,
+        doc: parse_stored(&doc)?,
         etag,
     })
 }
@@ -333,20 +400,49 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn index_version(&self) -> Result<i64> {
-        Ok(self.query_row(
-            "SELECT value FROM meta WHERE key = 'index_version'",
-            [],
-            |r| r.get(0),
-        )?)
+    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> Result<()> {
+        self.execute("DELETE FROM lookup_keys WHERE owner = ?1", params![owner])?;
+        let mut insert = self.prepare_cached(
+            "INSERT INTO lookup_keys (kind, value, owner, der) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for key in keys {
+            insert.execute(params![key.kind.as_str(), key.value, owner, key.der])?;
+        }
+        Ok(())
     }
 
-    fn bump_index_version(&self) -> Result<()> {
-        self.execute(
-            "UPDATE meta SET value = value + 1 WHERE key = 'index_version'",
-            [],
+    fn lookup(&self, kind: LookupKind, value: &[u8]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        let mut stmt = self.prepare_cached(
+            "SELECT owner, der FROM lookup_keys WHERE kind = ?1 AND value = ?2 ORDER BY owner",
         )?;
-        Ok(())
+        let rows = stmt.query_map(params![kind.as_str(), value], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn lookup_keys(&self) -> Result<Vec<(String, LookupKey)>> {
+        let mut stmt = self.prepare("SELECT owner, kind, value, der FROM lookup_keys")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (owner, kind, value, der) = r?;
+            Ok((
+                owner,
+                LookupKey {
+                    kind: LookupKind::parse(&kind)?,
+                    value,
+                    der,
+                },
+            ))
+        })
+        .collect()
     }
 
     fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>> {

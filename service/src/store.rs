@@ -22,6 +22,24 @@ pub struct Doc {
     pub etag: String,
 }
 
+/// A stored document that is not JSON any more: a fact about that one
+/// document (it refuses its devices), not a failure of the store.
+#[derive(Debug)]
+pub struct UnreadableDocument(pub serde_json::Error);
+
+impl std::fmt::Display for UnreadableDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stored document is not JSON: {}", self.0)
+    }
+}
+
+impl std::error::Error for UnreadableDocument {}
+
+/// Parses a stored document; see [`UnreadableDocument`].
+pub fn parse_stored(text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| anyhow::Error::new(UnreadableDocument(e)))
+}
+
 /// A registration record and the certificate it belongs to.
 #[derive(Clone, Debug)]
 pub struct Registration {
@@ -114,11 +132,13 @@ pub trait Transaction {
     /// "not found" from then on).
     fn delete_registration(&self, registration_id: &str) -> Result<()>;
 
-    /// The version of what the enrollment index reads (enrollments and CA
-    /// certificates): bumped by every write to them.
-    fn index_version(&self) -> Result<i64>;
-    /// Bumps [`Transaction::index_version`] (in the writing transaction).
-    fn bump_index_version(&self) -> Result<()>;
+    /// Replaces the lookup keys `owner` (`group:<key>`, `ca:<name>`) has.
+    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> Result<()>;
+    /// The owners of a lookup key, ordered, each with the certificate kept
+    /// with it (anchors).
+    fn lookup(&self, kind: LookupKind, value: &[u8]) -> Result<Vec<(String, Option<Vec<u8>>)>>;
+    /// Every lookup key, by owner (to compare when re-deriving them all).
+    fn lookup_keys(&self) -> Result<Vec<(String, LookupKey)>>;
 
     /// An operation that has not expired at `now` (Unix seconds).
     fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>>;
@@ -129,6 +149,79 @@ pub trait Transaction {
     fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()>;
 }
 
+/// What a lookup key finds. The service derives them from enrollment
+/// groups and CA certificates and writes them in the same transaction as
+/// the document, so a decision reads only the few rows it needs (an
+/// individual enrollment is found by its key; it needs none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LookupKind {
+    /// An enrollment group, by the CA identity of its CA certificate(s).
+    GroupCa,
+    /// A trust anchor, by its subject name key; the certificate is kept
+    /// with the key.
+    Anchor,
+    /// An enrollment group, by a CA certificate name its `caReferences` uses.
+    CaReference,
+    /// An enrollment group whose CA cannot be determined (empty value):
+    /// while there is one, every group decision refuses.
+    Unloadable,
+}
+
+impl LookupKind {
+    /// Every kind.
+    pub const ALL: [LookupKind; 4] = [
+        LookupKind::GroupCa,
+        LookupKind::Anchor,
+        LookupKind::CaReference,
+        LookupKind::Unloadable,
+    ];
+
+    /// The name stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LookupKind::GroupCa => "group-ca",
+            LookupKind::Anchor => "anchor",
+            LookupKind::CaReference => "ca-reference",
+            LookupKind::Unloadable => "unloadable",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(s: &str) -> Result<LookupKind> {
+        LookupKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown lookup key kind {s:?}"))
+    }
+}
+
+/// One lookup key of a document.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LookupKey {
+    /// What it finds.
+    pub kind: LookupKind,
+    /// The value looked up (a key hash, or a name's bytes).
+    pub value: Vec<u8>,
+    /// The certificate (DER) an anchor key finds.
+    pub der: Option<Vec<u8>>,
+}
+
+/// A read snapshot held across several units of reading: what one
+/// decision reads, however many lookups the component makes, is one state
+/// of the store (a mix of two states could admit a device that neither
+/// admits). Dropping it ends it.
+pub trait Snapshot: Send {
+    /// Runs `work` in the snapshot.
+    fn read(&mut self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>;
+}
+
+impl dyn Snapshot + '_ {
+    /// [`Snapshot::read`] with a result.
+    pub fn read_with<T>(&mut self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
+        run(|w| self.read(w), work)
+    }
+}
+
 /// A store of DPS documents.
 pub trait Store: Send + Sync {
     /// Runs `work` in one write transaction, committed (durably) if it
@@ -136,6 +229,8 @@ pub trait Store: Send + Sync {
     fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>;
     /// Runs `work` over a consistent snapshot.
     fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>;
+    /// Opens a snapshot to read from several times.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
 }
 
 impl dyn Store + '_ {
