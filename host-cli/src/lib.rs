@@ -5,6 +5,7 @@
 //! decided. Exit codes: 0 accepted, 1 refused, 2 usage or input error.
 
 pub mod demo;
+pub mod import;
 /// Enrollment sets in DPS JSON shapes (shared with host-http).
 pub mod input;
 mod mqtt;
@@ -68,6 +69,11 @@ pub enum Command {
     ///
     /// Exit codes: 0 assigned, 1 refused, failed or disabled, 2 usage or connection error.
     Register(register::RegisterArgs),
+    /// Load a fleet's enrollments into a service through its management API
+    /// (bulk enrollment operations, several connections, a progress bar).
+    ///
+    /// Exit codes: 0 all imported, 1 some entries refused (listed), 2 error.
+    Import(import::ImportArgs),
 }
 
 /// `pki` subcommands.
@@ -195,6 +201,21 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_ACCEPTED)
         }
         Command::Sign(args) => sign(&args).map(|()| EXIT_ACCEPTED),
+        Command::Import(args) => {
+            let done = import::import(&args)?;
+            for (what, why) in &done.refused {
+                eprintln!("refused: {what}: {why}");
+            }
+            if done.more_refused > 0 {
+                eprintln!("refused: … and {} more", done.more_refused);
+            }
+            println!("{}", done.summary(&args.file));
+            Ok(if done.refused_count() == 0 {
+                EXIT_ACCEPTED
+            } else {
+                EXIT_REFUSED
+            })
+        }
         Command::Register(args) => {
             let (registration_id, answer) = register::register(&args)?;
             if args.json {

@@ -211,7 +211,7 @@ impl Channel {
                         json!({}),
                     ),
                 };
-                send(sender, host, method, &path, &body).await
+                send(sender, host, method, &path, &body, None).await
             }
             Channel::Mqtt(session) => session.request(registration_id, operation).await,
         }
@@ -263,6 +263,29 @@ fn parse_server(server: &str, transport: Transport) -> Result<(String, u16)> {
         )),
         None => Ok((authority.to_string(), default_port)),
     }
+}
+
+/// `https://host[:port]` as host and port.
+pub(crate) fn parse_https_server(server: &str) -> Result<(String, u16)> {
+    parse_server(server, Transport::Https)
+}
+
+/// A TLS client configuration that trusts `roots` and has no client
+/// certificate (management calls authenticate with SAS tokens).
+pub(crate) fn server_config(roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>> {
+    let mut store = rustls::RootCertStore::empty();
+    for der in roots {
+        store
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| anyhow!("--ca certificate is not usable as a trust anchor: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 fn client_config(
@@ -317,7 +340,7 @@ pub(crate) async fn tls_connect(
         .with_context(|| format!("TLS handshake with {host}:{port} failed"))
 }
 
-async fn connect(
+pub(crate) async fn connect(
     host: &str,
     port: u16,
     config: Arc<rustls::ClientConfig>,
@@ -332,14 +355,21 @@ async fn connect(
     Ok(sender)
 }
 
-async fn send(
+/// One request on a connection: the status, the JSON answer, and when to
+/// try again (`retry-after`). `authorization` is sent when given.
+pub(crate) async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
     host: &str,
     method: Method,
     path: &str,
     body: &Value,
+    authorization: Option<&str>,
 ) -> Result<(u16, Value, Duration)> {
-    let request = Request::builder()
+    let mut request = Request::builder();
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    let request = request
         .method(method)
         .uri(path)
         .header("host", host)
