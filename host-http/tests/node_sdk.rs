@@ -45,13 +45,26 @@ fn install_sdks() -> PathBuf {
 
 /// The published DPS service SDK against the management API: 25
 /// enrollments created (ten in one bulk operation), read back (`info` thumbprints are OpenSSL's),
-/// queried with `SELECT * FROM …`, and removed by the C# sample's cleanup
+/// updated with their etag (`If-Match`; a stale one is a 412), queried with
+/// `SELECT * FROM …`, and removed by the C# sample's cleanup
 /// loop (delete each page, then ask for the next) without missing one.
 #[test]
 fn azure_iot_node_service_sdk_cleans_up_like_the_dps_samples() {
+    service_sdk_against(None);
+}
+
+/// The same against PostgreSQL (the server `scripts/with-postgres` starts).
+#[test]
+fn azure_iot_node_service_sdk_on_postgresql() {
+    service_sdk_against(Some(support::fresh_database()));
+}
+
+fn service_sdk_against(database: Option<String>) {
     let dir = install_sdks();
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start(&work.path().join("data"), None);
+    let mut options = support::options(&work.path().join("data"), None);
+    options.database = database;
+    let server = Server::start_with(options);
     let pki = canonical();
     let enrollments: Vec<Value> = (1..=25)
         .map(|n| {
@@ -106,6 +119,11 @@ fn azure_iot_node_service_sdk_cleans_up_like_the_dps_samples() {
     );
     assert_eq!(answer["info"]["subjectName"], "CN=fleet-01");
     assert_eq!(answer["mechanism"], "x509");
+    assert_eq!(
+        answer["update"],
+        serde_json::json!({"status": "disabled", "etagChanged": true, "stale": 412, "after": "disabled"}),
+        "{answer}"
+    );
     assert_eq!(
         answer["bulk"],
         serde_json::json!({"isSuccessful": true, "errors": []})

@@ -1,7 +1,8 @@
 'use strict';
 // Drives host-http's management API with the Azure IoT DPS service SDK for
 // Node.js, as published (azure-iot-provisioning-service): creates the given
-// individual enrollments, reads one back, queries with "SELECT * FROM …",
+// individual enrollments, reads one back, updates it with its etag (and
+// is refused with a stale one), queries with "SELECT * FROM …",
 // and runs the cleanup loop of Microsoft's C# sample (query a page, delete
 // each enrollment on it with its etag, ask for the next page) until the
 // service says there is no next page. The SDK always connects to port 443;
@@ -63,6 +64,17 @@ async function main() {
   const again = await runBulk({ mode: 'create', enrollments: [enrollment(wanted[0])] });
   const one = (await client.getIndividualEnrollment(wanted[0].registrationId)).responseBody;
   const mechanism = (await client.getIndividualEnrollmentAttestationMechanism(wanted[0].registrationId)).responseBody;
+  // Updates carry the etag read (If-Match): one with the current etag
+  // applies; one with the etag it replaced is refused.
+  const updated = (await client.createOrUpdateIndividualEnrollment({ ...one, provisioningStatus: 'disabled' })).responseBody;
+  let stale;
+  try {
+    await client.createOrUpdateIndividualEnrollment({ ...one, provisioningStatus: 'enabled' });
+    stale = 'applied';
+  } catch (err) {
+    stale = err.response && err.response.statusCode;
+  }
+  const after = (await client.getIndividualEnrollment(wanted[0].registrationId)).responseBody;
   await client.createOrUpdateEnrollmentGroup({
     enrollmentGroupId: 'line-a',
     attestation: { type: 'x509', x509: { signingCertificates: { primary: { certificate: fs.readFileSync(groupCaPath, 'utf8') } } } },
@@ -97,6 +109,12 @@ async function main() {
     again,
     info: one.attestation.x509.clientCertificates.primary.info,
     mechanism: mechanism.type,
+    update: {
+      status: updated.provisioningStatus,
+      etagChanged: updated.etag !== one.etag,
+      stale,
+      after: after.provisioningStatus,
+    },
     groupMechanism: groupMechanism.x509.signingCertificates.primary.info.subjectName,
   };
 }

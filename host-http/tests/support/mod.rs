@@ -184,6 +184,7 @@ pub struct Answer {
     pub raw: String,
 }
 
+#[derive(Clone)]
 pub struct Client {
     addr: SocketAddr,
     ca: Vec<u8>,
@@ -276,19 +277,34 @@ impl Client {
         body: Vec<u8>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.try_call(method, path, body, headers)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Client::call`], with a connection that fails (a server that is
+    /// gone) as an error.
+    pub fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let tcp = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
             let tls = tokio_rustls::TlsConnector::from(self.config())
                 .connect(ServerName::try_from("localhost").unwrap(), tcp)
                 .await
-                .expect("TLS handshake");
+                .map_err(|e| format!("TLS handshake: {e}"))?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
-                .unwrap();
+                .map_err(|e| format!("HTTP handshake: {e}"))?;
             tokio::spawn(conn);
             let mut req = Request::builder()
                 .method(method)
@@ -303,20 +319,33 @@ impl Client {
                 sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()),
             )
             .await
-            .expect("answer within 60 s")
-            .expect("response");
+            .map_err(|_| "no answer within 60 s".to_string())?
+            .map_err(|e| format!("request: {e}"))?;
             let status = response.status().as_u16();
             let headers = response.headers().clone();
-            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
             let raw = String::from_utf8_lossy(&bytes).into_owned();
             let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Answer {
+            Ok(Answer {
                 status,
                 headers,
                 body,
                 raw,
-            }
+            })
         })
+    }
+
+    /// This client with a device identity (chain PEM, key PEM).
+    pub fn with_identity(self, chain_pem: &str, key_pem: &str) -> Client {
+        Client {
+            identity: Some((chain_pem.to_string(), key_pem.to_string())),
+            ..self
+        }
     }
 
     pub fn register(&self, registration_id: &str) -> Answer {
@@ -447,4 +476,22 @@ pub fn statuses(server: &Server, pki: &Canonical) -> Vec<String> {
             }
         })
         .collect()
+}
+
+/// A new, empty database on the test server.
+pub fn fresh_database() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let url = std::env::var("ATTEST_TEST_POSTGRES_URL").expect(
+        "ATTEST_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres, as the README's test command does",
+    );
+    let name = format!(
+        "attest_replicas_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("the test server");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("CREATE DATABASE");
+    format!("{}/{name}", url.rsplit_once('/').expect("a database").0)
 }
