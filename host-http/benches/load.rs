@@ -24,23 +24,18 @@
 //! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000 --idle-reopen-ms 1000 --mqtt-idle 10000]
 //! ```
 
-use std::io::{BufRead, BufReader};
-
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use attest_pki::{Ca, KeyAlg, Validity};
 
-const SCOPE: &str = "0ne00000001";
+mod common;
+
+use common::{HostHttp, SCOPE, cpu_seconds, device_config, percentile, register, rss_bytes};
 
 struct Args {
     devices: usize,
@@ -74,39 +69,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-/// Resident memory of a process, bytes.
-fn rss_bytes(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// utime + stime of a process, seconds.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 fn main() {
@@ -144,62 +106,27 @@ fn main() {
     .expect("write");
 
     let data = dir.path().join("data");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_host-http"))
-        .args([
+    let enrollments_arg = enrollments.to_str().expect("UTF-8 path");
+    let server = HostHttp::start(
+        &[
             "--listen",
             "127.0.0.1:0",
             "--mqtt-listen",
             "127.0.0.1:0",
             "--id-scope",
             SCOPE,
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--enrollments")
-        .arg(&enrollments)
-        .env("RUST_LOG", "host_http=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start host-http");
-    let mut out = BufReader::new(server.stdout.take().expect("stdout"));
-    let (mut addr, mut mqtt_addr) = (None, None);
-    while addr.is_none() || mqtt_addr.is_none() {
-        let mut line = String::new();
-        if out.read_line(&mut line).expect("read") == 0 {
-            panic!("host-http exited before listening");
-        }
-        if let Some(rest) = line.strip_prefix("listening on https://") {
-            addr = Some(rest.split_whitespace().next().expect("address").to_string());
-        }
-        if let Some(rest) = line.strip_prefix("listening for MQTT devices on mqtts://") {
-            mqtt_addr = Some(rest.trim().to_string());
-        }
-    }
-    let (addr, mqtt_addr) = (addr.expect("HTTPS"), mqtt_addr.expect("MQTT"));
-    let pid = server.id().to_string();
-    let ca = std::fs::read(data.join("tls/dev-server-ca.pem")).expect("dev CA");
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.expect("PEM")).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            "--enrollments",
+            enrollments_arg,
+        ],
+        &data,
+        &[],
+    );
+    let (addr, mqtt_addr) = (server.addr.clone(), server.mqtt_addr.clone().expect("MQTT"));
+    let pid = server.pid.clone();
+    let roots = common::server_roots(&data);
     let configs: Vec<Arc<rustls::ClientConfig>> = devices
         .iter()
-        .map(|(_, chain, key)| {
-            let mut config = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_root_certificates(roots.clone())
-                .with_client_auth_cert(
-                    chain.clone(),
-                    PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key"),
-                )
-                .expect("client auth");
-            // Fresh handshakes only: every registration proves possession.
-            config.resumption = rustls::client::Resumption::disabled();
-            Arc::new(config)
-        })
+        .map(|(_, chain, key)| device_config(&roots, chain.clone(), key))
         .collect();
     let names: Vec<String> = devices.iter().map(|d| d.0.clone()).collect();
 
@@ -369,8 +296,7 @@ fn main() {
         );
         drop(sessions);
     }
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = server.wait();
+    server.stop();
 }
 
 type MqttStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
@@ -546,32 +472,4 @@ fn hold_idle(
             reopened.load(Ordering::Relaxed)
         })
     })
-}
-
-async fn register(
-    addr: &str,
-    config: Arc<rustls::ClientConfig>,
-    id: &str,
-) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-    tokio::spawn(conn);
-    let req = hyper::Request::builder()
-        .method("PUT")
-        .uri(format!(
-            "/{SCOPE}/registrations/{id}/register?api-version=2021-06-01"
-        ))
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(format!(
-            "{{\"registrationId\":\"{id}\"}}"
-        ))))?;
-    let response = sender.send_request(req).await?;
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await?;
-    Ok(status)
 }

@@ -11,10 +11,11 @@
 //! service answers. Reads run in REPEATABLE READ snapshots.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres::{GenericClient, IsolationLevel, NoTls, Row};
+use postgres::{GenericClient, IsolationLevel, NoTls, Row, Statement};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
 use serde_json::Value;
 
@@ -41,7 +42,37 @@ const POOL_SIZE: u32 = 16;
 /// The PostgreSQL store.
 pub struct PostgresStore {
     /// `None` only while dropping.
-    pool: Option<r2d2::Pool<PostgresConnectionManager<NoTls>>>,
+    pool: Option<r2d2::Pool<Manager>>,
+}
+
+/// A connection and the statements prepared on it: each query is parsed
+/// and planned once per connection, and then costs one round trip.
+struct Cached {
+    client: postgres::Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// r2d2's PostgreSQL manager, with a statement cache per connection.
+struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Cached;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Cached, postgres::Error> {
+        Ok(Cached {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Cached) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Cached) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
 }
 
 impl Drop for PostgresStore {
@@ -75,18 +106,18 @@ impl PostgresStore {
         let config: postgres::Config = url
             .parse()
             .context("the database URL is not a PostgreSQL connection string")?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .context("cannot connect to PostgreSQL")?;
         let mut conn = pool.get().context("cannot connect to PostgreSQL")?;
+        let conn = &mut conn.client;
         conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
-        let migrated = migrations::migrations::runner().run(&mut *conn);
+        let migrated = migrations::migrations::runner().run(conn);
         conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
         migrated.context("cannot migrate the PostgreSQL schema")?;
-        drop(conn);
         Ok(PostgresStore { pool: Some(pool) })
     }
 
@@ -100,7 +131,8 @@ impl PostgresStore {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the store is closing"))?;
         let mut conn = pool.get().context("no PostgreSQL connection")?;
-        let mut tx = conn
+        let Cached { client, statements } = &mut *conn;
+        let mut tx = client
             .build_transaction()
             .isolation_level(if write {
                 IsolationLevel::ReadCommitted
@@ -109,10 +141,14 @@ impl PostgresStore {
             })
             .read_only(!write)
             .start()?;
-        if write {
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        {
+            let tx = PgTx::new(&mut tx, statements);
+            if write {
+                tx.0.borrow_mut()
+                    .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+            }
+            work(&tx)?;
         }
-        work(&PgTx(RefCell::new(&mut tx)))?;
         tx.commit()?;
         Ok(())
     }
@@ -133,39 +169,109 @@ impl Store for PostgresStore {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the store is closing"))?;
         let mut conn = pool.get().context("no PostgreSQL connection")?;
-        conn.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        conn.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
         Ok(Box::new(PgSnapshot { conn: Some(conn) }))
     }
 }
 
 /// One PostgreSQL transaction behind the `&self` methods of [`Transaction`]:
 /// a `postgres::Transaction`, or a client in a transaction a snapshot
-/// opened itself.
-struct PgTx<'a>(RefCell<&'a mut dyn Conn>);
+/// opened itself, with the connection's statement cache.
+struct PgTx<'a>(RefCell<Queries<'a>>);
+
+impl<'a> PgTx<'a> {
+    fn new(conn: &'a mut dyn Conn, statements: &'a mut HashMap<&'static str, Statement>) -> Self {
+        PgTx(RefCell::new(Queries { conn, statements }))
+    }
+}
+
+/// Queries by their SQL text, each prepared once per connection.
+struct Queries<'a> {
+    conn: &'a mut dyn Conn,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+impl Queries<'_> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.conn.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: &Params<'_>) -> Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.conn.execute(&statement, params)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.conn.query(&statement, params)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.conn.query_opt(&statement, params)
+    }
+}
 
 type Params<'p> = [&'p (dyn postgres::types::ToSql + Sync)];
 
-/// The queries [`PgTx`] makes, over a client or a transaction.
+/// What [`Queries`] needs of a client or a transaction.
 trait Conn {
-    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, postgres::Error>;
-    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error>;
-    fn query_opt(&mut self, sql: &str, params: &Params<'_>)
-    -> Result<Option<Row>, postgres::Error>;
+    fn prepare(&mut self, sql: &str) -> Result<Statement, postgres::Error>;
+    fn execute(
+        &mut self,
+        statement: &Statement,
+        params: &Params<'_>,
+    ) -> Result<u64, postgres::Error>;
+    fn query(
+        &mut self,
+        statement: &Statement,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error>;
+    fn query_opt(
+        &mut self,
+        statement: &Statement,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error>;
 }
 
 impl<C: GenericClient> Conn for C {
-    fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, postgres::Error> {
-        GenericClient::execute(self, sql, params)
+    fn prepare(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        GenericClient::prepare(self, sql)
     }
-    fn query(&mut self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error> {
-        GenericClient::query(self, sql, params)
+    fn execute(
+        &mut self,
+        statement: &Statement,
+        params: &Params<'_>,
+    ) -> Result<u64, postgres::Error> {
+        GenericClient::execute(self, statement, params)
+    }
+    fn query(
+        &mut self,
+        statement: &Statement,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error> {
+        GenericClient::query(self, statement, params)
     }
     fn query_opt(
         &mut self,
-        sql: &str,
+        statement: &Statement,
         params: &Params<'_>,
     ) -> Result<Option<Row>, postgres::Error> {
-        GenericClient::query_opt(self, sql, params)
+        GenericClient::query_opt(self, statement, params)
     }
 }
 
@@ -174,7 +280,7 @@ struct PgSnapshot {
     conn: Option<Pooled>,
 }
 
-type Pooled = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pooled = r2d2::PooledConnection<Manager>;
 
 impl Snapshot for PgSnapshot {
     fn read(&mut self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
@@ -182,8 +288,8 @@ impl Snapshot for PgSnapshot {
             .conn
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
-        let client: &mut postgres::Client = conn;
-        work(&PgTx(RefCell::new(client)))
+        let Cached { client, statements } = &mut **conn;
+        work(&PgTx::new(client, statements))
     }
 }
 
@@ -192,7 +298,7 @@ impl Drop for PgSnapshot {
     /// only on a broken connection, which r2d2 discards on return.
     fn drop(&mut self) {
         if let Some(mut conn) = self.conn.take() {
-            let _ = conn.batch_execute("ROLLBACK");
+            let _ = conn.client.batch_execute("ROLLBACK");
         }
     }
 }

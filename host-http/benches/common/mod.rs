@@ -1,0 +1,187 @@
+//! What the bench binaries share: host-http processes, /proc readings,
+//! percentiles, device TLS configurations and one HTTPS registration.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+pub const SCOPE: &str = "0ne00000001";
+
+/// Resident memory of a process, bytes.
+pub fn rss_bytes(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// utime + stime of a process, seconds.
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of every process named `name` (e.g. all of PostgreSQL's).
+pub fn cpu_seconds_of_all(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .map(|pid| cpu_seconds(&pid))
+        .sum()
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Milliseconds of a percentile.
+pub fn ms(sorted: &[Duration], p: f64) -> f64 {
+    percentile(sorted, p).as_secs_f64() * 1e3
+}
+
+/// A host-http process and the addresses it listens on.
+pub struct HostHttp {
+    pub child: Child,
+    pub pid: String,
+    pub addr: String,
+    pub mqtt_addr: Option<String>,
+}
+
+impl HostHttp {
+    /// Starts host-http with `args`, waiting until it listens (HTTPS, and
+    /// MQTT when `--mqtt-listen` is among `args`).
+    pub fn start(args: &[&str], data: &Path, env: &[(&str, &str)]) -> HostHttp {
+        let mqtt = args.contains(&"--mqtt-listen");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_host-http"));
+        command
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .env("RUST_LOG", "host_http=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start host-http");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut addr, mut mqtt_addr) = (None, None);
+        while addr.is_none() || (mqtt && mqtt_addr.is_none()) {
+            let mut line = String::new();
+            if out.read_line(&mut line).expect("read") == 0 {
+                panic!("host-http exited before listening");
+            }
+            if let Some(rest) = line.strip_prefix("listening on https://") {
+                addr = Some(rest.split_whitespace().next().expect("address").to_string());
+            }
+            if let Some(rest) = line.strip_prefix("listening for MQTT devices on mqtts://") {
+                mqtt_addr = Some(rest.trim().to_string());
+            }
+        }
+        std::thread::spawn(move || for _ in out.lines() {});
+        HostHttp {
+            pid: child.id().to_string(),
+            child,
+            addr: addr.expect("HTTPS"),
+            mqtt_addr,
+        }
+    }
+
+    /// SIGTERM, and wait.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.pid]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The roots that trust host-http's development certificate in `data`.
+pub fn server_roots(data: &Path) -> rustls::RootCertStore {
+    let ca = std::fs::read(data.join("tls/dev-server-ca.pem")).expect("dev CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.expect("PEM")).expect("root");
+    }
+    roots
+}
+
+/// A device's TLS configuration: its chain and key, no resumption (every
+/// registration proves possession).
+pub fn device_config(
+    roots: &rustls::RootCertStore,
+    chain: Vec<CertificateDer<'static>>,
+    key_pem: &str,
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots.clone())
+        .with_client_auth_cert(
+            chain,
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key"),
+        )
+        .expect("client auth");
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+/// One registration over a fresh mutual-TLS connection; the HTTP status.
+pub async fn register(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+    id: &str,
+) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method("PUT")
+        .uri(format!(
+            "/{SCOPE}/registrations/{id}/register?api-version=2021-06-01"
+        ))
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(format!(
+            "{{\"registrationId\":\"{id}\"}}"
+        ))))?;
+    let response = sender.send_request(req).await?;
+    let status = response.status().as_u16();
+    let _ = response.into_body().collect().await?;
+    Ok(status)
+}
