@@ -5,6 +5,7 @@
 //!           [--id-scope 0ne00000001] [--data ./attest-data]
 //!           [--tls-cert server.pem --tls-key server.key] [--enrollments FILE.json]
 //! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost]
+//! host-http connection-string [--data ./attest-data] [--host localhost:8443]
 //! ```
 //!
 //! Exit codes: 0 clean shutdown (SIGINT/SIGTERM), 2 start-up error.
@@ -75,6 +76,16 @@ enum Command {
         #[arg(long, default_value = "localhost")]
         resource: String,
     },
+    /// Print the management connection string (DPS form: HostName, SharedAccessKeyName,
+    /// SharedAccessKey), for `host-cli import` and the DPS service SDKs. It holds the key.
+    ConnectionString {
+        /// Data directory holding config.json.
+        #[arg(long, default_value = "attest-data")]
+        data: PathBuf,
+        /// The host (and port) clients reach the service at.
+        #[arg(long, default_value = "localhost:8443")]
+        host: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -85,6 +96,7 @@ fn main() -> ExitCode {
             ttl,
             resource,
         }) => token(&data, ttl, &resource),
+        Some(Command::ConnectionString { data, host }) => connection_string(&data, &host),
         None => serve(cli.serve),
     };
     match result {
@@ -96,15 +108,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
-    let path = data.join("config.json");
-    let config = host_http::ServiceConfig::load(data).with_context(|| {
+/// The configuration in `data`, or why there is none.
+fn config(data: &std::path::Path) -> Result<host_http::ServiceConfig> {
+    host_http::ServiceConfig::load(data).with_context(|| {
         format!(
             "no usable configuration (start host-http with --data {} once to create {})",
             data.display(),
-            path.display()
+            data.join("config.json").display()
         )
-    })?;
+    })
+}
+
+fn connection_string(data: &std::path::Path, host: &str) -> Result<()> {
+    let config = config(data)?;
+    let policy = config
+        .shared_access_policies
+        .first()
+        .context("config.json has no sharedAccessPolicies")?;
+    println!(
+        "HostName={host};SharedAccessKeyName={};SharedAccessKey={}",
+        policy.key_name, policy.primary_key
+    );
+    Ok(())
+}
+
+fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
+    let path = data.join("config.json");
+    let config = config(data)?;
     let policy = config
         .shared_access_policies
         .first()

@@ -283,35 +283,34 @@ impl Service {
             }
             let mut problems = Vec::new();
             let mut unloadable = Vec::new();
-            let mut derived: Vec<(String, Vec<LookupKey>)> = Vec::new();
             for ca in tx.certificates()? {
                 let (keys, problem) = ca_keys(&ca);
                 problems.extend(problem);
-                derived.push((ca_owner(&ca.name), keys));
+                write_if_changed(tx, &mut stored, ca_owner(&ca.name), keys)?;
             }
-            for (key, doc) in tx.enrollments(EnrollmentKind::Group)? {
-                let doc = doc.ok().map(|d| d.doc);
-                let g = group_keys(tx, &key, doc.as_ref())?;
-                problems.extend(g.problem);
-                if g.keys.iter().any(|k| k.kind == LookupKind::Unloadable) {
-                    unloadable.push(key.clone());
+            // Groups a page at a time: a large fleet's documents are never
+            // all in memory at once.
+            let mut after: Option<String> = None;
+            loop {
+                let page = tx.enrollments(EnrollmentKind::Group, after.as_deref(), 256)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                for (key, doc) in page {
+                    let doc = doc.ok().map(|d| d.doc);
+                    let g = group_keys(tx, &key, doc.as_ref())?;
+                    problems.extend(g.problem);
+                    if g.keys.iter().any(|k| k.kind == LookupKind::Unloadable) {
+                        unloadable.push(key.clone());
+                    }
+                    let owner = group_owner(&key);
+                    write_if_changed(tx, &mut stored, owner, g.keys)?;
                 }
-                derived.push((group_owner(&key), g.keys));
             }
             if !unloadable.is_empty() {
                 problems.push(format!(
                     "the CA of enrollment group(s) {} cannot be determined: every device decided by a group is refused until they are repaired",
                     unloadable.join(", ")
                 ));
-            }
-            for (owner, mut keys) in derived {
-                let mut old = stored.remove(&owner).unwrap_or_default();
-                let order = |k: &LookupKey| (k.kind.as_str(), k.value.clone(), k.der.clone());
-                keys.sort_by_key(order);
-                old.sort_by_key(order);
-                if keys != old {
-                    tx.set_lookup_keys(&owner, &keys)?;
-                }
             }
             // Keys of documents that are gone.
             for owner in stored.into_keys() {
@@ -367,6 +366,24 @@ impl Service {
         })?;
         Ok((individuals.len(), groups.len()))
     }
+}
+
+/// Writes `keys` as `owner`'s unless `stored` (what the store has, by
+/// owner; the entry is taken out) holds the same.
+fn write_if_changed(
+    tx: &dyn Transaction,
+    stored: &mut HashMap<String, Vec<LookupKey>>,
+    owner: String,
+    mut keys: Vec<LookupKey>,
+) -> Result<()> {
+    let mut old = stored.remove(&owner).unwrap_or_default();
+    let order = |k: &LookupKey| (k.kind.as_str(), k.value.clone(), k.der.clone());
+    keys.sort_by_key(order);
+    old.sort_by_key(order);
+    if keys != old {
+        tx.set_lookup_keys(&owner, &keys)?;
+    }
+    Ok(())
 }
 
 /// What a decision found, for recording it: the allocation settings of the

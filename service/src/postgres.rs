@@ -343,10 +343,16 @@ impl Transaction for PgTx<'_> {
             .transpose()
     }
 
-    fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>> {
+    fn enrollments(
+        &self,
+        kind: EnrollmentKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Result<Doc>)>> {
         let rows = self.0.borrow_mut().query(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 ORDER BY id",
-            &[&kind_str(kind)],
+            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id > $2
+             ORDER BY id LIMIT $3",
+            &[&kind_str(kind), &after.unwrap_or(""), &limit_of(limit)],
         )?;
         Ok(rows
             .iter()

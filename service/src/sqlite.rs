@@ -228,10 +228,19 @@ impl Transaction for Connection {
         .transpose()
     }
 
-    fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>> {
-        let mut stmt =
-            self.prepare("SELECT id, doc, etag FROM enrollments WHERE kind = ?1 ORDER BY id")?;
-        let rows = stmt.query_map(params![kind_str(kind)], doc_row)?;
+    fn enrollments(
+        &self,
+        kind: EnrollmentKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Result<Doc>)>> {
+        let mut stmt = self.prepare(
+            "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![kind_str(kind), after.unwrap_or(""), limit_of(limit)],
+            doc_row,
+        )?;
         rows.map(|r| {
             let row = r?;
             Ok((row.0.clone(), parse_doc(row)))

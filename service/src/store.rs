@@ -77,9 +77,15 @@ pub const OPERATION_TTL: i64 = 3600;
 pub trait Transaction {
     /// An enrollment by kind and stored key ([`attest_dps::documents::key_of`]).
     fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>>;
-    /// Every enrollment of a kind, ordered by key, each parsed on its own:
-    /// one that is not JSON any more is reported, not fatal to the rest.
-    fn enrollments(&self, kind: EnrollmentKind) -> Result<Vec<(String, Result<Doc>)>>;
+    /// At most `limit` enrollments of a kind whose keys follow `after`, in
+    /// key order, each parsed on its own: one that is not JSON any more is
+    /// reported, not fatal to the rest.
+    fn enrollments(
+        &self,
+        kind: EnrollmentKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Result<Doc>)>>;
     /// At most `limit` enrollments of a kind whose keys follow `after`, in
     /// key order (a keyset page).
     fn enrollments_after(

@@ -51,7 +51,9 @@ fn contract(store: &dyn Store) {
             .unwrap()
             .is_none()
     );
-    let groups = store.read_with(|tx| tx.enrollments(Group)).unwrap();
+    let groups = store
+        .read_with(|tx| tx.enrollments(Group, None, 10))
+        .unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].0, "Line-A");
 
