@@ -109,6 +109,23 @@ fn first_start_explains_itself_and_signals_stop_it_cleanly() {
         String::from_utf8_lossy(&token.stdout)
             .starts_with("SharedAccessSignature sr=localhost&sig=")
     );
+    // The connection string `host-cli import` takes, with the stored key.
+    let out = host_http()
+        .args(["connection-string", "--host", "localhost:9443", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(data.join("config.json")).unwrap();
+    let config: host_http::ServiceConfig = serde_json::from_str(&text).unwrap();
+    let p = &config.shared_access_policies[0];
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "HostName=localhost:9443;SharedAccessKeyName={};SharedAccessKey={}",
+            p.key_name, p.primary_key
+        )
+    );
 }
 
 #[test]
@@ -123,11 +140,15 @@ fn start_up_errors_exit_2_with_one_line() {
         ),
         (vec!["--listen", "not-an-address"], "--listen"),
         (vec!["token", "--data", "/nonexistent/dir"], "config.json"),
+        (
+            vec!["connection-string", "--data", "/nonexistent/dir"],
+            "config.json",
+        ),
     ];
     for (args, expect) in cases {
         let out = host_http()
             .args(&args)
-            .args(if args[0] == "token" {
+            .args(if args[0] == "token" || args[0] == "connection-string" {
                 vec![]
             } else {
                 vec!["--data", dir.path().to_str().unwrap()]
