@@ -56,8 +56,10 @@ struct Serve {
     #[arg(long)]
     enrollments: Option<PathBuf>,
     /// PostgreSQL URL (postgres://user[:password]@host[:port]/db) shared by several
-    /// replicas; default: SQLite in --data. Prefer the environment variable, which
-    /// keeps a password out of `ps`.
+    /// replicas; default: SQLite in --data. TLS: add ?sslmode=require (the server's
+    /// certificate and name verified against the system's roots) and
+    /// &sslrootcert=/path/ca.pem for a private CA. Prefer the environment variable,
+    /// which keeps a password out of `ps`.
     #[arg(long, env = "ATTEST_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
 }

@@ -15,9 +15,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres::{GenericClient, IsolationLevel, NoTls, Row, Statement};
+use postgres::{GenericClient, IsolationLevel, Row, Statement};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
+use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use attest_dps::documents::CaCert;
 use policy_host::EnrollmentKind;
@@ -53,7 +55,7 @@ struct Cached {
 }
 
 /// r2d2's PostgreSQL manager, with a statement cache per connection.
-struct Manager(PostgresConnectionManager<NoTls>);
+struct Manager(PostgresConnectionManager<MakeRustlsConnect>);
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Cached;
@@ -100,24 +102,29 @@ fn kind_str(kind: EnrollmentKind) -> &'static str {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`) and
-    /// migrates the schema.
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/db`, with
+    /// libpq's `sslmode` and `sslrootcert` parameters for TLS: see
+    /// [`connection`]) and migrates the schema.
     pub fn open(url: &str) -> Result<PostgresStore> {
-        let config: postgres::Config = url
-            .parse()
-            .context("the database URL is not a PostgreSQL connection string")?;
-        let manager = Manager(PostgresConnectionManager::new(config, NoTls));
+        let (mut config, tls) = connection(url)?;
+        config.connect_timeout(Duration::from_secs(5));
+        // One connection first, for the migrations and for an error that
+        // says why (the pool's says only that it timed out).
+        let mut conn = config
+            .connect(tls.clone())
+            .map_err(anyhow::Error::new)
+            .context("cannot connect to PostgreSQL")?;
+        conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+        let migrated = migrations::migrations::runner().run(&mut conn);
+        conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+        migrated.context("cannot migrate the PostgreSQL schema")?;
+        drop(conn);
+        let manager = Manager(PostgresConnectionManager::new(config, tls));
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .context("cannot connect to PostgreSQL")?;
-        let mut conn = pool.get().context("cannot connect to PostgreSQL")?;
-        let conn = &mut conn.client;
-        conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
-        let migrated = migrations::migrations::runner().run(conn);
-        conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
-        migrated.context("cannot migrate the PostgreSQL schema")?;
         Ok(PostgresStore { pool: Some(pool) })
     }
 
@@ -173,6 +180,77 @@ impl Store for PostgresStore {
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
         Ok(Box::new(PgSnapshot { conn: Some(conn) }))
     }
+}
+
+/// The connection settings and TLS connector of a database URL.
+///
+/// TLS follows the URL's `sslmode`: `require` (or `prefer`) connects over
+/// TLS and verifies the server's certificate and name (what libpq calls
+/// `verify-full`) against `sslrootcert` (a PEM file), or against the
+/// system's roots when it is absent or `system`. Without `sslmode` the
+/// connection is plaintext (`disable`), for a database on the same host
+/// or private network; `sslrootcert` without `sslmode` is an error, never
+/// a silent plaintext connection.
+fn connection(url: &str) -> Result<(postgres::Config, MakeRustlsConnect)> {
+    const NOT_A_URL: &str = "the database URL is not a PostgreSQL connection string";
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut root_cert = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("sslrootcert", value)) => {
+                root_cert = Some(
+                    percent_encoding::percent_decode_str(value)
+                        .decode_utf8()
+                        .context(NOT_A_URL)?
+                        .into_owned(),
+                );
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    let mut config: postgres::Config = url.parse().context(NOT_A_URL)?;
+    let explicit = kept.iter().any(|p| p.starts_with("sslmode="));
+    if !explicit {
+        if root_cert.is_some() {
+            anyhow::bail!(
+                "the database URL names sslrootcert but no sslmode: add sslmode=require to connect over TLS"
+            );
+        }
+        config.ssl_mode(postgres::config::SslMode::Disable);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert.as_deref() {
+        Some(path) if path != "system" => {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read sslrootcert {path}"))?;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.with_context(|| format!("sslrootcert {path} is not PEM"))?;
+                roots
+                    .add(cert)
+                    .with_context(|| format!("sslrootcert {path}: not a usable CA certificate"))?;
+            }
+            if roots.is_empty() {
+                anyhow::bail!("sslrootcert {path} holds no certificate");
+            }
+        }
+        _ => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS settings for PostgreSQL")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((config, MakeRustlsConnect::new(tls)))
 }
 
 /// One PostgreSQL transaction behind the `&self` methods of [`Transaction`]:

@@ -365,3 +365,58 @@ fn sqlite_store_is_durable_across_reopen() {
             .is_some()
     );
 }
+
+/// TLS to PostgreSQL (libpq's `sslmode` and `sslrootcert`): the test server
+/// has TLS on with a throw-away CA (`scripts/with-postgres`). Verified
+/// against that CA it connects; against another CA, or the system's roots,
+/// it is refused with the reason; `sslrootcert` without `sslmode` is an
+/// error, never a plaintext connection.
+#[test]
+fn postgres_over_tls_verifies_the_server() {
+    let ca = std::env::var("ATTEST_TEST_POSTGRES_CA")
+        .expect("ATTEST_TEST_POSTGRES_CA is not set: run the tests through scripts/with-postgres");
+    let url = support::fresh_database();
+    let store = PostgresStore::open(&format!("{url}?sslmode=require&sslrootcert={ca}")).unwrap();
+    let store: &dyn Store = &store;
+    store
+        .write_with(|tx| {
+            tx.put_enrollment(Individual, "d", &json!({"registrationId": "d"}), "\"e\"")
+        })
+        .unwrap();
+    assert!(
+        store
+            .read_with(|tx| tx.enrollment(Individual, "d"))
+            .unwrap()
+            .is_some()
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let validity = attest_pki::Validity {
+        not_before: at(now - 86_400),
+        not_after: at(now + 86_400),
+    };
+    let other =
+        attest_pki::Ca::root("not the server's CA", attest_pki::KeyAlg::P256, validity).unwrap();
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, &other.pem).unwrap();
+    for (query, expect) in [
+        (
+            format!("sslmode=require&sslrootcert={}", other_path.display()),
+            "certificate",
+        ),
+        ("sslmode=require".to_string(), "certificate"),
+        (format!("sslrootcert={ca}"), "add sslmode=require"),
+        (
+            "sslmode=require&sslrootcert=/nonexistent.pem".to_string(),
+            "cannot read sslrootcert",
+        ),
+    ] {
+        let err = match PostgresStore::open(&format!("{url}?{query}")) {
+            Ok(_) => panic!("{query}: connected"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains(expect), "{query}: {err}");
+    }
+}
