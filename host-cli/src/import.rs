@@ -36,7 +36,7 @@ pub const BATCH: usize = 1000;
 /// Attempts of one call the service answers 429 or 503 to, or whose
 /// connection fails.
 const ATTEMPTS: usize = 8;
-/// Refusals printed one by one (the rest are counted).
+/// Refusals kept one by one (the rest are counted by code).
 const SHOWN_REFUSALS: usize = 50;
 
 /// How entries are written.
@@ -91,6 +91,8 @@ pub struct Imported {
     pub refused: Vec<(String, String)>,
     /// Refusals beyond those kept in `refused`.
     pub more_refused: u64,
+    /// Every refusal's error code (the first word of its reason), counted.
+    pub refused_by_code: std::collections::BTreeMap<String, u64>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -526,6 +528,10 @@ pub fn import(args: &ImportArgs) -> Result<Imported> {
     })?;
     bar.finish_and_clear();
     result.elapsed = started.elapsed();
+    for (_, why) in &result.refused {
+        let code = why.split_whitespace().next().unwrap_or("?").to_string();
+        *result.refused_by_code.entry(code).or_default() += 1;
+    }
     if result.refused.len() > SHOWN_REFUSALS {
         result.more_refused = (result.refused.len() - SHOWN_REFUSALS) as u64;
         result.refused.truncate(SHOWN_REFUSALS);

@@ -203,11 +203,21 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Sign(args) => sign(&args).map(|()| EXIT_ACCEPTED),
         Command::Import(args) => {
             let done = import::import(&args)?;
-            for (what, why) in &done.refused {
+            const LISTED: usize = 10;
+            for (what, why) in done.refused.iter().take(LISTED) {
                 eprintln!("refused: {what}: {why}");
             }
-            if done.more_refused > 0 {
-                eprintln!("refused: … and {} more", done.more_refused);
+            let unlisted = done.refused_count() - done.refused.len().min(LISTED) as u64;
+            if unlisted > 0 {
+                let codes: Vec<String> = done
+                    .refused_by_code
+                    .iter()
+                    .map(|(code, n)| format!("{code} ×{n}"))
+                    .collect();
+                eprintln!(
+                    "refused: … and {unlisted} more (all refusals by error code: {})",
+                    codes.join(", ")
+                );
             }
             println!("{}", done.summary(&args.file));
             Ok(if done.refused_count() == 0 {
