@@ -270,15 +270,21 @@ pub(crate) fn parse_https_server(server: &str) -> Result<(String, u16)> {
     parse_server(server, Transport::Https)
 }
 
-/// A TLS client configuration that trusts `roots` and has no client
-/// certificate (management calls authenticate with SAS tokens).
-pub(crate) fn server_config(roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>> {
+/// The `--ca` certificates as trust anchors.
+fn root_store(roots: &[Vec<u8>]) -> Result<rustls::RootCertStore> {
     let mut store = rustls::RootCertStore::empty();
     for der in roots {
         store
             .add(CertificateDer::from(der.clone()))
             .map_err(|e| anyhow!("--ca certificate is not usable as a trust anchor: {e}"))?;
     }
+    Ok(store)
+}
+
+/// A TLS client configuration that trusts `roots` and has no client
+/// certificate (management calls authenticate with SAS tokens).
+pub(crate) fn server_config(roots: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>> {
+    let store = root_store(roots)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -294,12 +300,7 @@ fn client_config(
     roots: &[Vec<u8>],
     transport: Transport,
 ) -> Result<Arc<rustls::ClientConfig>> {
-    let mut store = rustls::RootCertStore::empty();
-    for der in roots {
-        store
-            .add(CertificateDer::from(der.clone()))
-            .map_err(|e| anyhow!("--ca certificate is not usable as a trust anchor: {e}"))?;
-    }
+    let store = root_store(roots)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

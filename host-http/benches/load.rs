@@ -27,7 +27,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use rustls_pki_types::{CertificateDer, ServerName};
 
@@ -35,7 +34,9 @@ use attest_pki::{Ca, KeyAlg, Validity};
 
 mod common;
 
-use common::{HostHttp, SCOPE, cpu_seconds, device_config, percentile, register, rss_bytes};
+use common::{
+    HostHttp, MqttStream, SCOPE, cpu_seconds, device_config, mqtt_hello, percentile, rss_bytes,
+};
 
 struct Args {
     devices: usize,
@@ -135,55 +136,20 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let next = Arc::new(AtomicUsize::new(0));
     let configs = Arc::new(configs);
     let names = Arc::new(names);
-    // Warm-up: one registration per device (first registrations create records).
     let run_on = |total: usize, mqtt: bool| {
-        next.store(0, Ordering::SeqCst);
-        runtime.block_on(async {
-            let mut tasks = Vec::new();
-            for _ in 0..args.concurrency {
-                let (next, configs, names) =
-                    (Arc::clone(&next), Arc::clone(&configs), Arc::clone(&names));
-                let addr = if mqtt {
-                    mqtt_addr.clone()
-                } else {
-                    addr.clone()
-                };
-                tasks.push(tokio::spawn(async move {
-                    let mut latencies = Vec::new();
-                    let mut errors = 0usize;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= total {
-                            break;
-                        }
-                        let d = i % names.len();
-                        let started = Instant::now();
-                        let config = Arc::clone(&configs[d]);
-                        let status = if mqtt {
-                            register_mqtt(&addr, config, &names[d]).await
-                        } else {
-                            register(&addr, config, &names[d]).await
-                        };
-                        match status {
-                            Ok(200) => latencies.push(started.elapsed()),
-                            _ => errors += 1,
-                        }
-                    }
-                    (latencies, errors)
-                }));
-            }
-            let mut all = Vec::new();
-            let mut errors = 0;
-            for t in tasks {
-                let (l, e) = t.await.expect("task");
-                all.extend(l);
-                errors += e;
-            }
-            (all, errors)
-        })
+        let target = if mqtt { &mqtt_addr } else { &addr };
+        let (latencies, errors, _) = common::load(
+            &runtime,
+            std::slice::from_ref(target),
+            &configs,
+            &names,
+            total,
+            args.concurrency,
+            mqtt,
+        );
+        (latencies, errors)
     };
     let run = |total: usize| run_on(total, false);
     let _ = run(names.len());
@@ -299,8 +265,6 @@ fn main() {
     server.stop();
 }
 
-type MqttStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
-
 /// Opens `count` MQTT sessions (TLS, CONNECT, SUBSCRIBE) to `addr` from
 /// 127.0.0.2 onwards, 64 per source address, and keeps them open: (held,
 /// shed, the open sessions).
@@ -332,90 +296,6 @@ async fn hold_mqtt_sessions(
         }
     }
     (sessions.len(), shed, sessions)
-}
-
-/// CONNECT and SUBSCRIBE as device `id`; the SUBACK's arrival.
-async fn mqtt_hello(
-    tls: &mut MqttStream,
-    id: &str,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use rumqttc::mqttbytes::QoS;
-    use rumqttc::mqttbytes::v4::{Connect, Login, Packet, Subscribe};
-    let mut connect = Connect::new(id);
-    connect.keep_alive = 300;
-    connect.login = Some(Login::new(
-        format!("{SCOPE}/registrations/{id}/api-version=2019-03-31"),
-        "",
-    ));
-    let mut out = bytes::BytesMut::new();
-    Packet::Connect(connect).write(&mut out, 1 << 16)?;
-    Packet::Subscribe(Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce))
-        .write(&mut out, 1 << 16)?;
-    tls.write_all(&out).await?;
-    let mut buffer = bytes::BytesMut::new();
-    loop {
-        match read_packet(tls, &mut buffer).await? {
-            Packet::SubAck(_) => return Ok(()),
-            Packet::ConnAck(_) => {}
-            other => return Err(format!("unexpected {other:?}").into()),
-        }
-    }
-}
-
-async fn read_packet(
-    tls: &mut MqttStream,
-    buffer: &mut bytes::BytesMut,
-) -> Result<rumqttc::mqttbytes::v4::Packet, Box<dyn std::error::Error + Send + Sync>> {
-    loop {
-        match rumqttc::mqttbytes::v4::Packet::read(buffer, 1 << 20) {
-            Ok(p) => return Ok(p),
-            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        if tls.read_buf(buffer).await? == 0 {
-            return Err("closed".into());
-        }
-    }
-}
-
-/// One registration over MQTT on a fresh connection: the reply's status.
-async fn register_mqtt(
-    addr: &str,
-    config: Arc<rustls::ClientConfig>,
-    id: &str,
-) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
-    use rumqttc::mqttbytes::QoS;
-    use rumqttc::mqttbytes::v4::{Packet, Publish};
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await?;
-    mqtt_hello(&mut tls, id).await?;
-    let mut out = bytes::BytesMut::new();
-    Packet::Publish(Publish::new(
-        "$dps/registrations/PUT/iotdps-register/?$rid=1",
-        QoS::AtMostOnce,
-        format!("{{\"registrationId\":\"{id}\"}}"),
-    ))
-    .write(&mut out, 1 << 16)?;
-    tls.write_all(&out).await?;
-    let mut buffer = bytes::BytesMut::new();
-    let reply = loop {
-        if let Packet::Publish(p) = read_packet(&mut tls, &mut buffer).await? {
-            break p;
-        }
-    };
-    let status = reply
-        .topic
-        .strip_prefix("$dps/registrations/res/")
-        .and_then(|r| r.split('/').next())
-        .and_then(|s| s.parse().ok())
-        .ok_or("reply topic")?;
-    let mut out = bytes::BytesMut::new();
-    Packet::Disconnect.write(&mut out, 16)?;
-    let _ = tls.write_all(&out).await;
-    Ok(status)
 }
 
 /// Holds `count` silent connections to `addr` from 127.0.0.2 until `stop`,

@@ -25,7 +25,6 @@ mod common;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -188,61 +187,6 @@ fn import(data: &Path, addr: &str, file: &Path) -> host_cli::import::Imported {
     done
 }
 
-/// `total` registrations spread over `addrs`, `concurrency` at once: sorted
-/// latencies, errors, wall seconds.
-fn load(
-    runtime: &tokio::runtime::Runtime,
-    addrs: &[String],
-    configs: &Arc<Vec<Arc<rustls::ClientConfig>>>,
-    names: &Arc<Vec<String>>,
-    total: usize,
-    concurrency: usize,
-) -> (Vec<Duration>, usize, f64) {
-    let next = Arc::new(AtomicUsize::new(0));
-    let addrs = Arc::new(addrs.to_vec());
-    let started = Instant::now();
-    let (mut latencies, errors) = runtime.block_on(async {
-        let mut tasks = Vec::new();
-        for _ in 0..concurrency {
-            let (next, configs, names, addrs) = (
-                Arc::clone(&next),
-                Arc::clone(configs),
-                Arc::clone(names),
-                Arc::clone(&addrs),
-            );
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0usize;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
-                        break;
-                    }
-                    let d = i % names.len();
-                    let addr = &addrs[i % addrs.len()];
-                    let t = Instant::now();
-                    match common::register(addr, Arc::clone(&configs[d]), &names[d]).await {
-                        Ok(200) => latencies.push(t.elapsed()),
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            }));
-        }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        for t in tasks {
-            let (l, e) = t.await.expect("task");
-            all.extend(l);
-            errors += e;
-        }
-        (all, errors)
-    });
-    let wall = started.elapsed().as_secs_f64();
-    latencies.sort();
-    (latencies, errors, wall)
-}
-
 fn device_configs(
     fleet: &Fleet,
     roots: &rustls::RootCertStore,
@@ -393,13 +337,14 @@ fn replicas(
         let configs = device_configs(fleet, &roots);
         let addrs: Vec<String> = servers.iter().map(|(s, _)| s.addr.clone()).collect();
         // Warm-up: every device once (first registrations create records).
-        let _ = load(
+        let _ = common::load(
             runtime,
             &addrs,
             &configs,
             names,
             names.len(),
             args.concurrency,
+            false,
         );
         let host_cpu = || {
             servers
@@ -408,13 +353,14 @@ fn replicas(
                 .sum::<f64>()
         };
         let (h0, p0) = (host_cpu(), cpu_seconds_of_all("postgres"));
-        let (latencies, errors, wall) = load(
+        let (latencies, errors, wall) = common::load(
             runtime,
             &addrs,
             &configs,
             names,
             args.registrations,
             args.concurrency,
+            false,
         );
         let (h1, p1) = (host_cpu(), cpu_seconds_of_all("postgres"));
         let n = latencies.len().max(1) as f64;
@@ -497,21 +443,23 @@ fn measure(
     label: &str,
 ) -> Measured {
     let addrs = vec![server.addr.clone()];
-    let _ = load(
+    let _ = common::load(
         runtime,
         &addrs,
         configs,
         names,
         names.len(),
         args.concurrency,
+        false,
     );
-    let (latencies, errors, wall) = load(
+    let (latencies, errors, wall) = common::load(
         runtime,
         &addrs,
         configs,
         names,
         args.registrations,
         args.concurrency,
+        false,
     );
     let issuer = Ca::root(&format!("Writes {label}"), KeyAlg::P256, validity()).expect("CA");
     let individuals: Vec<(String, Value)> = (0..200)

@@ -438,20 +438,6 @@ impl Transaction for PgTx<'_> {
             .collect())
     }
 
-    fn enrollments_after(
-        &self,
-        kind: EnrollmentKind,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Doc)>> {
-        let rows = self.0.borrow_mut().query(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id > $2
-             ORDER BY id LIMIT $3",
-            &[&kind_str(kind), &after.unwrap_or(""), &limit_of(limit)],
-        )?;
-        rows.iter().map(doc_of).collect()
-    }
-
     fn put_enrollment(
         &self,
         kind: EnrollmentKind,

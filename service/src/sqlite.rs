@@ -248,26 +248,6 @@ impl Transaction for Connection {
         .collect()
     }
 
-    fn enrollments_after(
-        &self,
-        kind: EnrollmentKind,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Doc)>> {
-        let mut stmt = self.prepare(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(
-            params![kind_str(kind), after.unwrap_or(""), limit_of(limit)],
-            doc_row,
-        )?;
-        rows.map(|r| {
-            let row = r?;
-            Ok((row.0.clone(), parse_doc(row)?))
-        })
-        .collect()
-    }
-
     fn put_enrollment(
         &self,
         kind: EnrollmentKind,

@@ -86,14 +86,19 @@ pub trait Transaction {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Result<Doc>)>>;
-    /// At most `limit` enrollments of a kind whose keys follow `after`, in
-    /// key order (a keyset page).
+    /// [`Transaction::enrollments`], failing if one of them is not JSON (a
+    /// keyset page for the management API).
     fn enrollments_after(
         &self,
         kind: EnrollmentKind,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Doc)>>;
+    ) -> Result<Vec<(String, Doc)>> {
+        self.enrollments(kind, after, limit)?
+            .into_iter()
+            .map(|(key, doc)| Ok((key, doc?)))
+            .collect()
+    }
     /// Creates or replaces an enrollment.
     fn put_enrollment(
         &self,

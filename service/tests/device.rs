@@ -6,36 +6,9 @@
 mod support;
 
 use attest_dps::ErrorKind;
-use attest_pki::{Canonical, KeyAlg, Validity};
+use attest_pki::Canonical;
 use attest_service::{DeviceEvidence, Options, Service};
-use rcgen::SigningKey as _;
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn pki() -> Canonical {
-    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
-    let v = Validity {
-        not_before: at(now() - 86_400),
-        not_after: at(now() + 30 * 86_400),
-    };
-    Canonical::generate(KeyAlg::P256, v, v).unwrap()
-}
-
-/// Device `n`'s evidence as a TLS handshake would capture it: its chain
-/// and a CertificateVerify-style signature by `signer`'s key.
-fn evidence(pki: &Canonical, n: usize, signer: usize) -> DeviceEvidence {
-    let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
-    let signature = pki.devices[signer - 1].key.sign(&message).unwrap();
-    DeviceEvidence {
-        chain: Some((
-            pki.devices[n - 1].der.clone(),
-            vec![pki.issuer_of(n).der.clone()],
-        )),
-        signature: Some((0x0403, message, signature)),
-    }
-}
+use support::{evidence, pki};
 
 fn open(dir: &std::path::Path, pki: &Canonical) -> Service {
     let file = dir.join("enrollments.json");

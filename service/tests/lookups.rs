@@ -5,37 +5,14 @@
 //! keys are re-derived from the documents at start.
 
 use anyhow::{Result, bail};
-use attest_pki::{Canonical, KeyAlg, Validity};
+mod support;
+
+use attest_pki::Canonical;
 use attest_service::sqlite::SqliteStore;
 use attest_service::store::{LookupKey, LookupKind, Snapshot, Store, Transaction};
-use attest_service::{DeviceEvidence, Service, ServiceConfig};
+use attest_service::{Service, ServiceConfig};
 use policy_host::EnrollmentKind;
-use rcgen::SigningKey as _;
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn pki() -> Canonical {
-    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
-    let v = Validity {
-        not_before: at(now() - 86_400),
-        not_after: at(now() + 30 * 86_400),
-    };
-    Canonical::generate(KeyAlg::P256, v, v).unwrap()
-}
-
-fn evidence(pki: &Canonical, n: usize) -> DeviceEvidence {
-    let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
-    let signature = pki.devices[n - 1].key.sign(&message).unwrap();
-    DeviceEvidence {
-        chain: Some((
-            pki.devices[n - 1].der.clone(),
-            vec![pki.issuer_of(n).der.clone()],
-        )),
-        signature: Some((0x0403, message, signature)),
-    }
-}
+use support::pki;
 
 /// A store whose snapshots fail after `reads` reads (a database that goes
 /// away in the middle of a decision).
@@ -92,7 +69,7 @@ fn service(data: &std::path::Path, pki: &Canonical, store: Box<dyn Store>) -> Se
 
 /// What device `n` gets: its status, or the HTTP status of the error.
 fn outcome(service: &Service, pki: &Canonical, n: usize) -> String {
-    match service.register(&evidence(pki, n), &format!("device-{n}"), b"{}") {
+    match service.register(&support::evidence(pki, n, n), &format!("device-{n}"), b"{}") {
         Ok(reply) => reply.body.unwrap()["status"].as_str().unwrap().to_string(),
         Err(e) => e.kind.status().to_string(),
     }

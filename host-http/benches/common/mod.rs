@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -184,4 +187,153 @@ pub async fn register(
     let status = response.status().as_u16();
     let _ = response.into_body().collect().await?;
     Ok(status)
+}
+
+pub type MqttStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// CONNECT and SUBSCRIBE as device `id`; the SUBACK's arrival.
+pub async fn mqtt_hello(
+    tls: &mut MqttStream,
+    id: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use rumqttc::mqttbytes::QoS;
+    use rumqttc::mqttbytes::v4::{Connect, Login, Packet, Subscribe};
+    let mut connect = Connect::new(id);
+    connect.keep_alive = 300;
+    connect.login = Some(Login::new(
+        format!("{SCOPE}/registrations/{id}/api-version=2019-03-31"),
+        "",
+    ));
+    let mut out = bytes::BytesMut::new();
+    Packet::Connect(connect).write(&mut out, 1 << 16)?;
+    Packet::Subscribe(Subscribe::new("$dps/registrations/res/#", QoS::AtLeastOnce))
+        .write(&mut out, 1 << 16)?;
+    tls.write_all(&out).await?;
+    let mut buffer = bytes::BytesMut::new();
+    loop {
+        match read_packet(tls, &mut buffer).await? {
+            Packet::SubAck(_) => return Ok(()),
+            Packet::ConnAck(_) => {}
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+}
+
+pub async fn read_packet(
+    tls: &mut MqttStream,
+    buffer: &mut bytes::BytesMut,
+) -> Result<rumqttc::mqttbytes::v4::Packet, Box<dyn std::error::Error + Send + Sync>> {
+    loop {
+        match rumqttc::mqttbytes::v4::Packet::read(buffer, 1 << 20) {
+            Ok(p) => return Ok(p),
+            Err(rumqttc::mqttbytes::Error::InsufficientBytes(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if tls.read_buf(buffer).await? == 0 {
+            return Err("closed".into());
+        }
+    }
+}
+
+/// One registration over MQTT on a fresh connection: the reply's status.
+pub async fn register_mqtt(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+    id: &str,
+) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+    use rumqttc::mqttbytes::QoS;
+    use rumqttc::mqttbytes::v4::{Packet, Publish};
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    mqtt_hello(&mut tls, id).await?;
+    let mut out = bytes::BytesMut::new();
+    Packet::Publish(Publish::new(
+        "$dps/registrations/PUT/iotdps-register/?$rid=1",
+        QoS::AtMostOnce,
+        format!("{{\"registrationId\":\"{id}\"}}"),
+    ))
+    .write(&mut out, 1 << 16)?;
+    tls.write_all(&out).await?;
+    let mut buffer = bytes::BytesMut::new();
+    let reply = loop {
+        if let Packet::Publish(p) = read_packet(&mut tls, &mut buffer).await? {
+            break p;
+        }
+    };
+    let status = reply
+        .topic
+        .strip_prefix("$dps/registrations/res/")
+        .and_then(|r| r.split('/').next())
+        .and_then(|s| s.parse().ok())
+        .ok_or("reply topic")?;
+    let mut out = bytes::BytesMut::new();
+    Packet::Disconnect.write(&mut out, 16)?;
+    let _ = tls.write_all(&out).await;
+    Ok(status)
+}
+
+/// `total` registrations spread over `addrs` (over MQTT when `mqtt`),
+/// `concurrency` at once: sorted latencies of those answered 200, errors,
+/// wall seconds.
+pub fn load(
+    runtime: &tokio::runtime::Runtime,
+    addrs: &[String],
+    configs: &Arc<Vec<Arc<rustls::ClientConfig>>>,
+    names: &Arc<Vec<String>>,
+    total: usize,
+    concurrency: usize,
+    mqtt: bool,
+) -> (Vec<Duration>, usize, f64) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let addrs = Arc::new(addrs.to_vec());
+    let started = Instant::now();
+    let (mut latencies, errors) = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (next, configs, names, addrs) = (
+                Arc::clone(&next),
+                Arc::clone(configs),
+                Arc::clone(names),
+                Arc::clone(&addrs),
+            );
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        break;
+                    }
+                    let d = i % names.len();
+                    let addr = &addrs[i % addrs.len()];
+                    let t = Instant::now();
+                    let config = Arc::clone(&configs[d]);
+                    let status = if mqtt {
+                        register_mqtt(addr, config, &names[d]).await
+                    } else {
+                        register(addr, config, &names[d]).await
+                    };
+                    match status {
+                        Ok(200) => latencies.push(t.elapsed()),
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.expect("task");
+            all.extend(l);
+            errors += e;
+        }
+        (all, errors)
+    });
+    let wall = started.elapsed().as_secs_f64();
+    latencies.sort();
+    (latencies, errors, wall)
 }

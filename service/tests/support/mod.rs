@@ -1,5 +1,11 @@
 //! Shared by the service's integration tests.
 
+#![allow(dead_code)]
+
+use attest_pki::{Canonical, KeyAlg, Validity};
+use attest_service::DeviceEvidence;
+use rcgen::SigningKey as _;
+
 /// A new, empty database on the test server that `scripts/with-postgres`
 /// started (the README's test command runs the suite through it).
 pub(crate) fn fresh_database() -> String {
@@ -20,4 +26,31 @@ pub(crate) fn fresh_database() -> String {
         "{}/{name}",
         url.rsplit_once('/').expect("a database in the URL").0
     )
+}
+
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub(crate) fn pki() -> Canonical {
+    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let v = Validity {
+        not_before: at(now() - 86_400),
+        not_after: at(now() + 30 * 86_400),
+    };
+    Canonical::generate(KeyAlg::P256, v, v).unwrap()
+}
+
+/// Device `n`'s evidence as a TLS handshake would capture it: its chain
+/// and a CertificateVerify-style signature by `signer`'s key.
+pub(crate) fn evidence(pki: &Canonical, n: usize, signer: usize) -> DeviceEvidence {
+    let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
+    let signature = pki.devices[signer - 1].key.sign(&message).unwrap();
+    DeviceEvidence {
+        chain: Some((
+            pki.devices[n - 1].der.clone(),
+            vec![pki.issuer_of(n).der.clone()],
+        )),
+        signature: Some((0x0403, message, signature)),
+    }
 }
