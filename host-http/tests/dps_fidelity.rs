@@ -481,8 +481,21 @@ fn registration_state_identifiers_and_error_codes() {
 /// `BulkEnrollmentOperationResult`.
 #[test]
 fn bulk_enrollment_operations() {
+    bulk_enrollment_operations_on(None);
+}
+
+/// The same on PostgreSQL, whose store reads a bulk operation's entries in
+/// one query and writes them in one statement.
+#[test]
+fn bulk_enrollment_operations_on_postgresql() {
+    bulk_enrollment_operations_on(Some(support::fresh_database()));
+}
+
+fn bulk_enrollment_operations_on(database: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), None);
+    let mut options = support::options(dir.path(), None);
+    options.database = database;
+    let server = Server::start_with(options);
     let pki = canonical();
     let entry = |n: usize| individual(&format!("device-{n}"), &pki.devices[n - 1].pem, true);
     let bulk = |mode: &str, entries: Vec<Value>| {
@@ -547,6 +560,33 @@ fn bulk_enrollment_operations() {
     assert_eq!(deleted.body["errors"][0]["errorCode"], 404201);
     assert_eq!(
         server.admin("GET", "/enrollments/device-1", None).status,
+        404
+    );
+    // One operation is as if its entries were written one by one: the
+    // second of two creates of one ID sees the first; a delete after a
+    // create in the same operation leaves nothing.
+    let extra = |id: &str| individual(id, &pki.devices[0].pem, true);
+    let twice = bulk("create", vec![extra("device-6"), extra("device-6")]);
+    assert_eq!(
+        twice.body["errors"].as_array().unwrap().len(),
+        1,
+        "{twice:?}"
+    );
+    assert_eq!(twice.body["errors"][0]["errorCode"], 409000);
+    assert_eq!(
+        server.admin("GET", "/enrollments/device-6", None).status,
+        200
+    );
+    let created = bulk("create", vec![extra("device-7")]);
+    assert_eq!(created.body["isSuccessful"], true);
+    let mixed = server.admin(
+        "POST",
+        "/enrollments/?api-version=2021-10-01",
+        Some(&json!({"mode": "delete", "enrollments": [extra("device-7"), extra("device-7")]})),
+    );
+    assert_eq!(mixed.body["errors"][0]["errorCode"], 404201, "{mixed:?}");
+    assert_eq!(
+        server.admin("GET", "/enrollments/device-7", None).status,
         404
     );
     assert_eq!(bulk("replace", vec![entry(1)]).status, 400);

@@ -3,6 +3,8 @@
 //! Writes honour `If-Match` (412 on a stale etag) and keep the lookup
 //! keys the device operations read in the same transaction (see `index`).
 
+use std::collections::{BTreeMap, HashMap};
+
 use anyhow::Result;
 use serde_json::Value;
 
@@ -16,7 +18,7 @@ use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
 use policy_host::EnrollmentKind;
 
 use crate::index;
-use crate::store::Transaction;
+use crate::store::{Doc, Transaction};
 use crate::{Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix};
 
 fn bad_request(message: impl Into<String>) -> DpsError {
@@ -211,7 +213,16 @@ impl Service {
         let etag = new_etag()?;
         let now = now_rfc3339();
         let doc = self.write("the enrollment", |tx| {
-            store_entry(tx, kind, id, doc, Write::Upsert(if_match), &now, &etag)
+            store_entry(
+                tx,
+                &mut Direct,
+                kind,
+                id,
+                doc,
+                Write::Upsert(if_match),
+                &now,
+                &etag,
+            )
         })?;
         Ok(Reply::entity(doc))
     }
@@ -264,17 +275,29 @@ impl Service {
             prepared.push((id, checked, new_etag()?));
         }
         let errors = self.write("the enrollments", |tx| {
+            let keys = prepared
+                .iter()
+                .map(|(id, _, _)| key_of(EnrollmentKind::Individual, id))
+                .collect();
+            let mut staged = Staged::read(tx, keys)?;
             let mut errors = Vec::new();
             for (id, checked, etag) in prepared {
                 let outcome = match checked {
                     Err(e) => Err(e),
                     Ok((Write::Delete(if_match), _)) => {
-                        delete_entry(tx, EnrollmentKind::Individual, &id, if_match)?
+                        delete_entry(tx, &mut staged, EnrollmentKind::Individual, &id, if_match)?
                     }
-                    Ok((w, doc)) => {
-                        store_entry(tx, EnrollmentKind::Individual, &id, doc, w, &now, &etag)?
-                            .map(|_| ())
-                    }
+                    Ok((w, doc)) => store_entry(
+                        tx,
+                        &mut staged,
+                        EnrollmentKind::Individual,
+                        &id,
+                        doc,
+                        w,
+                        &now,
+                        &etag,
+                    )?
+                    .map(|_| ()),
                 };
                 if let Err(e) = outcome {
                     errors.push(serde_json::json!({
@@ -284,6 +307,7 @@ impl Service {
                     }));
                 }
             }
+            staged.write(tx)?;
             Ok(Ok(errors))
         })?;
         Ok(Reply::ok(serde_json::json!({
@@ -300,7 +324,7 @@ impl Service {
         if_match: Option<&str>,
     ) -> Answer {
         self.write(&format!("{} '{id}'", id_field(kind)), |tx| {
-            delete_entry(tx, kind, id, if_match)
+            delete_entry(tx, &mut Direct, kind, id, if_match)
         })?;
         Ok(Reply::no_content())
     }
@@ -580,11 +604,132 @@ fn prepare_entry(kind: EnrollmentKind, id: &str, body: &Value) -> Result<Value, 
     Ok(doc)
 }
 
+/// Where [`store_entry`] and [`delete_entry`] read and write entries: the
+/// transaction itself, or a bulk operation's [`Staged`] view of it.
+trait Entries {
+    fn get(&mut self, tx: &dyn Transaction, kind: EnrollmentKind, key: &str)
+    -> Result<Option<Doc>>;
+    fn put(
+        &mut self,
+        tx: &dyn Transaction,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<()>;
+    fn delete(&mut self, tx: &dyn Transaction, kind: EnrollmentKind, key: &str) -> Result<()>;
+}
+
+/// Reads and writes go straight to the transaction (with lookup keys).
+struct Direct;
+
+impl Entries for Direct {
+    fn get(
+        &mut self,
+        tx: &dyn Transaction,
+        kind: EnrollmentKind,
+        key: &str,
+    ) -> Result<Option<Doc>> {
+        tx.enrollment(kind, key)
+    }
+    fn put(
+        &mut self,
+        tx: &dyn Transaction,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<()> {
+        index::put_enrollment(tx, kind, key, doc, etag)
+    }
+    fn delete(&mut self, tx: &dyn Transaction, kind: EnrollmentKind, key: &str) -> Result<()> {
+        index::delete_enrollment(tx, kind, key)
+    }
+}
+
+/// A bulk operation's individual enrollments: read in one query before,
+/// written in one statement after (`Transaction::put_enrollments`,
+/// `delete_enrollments`); in between each entry sees the ones before it,
+/// as if written one by one. Individual enrollments only: they have no
+/// lookup keys.
+struct Staged {
+    /// What each key holds now (`None`: absent), as the store had it plus
+    /// the writes so far.
+    current: HashMap<String, Option<Doc>>,
+    /// The writes, the last for each key.
+    writes: BTreeMap<String, Option<Doc>>,
+}
+
+impl Staged {
+    fn read(tx: &dyn Transaction, keys: Vec<String>) -> Result<Staged> {
+        let mut current: HashMap<String, Option<Doc>> =
+            keys.iter().map(|k| (k.clone(), None)).collect();
+        for (key, doc) in tx.enrollments_by_keys(EnrollmentKind::Individual, &keys)? {
+            current.insert(key, Some(doc));
+        }
+        Ok(Staged {
+            current,
+            writes: BTreeMap::new(),
+        })
+    }
+
+    fn write(self, tx: &dyn Transaction) -> Result<()> {
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        for (key, doc) in self.writes {
+            match doc {
+                Some(doc) => puts.push((key, doc)),
+                None => deletes.push(key),
+            }
+        }
+        tx.delete_enrollments(EnrollmentKind::Individual, &deletes)?;
+        tx.put_enrollments(EnrollmentKind::Individual, &puts)
+    }
+}
+
+impl Entries for Staged {
+    fn get(
+        &mut self,
+        tx: &dyn Transaction,
+        kind: EnrollmentKind,
+        key: &str,
+    ) -> Result<Option<Doc>> {
+        debug_assert_eq!(kind, EnrollmentKind::Individual);
+        match self.current.get(key) {
+            Some(doc) => Ok(doc.clone()),
+            None => tx.enrollment(kind, key),
+        }
+    }
+    fn put(
+        &mut self,
+        _: &dyn Transaction,
+        _: EnrollmentKind,
+        key: &str,
+        doc: &Value,
+        etag: &str,
+    ) -> Result<()> {
+        let doc = Doc {
+            doc: doc.clone(),
+            etag: etag.to_string(),
+        };
+        self.current.insert(key.to_string(), Some(doc.clone()));
+        self.writes.insert(key.to_string(), Some(doc));
+        Ok(())
+    }
+    fn delete(&mut self, _: &dyn Transaction, _: EnrollmentKind, key: &str) -> Result<()> {
+        self.current.insert(key.to_string(), None);
+        self.writes.insert(key.to_string(), None);
+        Ok(())
+    }
+}
+
 /// Stores a prepared entry in `tx`: `If-Match` and create-only checked,
 /// then the entry checked the way the index will read it, against the
 /// whole store inside the write (the index never has to choose).
+#[allow(clippy::too_many_arguments)]
 fn store_entry(
     tx: &dyn Transaction,
+    entries: &mut dyn Entries,
     kind: EnrollmentKind,
     id: &str,
     doc: Value,
@@ -593,7 +738,7 @@ fn store_entry(
     etag: &str,
 ) -> Unit<Value> {
     let key = key_of(kind, id);
-    let existing = tx.enrollment(kind, &key)?;
+    let existing = entries.get(tx, kind, &key)?;
     match write {
         Write::Create if existing.is_some() => {
             return Ok(Err(conflict(format!(
@@ -615,25 +760,26 @@ fn store_entry(
         .as_ref()
         .and_then(|d| d.doc.get("createdDateTimeUtc"));
     let doc = complete_enrollment(doc, created, now, etag);
-    index::put_enrollment(tx, kind, &key, &doc, etag)?;
+    entries.put(tx, kind, &key, &doc, etag)?;
     Ok(Ok(doc))
 }
 
 /// Deletes an entry in `tx`: 404 when absent, 412 on a stale `If-Match`.
 fn delete_entry(
     tx: &dyn Transaction,
+    entries: &mut dyn Entries,
     kind: EnrollmentKind,
     id: &str,
     if_match: Option<&str>,
 ) -> Unit<()> {
     let key = key_of(kind, id);
-    let Some(existing) = tx.enrollment(kind, &key)? else {
+    let Some(existing) = entries.get(tx, kind, &key)? else {
         return Ok(Err(enrollment_not_found(kind, id)));
     };
     if !etag_matches(if_match, Some(&existing.etag)) {
         return Ok(Err(stale(&format!("'{id}'"))));
     }
-    index::delete_enrollment(tx, kind, &key)?;
+    entries.delete(tx, kind, &key)?;
     Ok(Ok(()))
 }
 

@@ -461,6 +461,45 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
+    fn enrollments_by_keys(
+        &self,
+        kind: EnrollmentKind,
+        keys: &[String],
+    ) -> Result<Vec<(String, Doc)>> {
+        let rows = self.0.borrow_mut().query(
+            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id = ANY($2)",
+            &[&kind_str(kind), &keys],
+        )?;
+        rows.iter().map(doc_of).collect()
+    }
+
+    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        let docs: Vec<String> = entries.iter().map(|(_, d)| d.doc.to_string()).collect();
+        let etags: Vec<&str> = entries.iter().map(|(_, d)| d.etag.as_str()).collect();
+        self.0.borrow_mut().execute(
+            "INSERT INTO enrollments (kind, id, doc, etag)
+             SELECT $1, id, doc, etag FROM unnest($2::text[], $3::text[], $4::text[]) AS e(id, doc, etag)
+             ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
+            &[&kind_str(kind), &ids, &docs, &etags],
+        )?;
+        Ok(())
+    }
+
+    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.0.borrow_mut().execute(
+            "DELETE FROM enrollments WHERE kind = $1 AND id = ANY($2)",
+            &[&kind_str(kind), &keys],
+        )?;
+        Ok(())
+    }
+
     fn certificate(&self, name: &str) -> Result<Option<CaCert>> {
         Ok(self
             .0

@@ -109,6 +109,37 @@ pub trait Transaction {
     ) -> Result<()>;
     /// Deletes an enrollment.
     fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()>;
+    /// The enrollments of a kind with these keys (those that exist; a
+    /// document that is not JSON is an error). A store may read them in one
+    /// query.
+    fn enrollments_by_keys(
+        &self,
+        kind: EnrollmentKind,
+        keys: &[String],
+    ) -> Result<Vec<(String, Doc)>> {
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(doc) = self.enrollment(kind, key)? {
+                out.push((key.clone(), doc));
+            }
+        }
+        Ok(out)
+    }
+    /// Creates or replaces enrollments (distinct keys). A store may write
+    /// them in one statement.
+    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> Result<()> {
+        for (key, doc) in entries {
+            self.put_enrollment(kind, key, &doc.doc, &doc.etag)?;
+        }
+        Ok(())
+    }
+    /// Deletes enrollments. A store may delete them in one statement.
+    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> Result<()> {
+        for key in keys {
+            self.delete_enrollment(kind, key)?;
+        }
+        Ok(())
+    }
 
     /// A CA certificate by name.
     fn certificate(&self, name: &str) -> Result<Option<CaCert>>;

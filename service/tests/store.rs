@@ -7,7 +7,7 @@ use attest_dps::documents::CaCert;
 use attest_service::postgres::PostgresStore;
 use attest_service::sqlite::SqliteStore;
 use attest_service::store::LookupKind::{Anchor, GroupCa, Unloadable};
-use attest_service::store::{LookupKey, OPERATION_TTL, Operation, Store};
+use attest_service::store::{Doc, LookupKey, OPERATION_TTL, Operation, Store};
 use policy_host::EnrollmentKind::{Group, Individual};
 use serde_json::json;
 
@@ -88,6 +88,74 @@ fn contract(store: &dyn Store) {
             }
             Ok(())
         })
+        .unwrap();
+
+    // Several enrollments at once: read by key (absent ones left out),
+    // written and deleted together.
+    let many = |keys: &[&str]| {
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        let mut found = store
+            .read_with(|tx| tx.enrollments_by_keys(Individual, &keys))
+            .unwrap();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+            .into_iter()
+            .map(|(k, d)| (k, d.etag))
+            .collect::<Vec<_>>()
+    };
+    store
+        .write_with(|tx| {
+            tx.put_enrollments(
+                Individual,
+                &[
+                    (
+                        "bulk-1".to_string(),
+                        Doc {
+                            doc: json!({"registrationId": "bulk-1"}),
+                            etag: "\"b1\"".into(),
+                        },
+                    ),
+                    (
+                        "bulk-2".to_string(),
+                        Doc {
+                            doc: json!({"registrationId": "bulk-2"}),
+                            etag: "\"b2\"".into(),
+                        },
+                    ),
+                ],
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        many(&["bulk-2", "bulk-1", "bulk-3"]),
+        [
+            ("bulk-1".to_string(), "\"b1\"".to_string()),
+            ("bulk-2".to_string(), "\"b2\"".to_string())
+        ]
+    );
+    store
+        .write_with(|tx| {
+            tx.put_enrollments(
+                Individual,
+                &[(
+                    "bulk-1".to_string(),
+                    Doc {
+                        doc: json!({"registrationId": "bulk-1"}),
+                        etag: "\"b1'\"".into(),
+                    },
+                )],
+            )?;
+            tx.put_enrollments(Individual, &[])?;
+            tx.delete_enrollments(Individual, &["bulk-2".to_string()])
+        })
+        .unwrap();
+    assert_eq!(
+        many(&["bulk-1", "bulk-2"]),
+        [("bulk-1".to_string(), "\"b1'\"".to_string())],
+        "replaced, and deleted"
+    );
+    store
+        .write_with(|tx| tx.delete_enrollments(Individual, &["bulk-1".to_string()]))
         .unwrap();
 
     // Lookup keys: replaced per owner, found by (kind, value) in owner
