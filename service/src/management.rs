@@ -3,7 +3,7 @@
 //! Writes honour `If-Match` (412 on a stale etag) and keep the lookup
 //! keys the device operations read in the same transaction (see `index`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::Result;
 use serde_json::Value;
@@ -656,8 +656,8 @@ struct Staged {
     /// What each key holds now (`None`: absent), as the store had it plus
     /// the writes so far.
     current: HashMap<String, Option<Doc>>,
-    /// The writes, the last for each key.
-    writes: BTreeMap<String, Option<Doc>>,
+    /// The keys written (what to write is in `current`).
+    written: BTreeSet<String>,
 }
 
 impl Staged {
@@ -669,15 +669,15 @@ impl Staged {
         }
         Ok(Staged {
             current,
-            writes: BTreeMap::new(),
+            written: BTreeSet::new(),
         })
     }
 
-    fn write(self, tx: &dyn Transaction) -> Result<()> {
+    fn write(mut self, tx: &dyn Transaction) -> Result<()> {
         let mut puts = Vec::new();
         let mut deletes = Vec::new();
-        for (key, doc) in self.writes {
-            match doc {
+        for key in self.written {
+            match self.current.remove(&key).flatten() {
                 Some(doc) => puts.push((key, doc)),
                 None => deletes.push(key),
             }
@@ -712,13 +712,13 @@ impl Entries for Staged {
             doc: doc.clone(),
             etag: etag.to_string(),
         };
-        self.current.insert(key.to_string(), Some(doc.clone()));
-        self.writes.insert(key.to_string(), Some(doc));
+        self.current.insert(key.to_string(), Some(doc));
+        self.written.insert(key.to_string());
         Ok(())
     }
     fn delete(&mut self, _: &dyn Transaction, _: EnrollmentKind, key: &str) -> Result<()> {
         self.current.insert(key.to_string(), None);
-        self.writes.insert(key.to_string(), None);
+        self.written.insert(key.to_string());
         Ok(())
     }
 }
