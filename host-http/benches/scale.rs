@@ -88,17 +88,7 @@ fn validity() -> Validity {
 
 /// A new database on the bench's PostgreSQL server.
 fn fresh_database(label: &str) -> String {
-    let url = std::env::var("ATTEST_TEST_POSTGRES_URL")
-        .expect("ATTEST_TEST_POSTGRES_URL is not set: run the bench through scripts/with-postgres");
-    let name = format!("attest_scale_{label}_{}", std::process::id());
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("PostgreSQL");
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .expect("DROP DATABASE");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("CREATE DATABASE");
-    format!("{}/{name}", url.rsplit_once('/').expect("a database").0)
+    attest_tests::postgres::fresh_database(&format!("attest_scale_{label}"))
 }
 
 /// The load devices: their names and certificate chains (leaf, line CA) and keys.

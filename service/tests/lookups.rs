@@ -67,6 +67,19 @@ fn service(data: &std::path::Path, pki: &Canonical, store: Box<dyn Store>) -> Se
     service
 }
 
+/// A service on SQLite, and a second connection to its database for
+/// writing behind its back.
+fn with_a_second_connection(pki: &Canonical) -> (tempfile::TempDir, Service, Box<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(
+        dir.path(),
+        pki,
+        Box::new(SqliteStore::open(dir.path()).unwrap()),
+    );
+    let behind: Box<dyn Store> = Box::new(SqliteStore::open(dir.path()).unwrap());
+    (dir, service, behind)
+}
+
 /// What device `n` gets: its status, or the HTTP status of the error.
 fn outcome(service: &Service, pki: &Canonical, n: usize) -> String {
     match service.register(&support::evidence(pki, n, n), &format!("device-{n}"), b"{}") {
@@ -134,13 +147,7 @@ fn key(kind: LookupKind, value: &[u8]) -> LookupKey {
 #[test]
 fn keys_that_disagree_with_the_documents_refuse() {
     let pki = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let service = service(
-        dir.path(),
-        &pki,
-        Box::new(SqliteStore::open(dir.path()).unwrap()),
-    );
-    let behind: Box<dyn Store> = Box::new(SqliteStore::open(dir.path()).unwrap());
+    let (_dir, service, behind) = with_a_second_connection(&pki);
     let root = policy_host::certificate_keys(&pki.root.der).unwrap();
     assert_eq!(outcome(&service, &pki, 1), "assigned");
 
@@ -202,13 +209,7 @@ fn keys_that_disagree_with_the_documents_refuse() {
 #[test]
 fn lookup_keys_are_derived_again_at_start() {
     let pki = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let service = service(
-        dir.path(),
-        &pki,
-        Box::new(SqliteStore::open(dir.path()).unwrap()),
-    );
-    let behind: Box<dyn Store> = Box::new(SqliteStore::open(dir.path()).unwrap());
+    let (_dir, service, behind) = with_a_second_connection(&pki);
     let all = behind.read_with(|tx| tx.lookup_keys()).unwrap();
     // Both groups are found by their CA, and are anchors of their own.
     let count = |kind| all.iter().filter(|(_, k)| k.kind == kind).count();

@@ -17,6 +17,7 @@ pub use attest_pki as pki;
 
 pub mod corpus;
 pub mod forge;
+pub mod postgres;
 
 /// The fixed validation time of every test: 2026-06-01T00:00:00Z.
 pub const VALIDATION_TIME: i64 = datetime!(2026-06-01 00:00 UTC).unix_timestamp();

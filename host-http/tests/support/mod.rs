@@ -478,20 +478,7 @@ pub fn statuses(server: &Server, pki: &Canonical) -> Vec<String> {
         .collect()
 }
 
-/// A new, empty database on the test server.
+/// A new, empty database on the suite's PostgreSQL server.
 pub fn fresh_database() -> String {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let url = std::env::var("ATTEST_TEST_POSTGRES_URL").expect(
-        "ATTEST_TEST_POSTGRES_URL is not set: run the tests through scripts/with-postgres, as the README's test command does",
-    );
-    let name = format!(
-        "attest_replicas_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("the test server");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("CREATE DATABASE");
-    format!("{}/{name}", url.rsplit_once('/').expect("a database").0)
+    attest_tests::postgres::fresh_database("attest_replicas")
 }
