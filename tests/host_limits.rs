@@ -75,3 +75,78 @@ fn fifty_certificate_chain_is_refused_quickly() {
     let r = validate_chain(&chain_request(&leaf.der, &flood, &[&cas[0].der])).unwrap_err();
     assert_eq!(r.code, Code::InputTooLarge);
 }
+
+/// Issue 18, item 3: the pool was configured and reported as 128
+/// concurrent calls but held 42 (one component instance is three core
+/// instances). Every one of `max_concurrent_calls` calls must get a
+/// sandbox at once, and the next one must be told the pool is busy.
+#[test]
+fn the_sandbox_pool_holds_as_many_calls_as_it_reports() {
+    use policy_host::{EnrollmentGroup, EnrollmentSource, HostError, IndividualEnrollment};
+    use std::sync::{Arc, Barrier};
+
+    /// Holds every call inside its first lookup until all have arrived.
+    struct Gate(Barrier);
+    impl EnrollmentSource for Gate {
+        fn individual(&self, _: &str) -> Option<IndividualEnrollment> {
+            self.0.wait();
+            None
+        }
+        fn group(&self, _: &[u8; 32]) -> Option<EnrollmentGroup> {
+            None
+        }
+        fn trust_anchors(&self, _: &[u8; 32]) -> Vec<Vec<u8>> {
+            Vec::new()
+        }
+    }
+
+    let calls = 128;
+    let policy = Arc::new(
+        policy_host::Policy::with_options(
+            policy_host::Limits {
+                max_concurrent_calls: calls,
+                deadline: None,
+                ..policy_host::Limits::default()
+            },
+            policy_host::CacheMode::Disabled,
+        )
+        .unwrap(),
+    );
+    let pki = Canonical::generate(KeyAlg::P256, ca_validity(), device_validity()).unwrap();
+    let req = Arc::new(request("device-1", &pki.devices[0].der, &[&pki.line_a.der]));
+    // calls + 1 parties: the calls in their lookups, and this thread,
+    // which makes one more call while they are all held.
+    let gate = Arc::new(Gate(Barrier::new(calls as usize + 1)));
+    let threads: Vec<_> = (0..calls)
+        .map(|_| {
+            let (policy, req, gate) = (Arc::clone(&policy), Arc::clone(&req), Arc::clone(&gate));
+            std::thread::spawn(move || {
+                let answer = policy.resolve(&req, Arc::clone(&gate) as _);
+                // A call refused a sandbox never reached the gate: arrive
+                // for it, so that a pool too small fails the test, not hangs it.
+                if matches!(answer, Err(HostError::Busy(_))) {
+                    gate.0.wait();
+                }
+                answer
+            })
+        })
+        .collect();
+    // Wait until all `calls` are inside the sandbox: an extra call is busy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let busy = loop {
+        match policy.resolve(&req, Arc::new(policy_host::NoEnrollments)) {
+            Err(HostError::Busy(n)) => break n,
+            _ if std::time::Instant::now() > deadline => panic!("the pool never filled"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    };
+    assert_eq!(busy, calls);
+    gate.0.wait();
+    for t in threads {
+        let answer = t.join().unwrap();
+        assert!(
+            answer.is_ok(),
+            "a call within the pool's size failed: {answer:?}"
+        );
+    }
+}

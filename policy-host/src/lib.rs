@@ -35,6 +35,7 @@ mod cache;
 mod convert;
 mod crypto;
 mod enrollments;
+mod footprint;
 pub mod input;
 
 use std::sync::Arc;
@@ -199,6 +200,7 @@ pub struct Policy {
     engine: Engine,
     pre: bindings::PolicyPre<HostState>,
     limits: Limits,
+    footprint: footprint::Footprint,
     crypto: Arc<dyn SignatureVerifier + Send + Sync>,
     _ticker: Option<Ticker>,
 }
@@ -235,6 +237,14 @@ impl Policy {
         cache: CacheMode,
         crypto: Arc<dyn SignatureVerifier + Send + Sync>,
     ) -> Result<Policy, HostError> {
+        // One component instance is several core instances, each with the
+        // memories and tables it defines: size the pool (and each store's
+        // limits) from what the component really instantiates, so that
+        // `max_concurrent_calls` calls fit at once.
+        let footprint = footprint::of(COMPONENT).ok_or_else(|| {
+            HostError::Load("the component's core instances cannot be counted".into())
+        })?;
+        let slots = |per_call: u32| per_call.saturating_mul(limits.max_concurrent_calls);
         let mut config = Config::new();
         config.consume_fuel(limits.fuel.is_some());
         config.epoch_interruption(limits.deadline.is_some());
@@ -242,9 +252,11 @@ impl Policy {
         // call gets a fresh instance without mmap/munmap of its memory.
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_concurrent_calls)
-            .total_core_instances(limits.max_concurrent_calls)
-            .total_memories(limits.max_concurrent_calls)
-            .total_tables(limits.max_concurrent_calls)
+            .total_core_instances(slots(footprint.core_instances))
+            .total_memories(slots(footprint.memories))
+            .total_tables(slots(footprint.tables))
+            .max_memories_per_component(footprint.memories)
+            .max_tables_per_component(footprint.tables)
             .max_memory_size(limits.memory_bytes)
             // Reset a reused sandbox's first pages with memset instead of
             // returning them to the kernel: a typical call touches well
@@ -282,6 +294,7 @@ impl Policy {
             engine,
             pre,
             limits,
+            footprint,
             crypto,
             _ticker: ticker,
         })
@@ -410,9 +423,9 @@ impl Policy {
             enrollments,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
-                .instances(4)
-                .tables(4)
-                .memories(2)
+                .instances(self.footprint.core_instances as usize)
+                .tables(self.footprint.tables as usize)
+                .memories(self.footprint.memories as usize)
                 .trap_on_grow_failure(true)
                 .build(),
         };
