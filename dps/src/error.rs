@@ -79,6 +79,9 @@ pub struct DpsError {
     pub kind: ErrorKind,
     /// One line for a human.
     pub message: String,
+    /// Seconds to wait before retrying, where the error knows better than
+    /// [`DpsError::retry_after`]'s default.
+    retry_after: Option<u32>,
 }
 
 impl DpsError {
@@ -87,12 +90,20 @@ impl DpsError {
         DpsError {
             kind,
             message: message.into(),
+            retry_after: None,
         }
     }
 
     /// Seconds after which the client should retry, where DPS says so.
     pub fn retry_after(&self) -> Option<u32> {
-        (self.kind == ErrorKind::Unavailable).then_some(1)
+        (self.kind == ErrorKind::Unavailable).then(|| self.retry_after.unwrap_or(1))
+    }
+
+    /// The same error, telling the client to retry after `seconds` (at
+    /// least 1; only an `Unavailable` error carries it).
+    pub fn retry_after_seconds(mut self, seconds: u32) -> DpsError {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// The DPS error body: `{"errorCode","trackingId","message","timestampUtc"}`.

@@ -70,6 +70,7 @@ fn fixture() -> &'static Fixture {
             Evidence {
                 chain: Some((pki.devices[n - 1].der.clone(), vec![pki.issuer_of(n).der.clone()])),
                 signature: Some((0x0403, message, signature)),
+                ..Evidence::default()
             }
         };
         let first = runtime.block_on(harness.serve(

@@ -13,9 +13,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request};
 
 use attest_dps::{DpsError, ErrorKind};
-use attest_service::{Answer, DeviceEvidence, Service};
+use attest_service::{Answer, Service};
 
 use crate::http::{MAX_BODY, blocking, read_body};
+use crate::server::Connection;
 
 /// A device API call, routed.
 enum Call {
@@ -26,7 +27,7 @@ enum Call {
 
 pub(crate) async fn handle(
     service: Arc<Service>,
-    evidence: Arc<DeviceEvidence>,
+    connection: &Arc<Connection>,
     req: Request<Incoming>,
     segments: Vec<String>,
 ) -> Answer {
@@ -55,10 +56,15 @@ pub(crate) async fn handle(
         attest_dps::query::json_body(&body)?;
     }
     let registration_id = segments[2].clone();
+    let connection = Arc::clone(connection);
     blocking(move || match call {
-        Call::Register => service.register(&evidence, &registration_id, &body),
-        Call::OperationStatus(id) => service.operation_status(&evidence, &registration_id, &id),
-        Call::RegistrationStatus => service.registration_status(&evidence, &registration_id),
+        Call::Register => service.register(&connection.evidence, &registration_id, &body),
+        Call::OperationStatus(id) => {
+            service.operation_status(&connection.evidence, &registration_id, &id)
+        }
+        Call::RegistrationStatus => {
+            service.registration_status(&connection.evidence, &registration_id)
+        }
     })
     .await
 }

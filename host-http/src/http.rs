@@ -11,7 +11,9 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use attest_dps::{DpsError, ErrorKind};
-use attest_service::{Answer, DeviceEvidence, Reply, Service};
+use attest_service::{Answer, Reply, Service};
+
+use crate::server::Connection;
 
 /// Largest device API request body, bytes: a registration ID and an
 /// optional payload.
@@ -31,7 +33,7 @@ pub(crate) type Body = Full<Bytes>;
 /// everything else with an ID scope to the device API.
 pub(crate) async fn route(
     service: Arc<Service>,
-    evidence: Arc<DeviceEvidence>,
+    connection: Arc<Connection>,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
@@ -48,10 +50,14 @@ pub(crate) async fn route(
         .collect();
     let answer = match segments.first().map(|s| s.to_ascii_lowercase()).as_deref() {
         Some("enrollments" | "enrollmentgroups" | "registrations" | "certificates") => {
-            crate::management::handle(service, req, segments).await
+            crate::management::handle(service, &connection, req, segments).await
         }
         Some(scope) if !scope.is_empty() && segments.len() >= 3 => {
-            crate::device::handle(service, evidence, req, segments).await
+            let answer = crate::device::handle(service, &connection, req, segments).await;
+            if answer.is_ok() {
+                connection.prove();
+            }
+            answer
         }
         _ => Err(DpsError::new(
             ErrorKind::NotFound,

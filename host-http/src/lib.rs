@@ -23,13 +23,15 @@ mod http;
 mod management;
 mod mqtt;
 pub mod server;
+mod slots;
 mod tls;
 
 pub use attest_service::ServiceConfig;
 pub use http::{MAX_BODY, MAX_MANAGEMENT_BODY};
 /// Largest MQTT packet the MQTT device transport accepts, bytes.
 pub const MAX_MQTT_PACKET: usize = mqtt::MAX_PACKET;
-pub use server::{Evidence, Harness, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, Running, start};
+pub use server::{Evidence, Harness, Running, start};
+pub use slots::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_UNPROVEN};
 
 /// How to start the service.
 #[derive(Clone, Debug)]

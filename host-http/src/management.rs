@@ -22,9 +22,11 @@ use attest_service::{Answer, Service};
 use policy_host::EnrollmentKind::{Group, Individual};
 
 use crate::http::{MAX_MANAGEMENT_BODY, blocking, read_body};
+use crate::server::Connection;
 
 pub(crate) async fn handle(
     service: Arc<Service>,
+    connection: &Connection,
     req: Request<Incoming>,
     segments: Vec<String>,
 ) -> Answer {
@@ -35,6 +37,8 @@ pub(crate) async fn handle(
             .map(str::to_string)
     };
     service.authorize(header(AUTHORIZATION.as_str()).as_deref())?;
+    // An authenticated operator keeps the connection's slot.
+    connection.prove();
     let if_match = header("if-match");
     let paging = Paging {
         max_item_count: header("x-ms-max-item-count"),

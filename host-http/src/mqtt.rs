@@ -5,7 +5,8 @@
 //!
 //! A session: CONNECT (client ID = registration ID; username
 //! `{idScope}/registrations/{registrationId}/api-version=…[&ClientVersion=…]`,
-//! no password: the TLS client certificate is the credential), SUBSCRIBE
+//! no password: the TLS client certificate is the credential, and a
+//! connection without one is refused at CONNECT), SUBSCRIBE
 //! `$dps/registrations/res/#` (granted QoS ≤ 1), then
 //!
 //! - PUBLISH `$dps/registrations/PUT/iotdps-register/?$rid={rid}` with the
@@ -19,7 +20,9 @@
 //! answers 429 with `&retry-after=1`. Anything else (another topic, QoS 2, a
 //! PUBLISH before SUBSCRIBE, a second CONNECT, a packet over 96 KiB,
 //! garbage) closes the connection; a CONNECT that does not fit is answered
-//! with the CONNACK refusal that says why.
+//! with the CONNACK refusal that says why. A session that sends no request
+//! for [`REQUEST_IDLE`] is closed, pings notwithstanding: once answered, a
+//! device has no reason to hold its connection slot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +36,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 use attest_dps::{DpsError, ErrorKind};
-use attest_service::{Answer, DeviceEvidence, Service};
+use attest_service::{Answer, Service};
+
+use crate::server::Connection;
 
 /// Largest MQTT packet accepted, bytes.
 pub(crate) const MAX_PACKET: usize = 96 * 1024;
@@ -42,6 +47,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a connection may stay silent when its keep-alive is 0 (or
 /// would allow longer).
 const MAX_IDLE: Duration = Duration::from_secs(300);
+/// Longest a session may go without a request (a register or status
+/// PUBLISH), pings and subscriptions notwithstanding: a device registers,
+/// polls and leaves within seconds, so a session that has its answer (or
+/// never asks) gives its connection slot back after this.
+pub(crate) const REQUEST_IDLE: Duration = Duration::from_secs(30);
 /// The one topic filter a device subscribes to.
 const RESPONSE_FILTER: &str = "$dps/registrations/res/#";
 const REGISTER_PREFIX: &str = "$dps/registrations/PUT/iotdps-register/?";
@@ -129,7 +139,7 @@ fn check_connect(
 /// One MQTT connection, after its TLS handshake.
 pub(crate) async fn serve<S>(
     service: Arc<Service>,
-    evidence: Arc<DeviceEvidence>,
+    connection: Arc<Connection>,
     mut stream: S,
     peer: std::net::SocketAddr,
     mut stop: watch::Receiver<bool>,
@@ -141,7 +151,7 @@ pub(crate) async fn serve<S>(
         out: BytesMut::with_capacity(4096),
     };
     let end = tokio::select! {
-        end = session.run(&service, &evidence, &mut stream) => end,
+        end = session.run(&service, &connection, &mut stream) => end,
         _ = stop.changed() => End::Shutdown,
     };
     match &end {
@@ -218,10 +228,10 @@ impl Session {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         service: &Arc<Service>,
-        evidence: &Arc<DeviceEvidence>,
+        connection: &Arc<Connection>,
         stream: &mut S,
     ) -> End {
-        match self.session(service, evidence, stream).await {
+        match self.session(service, connection, stream).await {
             Ok(()) => End::Closed,
             Err(end) => end,
         }
@@ -230,7 +240,7 @@ impl Session {
     async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         service: &Arc<Service>,
-        evidence: &Arc<DeviceEvidence>,
+        connection: &Arc<Connection>,
         stream: &mut S,
     ) -> Result<(), End> {
         let connect = match self.read(stream, CONNECT_TIMEOUT, false).await {
@@ -251,6 +261,15 @@ impl Session {
                 connect.protocol
             )));
         }
+        // X.509 attestation is the only credential here: without a client
+        // certificate there is nothing to decide, and no session to hold.
+        if connection.evidence.chain.is_none() {
+            let refused = ConnAck::new(ConnectReturnCode::NotAuthorized, false);
+            self.send(stream, Packet::ConnAck(refused)).await?;
+            return Err(End::Dropped(
+                "CONNECT without a TLS client certificate".into(),
+            ));
+        }
         let registration_id = match check_connect(service, &connect) {
             Ok(id) => id,
             Err(code) => {
@@ -270,8 +289,15 @@ impl Session {
             k => Duration::from_millis(u64::from(k) * 1500).min(MAX_IDLE),
         };
         let mut subscribed = false;
+        let mut requests_until = tokio::time::Instant::now() + REQUEST_IDLE;
         loop {
-            match self.read(stream, idle, true).await? {
+            let left = requests_until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(End::Dropped(format!(
+                    "no request for {REQUEST_IDLE:?}; the session is over"
+                )));
+            }
+            match self.read(stream, idle.min(left), true).await? {
                 Packet::Subscribe(subscribe) => {
                     let codes = subscribe
                         .filters
@@ -321,8 +347,9 @@ impl Session {
                         self.send(stream, Packet::PubAck(PubAck::new(publish.pkid)))
                             .await?;
                     }
+                    requests_until = tokio::time::Instant::now() + REQUEST_IDLE;
                     let reply = self
-                        .answer(service, evidence, &registration_id, request, publish)
+                        .answer(service, connection, &registration_id, request, publish)
                         .await;
                     self.send(stream, Packet::Publish(reply)).await?;
                 }
@@ -346,27 +373,31 @@ impl Session {
     async fn answer(
         &mut self,
         service: &Arc<Service>,
-        evidence: &Arc<DeviceEvidence>,
+        connection: &Arc<Connection>,
         registration_id: &str,
         request: Request,
         publish: Publish,
     ) -> Publish {
         let service = Arc::clone(service);
-        let evidence = Arc::clone(evidence);
+        let evidence = Arc::clone(connection);
         let id = registration_id.to_string();
         let (rid, answer) = match request {
             Request::Register { rid } => {
                 let body = publish.payload;
-                let answer = crate::http::blocking(move || service.register(&evidence, &id, &body));
+                let answer =
+                    crate::http::blocking(move || service.register(&evidence.evidence, &id, &body));
                 (rid, answer.await)
             }
             Request::OperationStatus { rid, operation_id } => {
                 let answer = crate::http::blocking(move || {
-                    service.operation_status(&evidence, &id, &operation_id)
+                    service.operation_status(&evidence.evidence, &id, &operation_id)
                 });
                 (rid, answer.await)
             }
         };
+        if answer.is_ok() {
+            connection.prove();
+        }
         reply(&rid, answer)
     }
 }

@@ -10,22 +10,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use attest_service::{DeviceEvidence, Service};
 
 use crate::Options;
 use crate::http::route;
+use crate::slots::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, Slot, Slots};
 use crate::tls::{self, EvidenceSlot, Tls};
 
-/// Most connections served at once. Beyond it a new connection is
-/// accepted and closed at once (the client retries) rather than left
-/// waiting in the kernel's queue behind idle sockets.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Most connections served at once from one IP address: one host holding
-/// idle sockets cannot take the whole [`MAX_CONNECTIONS`].
-pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
 /// Time a new connection has to send its first byte (the TLS ClientHello).
 const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Time allowed for the rest of the TLS handshake.
@@ -97,8 +91,7 @@ impl Protocol {
 struct Shared {
     service: Arc<Service>,
     tls: Arc<Tls>,
-    permits: Arc<Semaphore>,
-    peers: PeerCounts,
+    slots: Slots,
 }
 
 /// Opens the service (store, configuration, policy, `--enrollments`),
@@ -111,8 +104,7 @@ pub async fn start(options: Options) -> Result<Running> {
     let shared = Shared {
         tls: Arc::new(server_tls(&options, &mut notes)?),
         service: Arc::new(service),
-        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-        peers: PeerCounts::default(),
+        slots: Slots::default(),
     };
     let listener =
         listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -168,20 +160,20 @@ async fn accept(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-            tracing::debug!(%peer, "{MAX_CONNECTIONS} connections open; closing this one");
-            continue;
-        };
-        let Some(peer_slot) = shared.peers.take(peer.ip()) else {
-            tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address; closing this one");
+        let Some(slot) = shared.slots.admit(peer.ip()) else {
+            tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address, or all {MAX_CONNECTIONS} held by admitted clients; closing this one");
             continue;
         };
         let shared = shared.clone();
         let stop = stop.clone();
         connections.spawn(async move {
-            serve_connection(shared, protocol, tcp, peer, stop).await;
-            drop(peer_slot);
-            drop(permit);
+            let slot = Arc::new(slot);
+            tokio::select! {
+                () = serve_connection(shared, protocol, tcp, peer, Arc::clone(&slot), stop) => {}
+                () = slot.evicted() => {
+                    tracing::debug!(%peer, "closed to make room: the connection had proved nothing");
+                }
+            }
         });
         while connections.try_join_next().is_some() {}
     }
@@ -208,44 +200,6 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// Open connections per peer address.
-#[derive(Clone, Default)]
-struct PeerCounts(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
-
-/// One counted connection of a peer; uncounted when dropped.
-struct PeerSlot {
-    counts: PeerCounts,
-    ip: std::net::IpAddr,
-}
-
-impl PeerCounts {
-    /// A slot for `ip`, unless it has [`MAX_CONNECTIONS_PER_PEER`] already.
-    fn take(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
-        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= MAX_CONNECTIONS_PER_PEER {
-            return None;
-        }
-        *n += 1;
-        Some(PeerSlot {
-            counts: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for PeerSlot {
-    fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// hyper's HTTP/1.1 server settings.
 fn http1() -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -259,7 +213,7 @@ fn http1() -> hyper::server::conn::http1::Builder {
 /// connection's evidence.
 fn handler(
     service: Arc<Service>,
-    evidence: Arc<DeviceEvidence>,
+    connection: Arc<Connection>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = hyper::Response<crate::http::Body>,
@@ -268,8 +222,8 @@ fn handler(
 > + Clone {
     hyper::service::service_fn(move |req| {
         let service = Arc::clone(&service);
-        let evidence = Arc::clone(&evidence);
-        async move { Ok::<_, Infallible>(route(service, evidence, req).await) }
+        let connection = Arc::clone(&connection);
+        async move { Ok::<_, Infallible>(route(service, connection, req).await) }
     })
 }
 
@@ -278,6 +232,7 @@ async fn serve_connection(
     protocol: Protocol,
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
+    slot: Arc<Slot>,
     mut stop: watch::Receiver<bool>,
 ) {
     // A silent socket is closed after FIRST_BYTE_TIMEOUT, not held for the
@@ -293,8 +248,8 @@ async fn serve_connection(
     // algorithm holds a second reply (SUBACK after CONNACK) for the peer's
     // delayed ACK, ~40 ms.
     let _ = tcp.set_nodelay(true);
-    let slot = EvidenceSlot::default();
-    let config = match shared.tls.config(Arc::clone(&slot), protocol.alpn()) {
+    let captured = EvidenceSlot::default();
+    let config = match shared.tls.config(Arc::clone(&captured), protocol.alpn()) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("TLS configuration: {e:#}");
@@ -313,12 +268,18 @@ async fn serve_connection(
             return;
         }
     };
-    let evidence = Arc::new(slot.lock().map(|e| e.clone()).unwrap_or_default());
+    let mut evidence = captured.lock().map(|e| e.clone()).unwrap_or_default();
+    evidence.peer = Some(peer.ip());
+    slot.connected();
+    let connection = Arc::new(Connection {
+        evidence,
+        slot: Some(slot),
+    });
     if protocol == Protocol::Mqtt {
-        crate::mqtt::serve(shared.service, evidence, stream, peer, stop).await;
+        crate::mqtt::serve(shared.service, connection, stream, peer, stop).await;
         return;
     }
-    let conn = http1().serve_connection(TokioIo::new(stream), handler(shared.service, evidence));
+    let conn = http1().serve_connection(TokioIo::new(stream), handler(shared.service, connection));
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
@@ -327,6 +288,23 @@ async fn serve_connection(
         _ = stop.changed() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
+        }
+    }
+}
+
+/// One connection as the routes see it: what the device proved in the
+/// handshake (with the refusals decided on it), and its slot.
+pub(crate) struct Connection {
+    pub(crate) evidence: DeviceEvidence,
+    slot: Option<Arc<Slot>>,
+}
+
+impl Connection {
+    /// The service admitted a device or an operator on this connection:
+    /// it keeps its slot (see [`crate::slots`]).
+    pub(crate) fn prove(&self) {
+        if let Some(slot) = &self.slot {
+            slot.prove();
         }
     }
 }
@@ -362,7 +340,11 @@ impl Harness {
     pub async fn serve(&self, request: &[u8], evidence: Evidence) -> Vec<u8> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, server) = tokio::io::duplex(256 << 10);
-        let handler = handler(Arc::clone(&self.service), Arc::new(evidence));
+        let connection = Connection {
+            evidence,
+            slot: None,
+        };
+        let handler = handler(Arc::clone(&self.service), Arc::new(connection));
         // The request is written whole and the write side shut: answer it
         // rather than treat the EOF as an abort.
         let conn = tokio::spawn(

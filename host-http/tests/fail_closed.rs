@@ -44,14 +44,17 @@ fn a_refused_chain_cannot_overwrite_or_read_another_devices_record() {
     })
     .unwrap();
     assert_eq!(server.verify_ca("other-root", &other).status, 200);
-    for (issuer, code) in [
-        (&pki.line_b, "enrollment-group-disabled"),
-        (&other, "no-enrollment"),
+    for (issuer, code, answered) in [
+        (&pki.line_b, "enrollment-group-disabled", 200),
+        (&other, "no-enrollment", 401),
     ] {
         let (chain, key) = issue(issuer, "device-1");
         let refused = server.device(&chain, &key).register("device-1");
-        assert_eq!(refused.status, 401, "{refused:?}");
+        // Answered as any refusal of its kind is (issue 18, item 7): a
+        // disabled entry's status document, or the 401 of no enrollment.
+        assert_eq!(refused.status, answered, "{refused:?}");
         assert!(refused.raw.contains(code), "{}", refused.raw);
+        assert!(!refused.raw.contains("assignedHub"), "{}", refused.raw);
         let status = status_of(&server, &chain, &key, "device-1");
         assert_eq!(
             status.status, 401,
@@ -62,13 +65,96 @@ fn a_refused_chain_cannot_overwrite_or_read_another_devices_record() {
         assert_eq!(after.body, before.body, "device-1's record is untouched");
     }
 
-    // A refused device still gets, and may read, a record of its own.
+    // A refused device still gets a record of its own (the operator sees
+    // it), but reads nothing back: since issue 18, item 7, a refused
+    // caller's read answers its refusal whatever is stored.
     let (c4, k4) = device(&pki, 4);
     let own = server.device(&c4, &k4).register("device-4");
     assert_eq!(own.body["status"], "disabled", "{own:?}");
     let read = status_of(&server, &c4, &k4, "device-4");
-    assert_eq!(read.status, 200, "{read:?}");
-    assert_eq!(read.body["status"], "disabled");
+    assert_eq!(read.status, 401, "{read:?}");
+    let recorded = server.admin("GET", "/registrations/device-4", None);
+    assert_eq!(recorded.body["status"], "disabled", "{recorded:?}");
+}
+
+/// Issue 18, item 7: a trusted but refused chain learned whether another
+/// registration ID had a record: status answered 401 vs 404, register 401
+/// vs 200. Now a refused caller gets the same answer whatever exists: the
+/// same status, the same fields, the same message.
+#[test]
+fn a_refused_caller_cannot_tell_whether_a_device_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 1);
+    let (c1, k1) = device(&pki, 1);
+    assert_eq!(server.device(&c1, &k1).register("device-1").status, 200);
+    let other = attest_pki::Ca::root("Other Root", attest_pki::KeyAlg::P256, {
+        let now = time::OffsetDateTime::now_utc();
+        attest_pki::Validity {
+            not_before: now - time::Duration::days(1),
+            not_after: now + time::Duration::days(30),
+        }
+    })
+    .unwrap();
+    assert_eq!(server.verify_ca("other-root", &other).status, 200);
+    // What a caller can compare: status, field names, the message with
+    // the registration ID taken out, and the state's own fields.
+    let shape = |a: &support::Answer, id: &str| {
+        let mut fields: Vec<String> = a
+            .body
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        fields.sort();
+        let state = &a.body["registrationState"];
+        let mut state_fields: Vec<String> = state
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        state_fields.sort();
+        (
+            a.status,
+            fields,
+            state_fields,
+            a.body["message"].as_str().unwrap_or("").replace(id, "ID"),
+            state["errorMessage"]
+                .as_str()
+                .unwrap_or("")
+                .replace(id, "ID"),
+            state["status"].clone(),
+            state["createdDateTimeUtc"].is_string(),
+        )
+    };
+    for issuer in [&pki.line_b, &other] {
+        let mut answers = Vec::new();
+        // device-1 has a record (another certificate's); device-77 has none.
+        for id in ["device-1", "device-77"] {
+            let (chain, key) = issue(issuer, id);
+            let client = server.device(&chain, &key);
+            let register = client.register(id);
+            let status = status_of(&server, &chain, &key, id);
+            let op = register.body["operationId"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string();
+            let poll = client.call(
+                "GET",
+                &format!("/{SCOPE}/registrations/{id}/operations/{op}"),
+                vec![],
+                &[],
+            );
+            answers.push((shape(&register, id), shape(&status, id), shape(&poll, id)));
+        }
+        assert_eq!(
+            answers[0],
+            answers[1],
+            "{} refused differently",
+            issuer.pem.len()
+        );
+        assert_eq!(answers[0].1.0, 401, "a refused caller reads nothing");
+    }
+    // device-1's record is still its own.
+    let record = server.admin("GET", "/registrations/device-1", None);
+    assert_eq!(record.body["status"], "assigned", "{record:?}");
 }
 
 /// Item 2: the operation-status route compared the leaf's hash but never

@@ -82,6 +82,7 @@ fn mutated_requests_never_crash_or_touch_another_devices_record() {
                 vec![pki.issuer_of(n).der.clone()],
             )),
             signature: Some((0x0403, message, signature)),
+            ..Evidence::default()
         }
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -6,6 +6,11 @@
 //! final `RegistrationOperationStatus` (DPS clients accept 200 as well as
 //! 202-then-poll); the operation stays queryable by its ID.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -21,7 +26,9 @@ use crate::{
     Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix, random_id, unavailable,
 };
 
-/// What a device proved in its TLS handshake (captured by the transport).
+/// What a device proved in its TLS handshake (captured by the transport),
+/// where it came from, and the refusals already decided for it: one per
+/// connection, shared by every request on it.
 #[derive(Clone, Debug, Default)]
 pub struct DeviceEvidence {
     /// Leaf DER and intermediates DER, as sent.
@@ -29,6 +36,43 @@ pub struct DeviceEvidence {
     /// TLS signature scheme, the exact signed content, and the
     /// CertificateVerify signature.
     pub signature: Option<(u16, Vec<u8>, Vec<u8>)>,
+    /// The peer's address: refused decisions are rate-limited per address
+    /// (`None`: not limited, for callers that are not a network peer).
+    pub peer: Option<IpAddr>,
+    /// Refusals decided on this evidence, by registration ID.
+    pub decided: Decided,
+}
+
+/// Most registration IDs whose refusal one connection remembers.
+const DECIDED_PER_CONNECTION: usize = 16;
+
+/// The refusals decided on one connection's evidence, by lower-case
+/// registration ID. The evidence does not change for the connection's
+/// life, so a refused chain is decided once and the refusal reused: a
+/// handshake buys one decision per registration ID, not one per request.
+/// Admissions are decided again on every request, so that an entry
+/// disabled while the connection is open refuses its next request.
+#[derive(Clone, Default)]
+pub struct Decided(Arc<Mutex<HashMap<String, Arc<Verdict>>>>);
+
+impl std::fmt::Debug for Decided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decided").finish_non_exhaustive()
+    }
+}
+
+impl Decided {
+    fn get(&self, registration_id: &str) -> Option<Arc<Verdict>> {
+        let memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        memo.get(&registration_id.to_ascii_lowercase()).cloned()
+    }
+
+    fn keep(&self, registration_id: &str, verdict: &Arc<Verdict>) {
+        let mut memo = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if memo.len() < DECIDED_PER_CONNECTION {
+            memo.insert(registration_id.to_ascii_lowercase(), Arc::clone(verdict));
+        }
+    }
 }
 
 /// The component's verdict on a device, with the leaf it judged and what
@@ -38,6 +82,15 @@ struct Verdict {
     outcome: Result<Decision, Refusal>,
     leaf: Vec<u8>,
     leaf_sha256: [u8; 32],
+}
+
+/// The entry whose refusals a refusal's record counts against: the
+/// deciding enrollment, or (no enrollment) the verified CAs as one.
+fn refusal_entry(r: &Refusal) -> String {
+    match &r.enrollment {
+        Some(e) => format!("{:?}:{}", e.kind, e.id),
+        None => "no-enrollment".into(),
+    }
 }
 
 /// The 401 a refused device gets: attest's one-line refusal in `message`.
@@ -62,8 +115,42 @@ impl Service {
             .map_err(|r| DpsError::new(ErrorKind::InvalidRegistrationId, r.message))
     }
 
-    /// Runs the component's `attest` on the device's evidence.
+    /// The component's verdict on the device's evidence: a refusal already
+    /// decided on this connection is reused; otherwise the component
+    /// decides, unless the peer address has spent its refused-decision
+    /// time (then 503 with `retry-after`, and nothing runs).
     fn attest(
+        &self,
+        evidence: &DeviceEvidence,
+        registration_id: &str,
+    ) -> Result<Arc<Verdict>, DpsError> {
+        if let Some(verdict) = evidence.decided.get(registration_id) {
+            return Ok(verdict);
+        }
+        if let Some(peer) = evidence.peer
+            && let Some(wait) = self.refused_time.wait(peer, Instant::now())
+        {
+            tracing::info!(%peer, "refused decisions from this address are over their budget; not deciding");
+            return Err(DpsError::new(
+                ErrorKind::Unavailable,
+                "too many refused registration attempts from this address; retry later",
+            )
+            .retry_after_seconds(u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)));
+        }
+        let started = Instant::now();
+        let verdict = Arc::new(self.decide(evidence, registration_id)?);
+        if verdict.outcome.is_err() {
+            if let Some(peer) = evidence.peer {
+                self.refused_time
+                    .charge(peer, started.elapsed(), Instant::now());
+            }
+            evidence.decided.keep(registration_id, &verdict);
+        }
+        Ok(verdict)
+    }
+
+    /// Runs the component's `attest` on the device's evidence.
+    fn decide(
         &self,
         evidence: &DeviceEvidence,
         registration_id: &str,
@@ -111,6 +198,15 @@ impl Service {
                 ErrorKind::Unavailable,
                 format!("all {n} policy sandboxes are busy; retry shortly"),
             )),
+            // Nothing was decided: the device may retry (a deadline is
+            // wall-clock time, which a busy machine can run out of).
+            Err(e @ HostError::Timeout(_)) => {
+                tracing::warn!("policy component: {e}");
+                Err(DpsError::new(
+                    ErrorKind::Unavailable,
+                    format!("the decision did not finish in time ({e}); retry shortly"),
+                ))
+            }
             Err(e) => {
                 tracing::error!("policy component: {e}");
                 Err(DpsError::new(
@@ -121,21 +217,22 @@ impl Service {
         }
     }
 
-    /// [`Service::attest`], with a refusal that does not come from a
-    /// trusted chain already answered (401): what the read-only device
-    /// operations need. See [`Stage`]: any other refusal could come from
-    /// anyone who holds a key and a certificate with someone else's
-    /// registration ID as its CN, and must not create, overwrite or reveal
-    /// that device's record.
-    fn trusted_verdict(
+    /// [`Service::attest`], with any refusal already answered (401): what
+    /// the read-only device operations need. See [`Stage`]: a refusal that
+    /// does not come from a trusted chain could come from anyone who holds
+    /// a key and a certificate with someone else's registration ID as its
+    /// CN, and must not create, overwrite or reveal that device's record.
+    ///
+    /// The read routes go further: a refused caller, trusted or not, is
+    /// answered its own refusal (401) whatever is stored, so that its
+    /// answer never says whether a record or an operation exists.
+    fn admitted_verdict(
         &self,
         evidence: &DeviceEvidence,
         registration_id: &str,
-    ) -> Result<Verdict, DpsError> {
+    ) -> Result<Arc<Verdict>, DpsError> {
         let verdict = self.attest(evidence, registration_id)?;
-        if let Err(r) = &verdict.outcome
-            && r.code.stage() != Stage::Trusted
-        {
+        if let Err(r) = &verdict.outcome {
             return Err(refused(r));
         }
         Ok(verdict)
@@ -181,18 +278,11 @@ impl Service {
             .store
             .write_with(|tx| self.record(tx, registration_id, &verdict, &operation_id, &etag));
         match recorded {
-            Ok(Ok(operation)) => match &verdict.outcome {
-                // A failed registration is recorded, then answered 401.
+            Ok(operation) => match &verdict.outcome {
+                // A failed registration is answered 401 (recorded or not).
                 Err(r) if r.code == policy_host::Code::NoEnrollment => Err(refused(r)),
                 _ => Ok(Reply::ok(operation)),
             },
-            Ok(Err(r)) => {
-                tracing::info!(
-                    registration_id,
-                    "refused; the record belongs to another certificate and stays as it is: {r}"
-                );
-                Err(refused(&r))
-            }
             Err(e) => {
                 tracing::error!("recording registration '{registration_id}': {e:#}");
                 Err(DpsError::new(
@@ -203,15 +293,18 @@ impl Service {
         }
     }
 
-    /// Writes the registration record and the operation in one transaction,
-    /// committed before the caller answers. Returns the operation, or the
-    /// refusal when the record belongs to another certificate.
+    /// Writes what a decision may write, in one transaction committed
+    /// before the caller answers, and returns the operation to answer.
     ///
-    /// A record belongs to the certificate that wrote it. An admission
-    /// writes (the enrollments say this certificate *is* this device); a
-    /// refusal writes only a record that does not exist yet or that belongs
-    /// to the same certificate, so that whoever holds a refused chain (a
-    /// disabled CA's key, say) cannot overwrite another device's record.
+    /// An admission writes the record and the operation (the enrollments
+    /// say this certificate *is* this device). A trusted refusal writes
+    /// only its own record: one that does not exist yet (at most
+    /// [`crate::budget::REFUSAL_RECORDS_PER_WINDOW`] new ones per deciding
+    /// entry and window) or that the same certificate wrote; never
+    /// another certificate's record, and no operation (a refused caller
+    /// reads nothing back). The answer is the same whether or not anything
+    /// was written, so that the holder of a refused chain (a disabled CA's
+    /// key, say) learns nothing about whether the registration ID exists.
     fn record(
         &self,
         tx: &dyn Transaction,
@@ -219,62 +312,84 @@ impl Service {
         verdict: &Verdict,
         operation_id: &str,
         etag: &str,
-    ) -> anyhow::Result<Result<Value, Refusal>> {
+    ) -> anyhow::Result<Value> {
         let registration_id = &registration_id.to_ascii_lowercase();
         let existing = tx.registration(registration_id)?;
-        if let (Err(r), Some(e)) = (&verdict.outcome, &existing)
-            && !e.owned_by(&verdict.leaf_sha256)
-        {
-            return Ok(Err(r.clone()));
-        }
+        let now = now_rfc3339();
+        let decision = match &verdict.outcome {
+            Ok(decision) => decision,
+            Err(r) => {
+                let own = existing
+                    .as_ref()
+                    .filter(|e| e.owned_by(&verdict.leaf_sha256));
+                let previous = Previous {
+                    created: own.and_then(|e| e.doc.doc.get("createdDateTimeUtc")),
+                };
+                let state = documents::refused_state(registration_id, r, &previous, &now, etag);
+                let write = match &existing {
+                    Some(_) => own.is_some(),
+                    None => self.refusal_records.take(&refusal_entry(r), Instant::now()),
+                };
+                if write {
+                    tx.put_registration(
+                        registration_id,
+                        refusal_group(r),
+                        &state,
+                        etag,
+                        &verdict.leaf_sha256,
+                    )?;
+                } else {
+                    tracing::info!(
+                        registration_id,
+                        "refused and not recorded ({}): {r}",
+                        if existing.is_some() {
+                            "the record belongs to another certificate and stays as it is"
+                        } else {
+                            "this entry's refusals have created their share of records"
+                        }
+                    );
+                }
+                return Ok(documents::operation(operation_id, &state));
+            }
+        };
         let previous_doc = existing.as_ref().map(|e| &e.doc.doc);
         let previous = Previous {
             created: previous_doc.and_then(|d| d.get("createdDateTimeUtc")),
         };
-        let now = now_rfc3339();
-        let (state, group_id) = match &verdict.outcome {
-            Ok(decision) => {
-                let found = &verdict.found;
-                let allocation = found
-                    .allocation(decision.enrollment.kind, &decision.enrollment.id)
-                    .cloned()
-                    .unwrap_or_default();
-                // The hub of the device's current assignment: a record
-                // that says "assigned" (a refused one has none).
-                let current_hub = previous_doc
-                    .filter(|d| d.get("status").and_then(Value::as_str) == Some("assigned"))
-                    .and_then(|d| d.get("assignedHub"))
-                    .and_then(Value::as_str);
-                let assignment = allocation.assign(
-                    registration_id,
-                    current_hub,
-                    &self.config.default_iot_hub_host_name,
-                );
-                let signing = match decision.enrollment.kind {
-                    EnrollmentKind::Group => found.group_certificate(&decision.enrollment.id),
-                    EnrollmentKind::Individual => None,
-                };
-                let state = documents::assigned_state(
-                    decision,
-                    &verdict.leaf,
-                    signing,
-                    &assignment,
-                    &previous,
-                    &now,
-                    etag,
-                );
-                let group = (decision.enrollment.kind == EnrollmentKind::Group)
-                    .then(|| decision.enrollment.id.clone());
-                (state, group)
-            }
-            Err(r) => (
-                documents::refused_state(registration_id, r, &previous, &now, etag),
-                refusal_group(r).map(str::to_string),
-            ),
+        let found = &verdict.found;
+        let allocation = found
+            .allocation(decision.enrollment.kind, &decision.enrollment.id)
+            .cloned()
+            .unwrap_or_default();
+        // The hub of the device's current assignment: a record that says
+        // "assigned" (a refused one has none).
+        let current_hub = previous_doc
+            .filter(|d| d.get("status").and_then(Value::as_str) == Some("assigned"))
+            .and_then(|d| d.get("assignedHub"))
+            .and_then(Value::as_str);
+        let assignment = allocation.assign(
+            registration_id,
+            current_hub,
+            &self.config.default_iot_hub_host_name,
+        );
+        let signing = match decision.enrollment.kind {
+            EnrollmentKind::Group => found.group_certificate(&decision.enrollment.id),
+            EnrollmentKind::Individual => None,
         };
+        let state = documents::assigned_state(
+            decision,
+            &verdict.leaf,
+            signing,
+            &assignment,
+            &previous,
+            &now,
+            etag,
+        );
+        let group_id = (decision.enrollment.kind == EnrollmentKind::Group)
+            .then_some(decision.enrollment.id.as_str());
         tx.put_registration(
             registration_id,
-            group_id.as_deref(),
+            group_id,
             &state,
             etag,
             &verdict.leaf_sha256,
@@ -289,7 +404,7 @@ impl Service {
             },
             now_unix(),
         )?;
-        Ok(Ok(operation))
+        Ok(operation)
     }
 
     /// `GET /{idScope}/registrations/{registrationId}/operations/{operationId}`.
@@ -301,7 +416,7 @@ impl Service {
     ) -> Answer {
         // Proof of possession first, through the component, as on every
         // device operation: the public certificate alone reads nothing.
-        let verdict = self.trusted_verdict(evidence, registration_id)?;
+        let verdict = self.admitted_verdict(evidence, registration_id)?;
         let found = self
             .store
             .read_with(|tx| tx.operation(operation_id, now_unix()))
@@ -329,18 +444,13 @@ impl Service {
     /// `POST /{idScope}/registrations/{registrationId}`: the device's
     /// registration record.
     pub fn registration_status(&self, evidence: &DeviceEvidence, registration_id: &str) -> Answer {
-        let verdict = self.trusted_verdict(evidence, registration_id)?;
+        self.admitted_verdict(evidence, registration_id)?;
         let record = self
             .store
             .read_with(|tx| tx.registration(registration_id))
             .map_err(|e| internal("the registration record could not be read", &e))?;
         match record {
-            // An admitted device may read its record; a refused one only a
-            // record its own certificate wrote.
-            Some(record) => match &verdict.outcome {
-                Err(r) if !record.owned_by(&verdict.leaf_sha256) => Err(refused(r)),
-                _ => Ok(Reply::ok(record.doc.doc)),
-            },
+            Some(record) => Ok(Reply::ok(record.doc.doc)),
             None => Err(DpsError::new(
                 ErrorKind::RegistrationNotFound,
                 format!("no registration record for '{registration_id}'"),

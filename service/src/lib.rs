@@ -17,6 +17,7 @@
     warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod budget;
 mod config;
 mod device;
 pub mod files;
@@ -36,7 +37,7 @@ use policy_host::Policy;
 
 pub use attest_dps::sas::SasPolicy;
 pub use config::ServiceConfig;
-pub use device::DeviceEvidence;
+pub use device::{Decided, DeviceEvidence};
 pub use store::Store;
 
 /// How to open the service.
@@ -116,6 +117,8 @@ pub struct Service {
     store: Box<dyn Store>,
     id_scope: String,
     config: ServiceConfig,
+    refused_time: budget::RefusedTime,
+    refusal_records: budget::RefusalRecords,
 }
 
 impl Service {
@@ -185,6 +188,8 @@ impl Service {
             store,
             id_scope,
             config,
+            refused_time: budget::RefusedTime::default(),
+            refusal_records: budget::RefusalRecords::default(),
         }
     }
 

@@ -35,5 +35,6 @@ pub(crate) fn evidence(pki: &Canonical, n: usize, signer: usize) -> DeviceEviden
             vec![pki.issuer_of(n).der.clone()],
         )),
         signature: Some((0x0403, message, signature)),
+        ..DeviceEvidence::default()
     }
 }
