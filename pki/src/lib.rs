@@ -16,6 +16,8 @@ pub enum KeyAlg {
     P256,
     /// ECDSA P-384, signing with SHA-384.
     P384,
+    /// ECDSA P-521, signing with SHA-512.
+    P521,
     /// RSA 2048, signing with PKCS#1 v1.5 SHA-256.
     Rsa2048,
     /// Ed25519.
@@ -27,6 +29,7 @@ impl KeyAlg {
         match self {
             KeyAlg::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
             KeyAlg::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            KeyAlg::P521 => &rcgen::PKCS_ECDSA_P521_SHA512,
             KeyAlg::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
             KeyAlg::Ed25519 => &rcgen::PKCS_ED25519,
         }
