@@ -92,6 +92,16 @@ const ENTRY_FIELDS: &[&str] = &[
 const ATTESTATION_FIELDS: &[&str] = &["type", "x509", "tpm", "symmetricKey"];
 const X509_FIELDS: &[&str] = &["clientCertificates", "signingCertificates", "caReferences"];
 const PAIR_FIELDS: &[&str] = &["primary", "secondary"];
+/// Nested objects of an entry whose keys are DPS's too (`initialTwin` is
+/// not among them: its tags and properties are the operator's own names).
+const NESTED_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "reprovisionPolicy",
+        &["updateHubAssignment", "migrateDeviceData"],
+    ),
+    ("customAllocationDefinition", &["webhookUrl", "apiVersion"]),
+    ("capabilities", &["iotEdge"]),
+];
 const CERT_FIELDS: &[&str] = &["certificate", "info"];
 
 /// Rewrites the keys of `object` to their DPS spelling (see
@@ -144,6 +154,12 @@ pub fn normalize_entry(doc: &serde_json::Value) -> Result<serde_json::Value> {
         return Err(EnrollmentError::new(format!(
             "provisioningStatus is {status}; it must be \"enabled\" or \"disabled\""
         )));
+    }
+    for (name, fields) in NESTED_FIELDS {
+        if let Some(Value::Object(nested)) = top.get(*name) {
+            let nested = canonical_keys(nested, fields, &format!("{name}."))?;
+            top.insert((*name).to_string(), Value::Object(nested));
+        }
     }
     if let Some(Value::Object(attestation)) = top.get("attestation") {
         let mut attestation = canonical_keys(attestation, ATTESTATION_FIELDS, "attestation.")?;
@@ -517,7 +533,13 @@ fn group_certs(
     ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
 ) -> Result<(Vec<Vec<u8>>, bool)> {
     match (x509.signing_certificates, x509.ca_references) {
-        (Some(pair), _) => Ok((certificates(Some(pair), "signingCertificates")?, true)),
+        // One group, one CA identity: a document that names it two ways
+        // could be read as either (decisions once read only the first,
+        // and the referenced CA's devices slipped through to a parent).
+        (Some(_), Some(_)) => Err(EnrollmentError::new(
+            "attestation.x509 has both signingCertificates and caReferences; an enrollment group names one CA, one way",
+        )),
+        (Some(pair), None) => Ok((certificates(Some(pair), "signingCertificates")?, true)),
         (None, Some(refs)) => {
             let mut out = Vec::new();
             for name in [refs.primary, refs.secondary].into_iter().flatten() {

@@ -535,3 +535,142 @@ fn idle_connections_are_shed_not_queued() {
     });
     assert_eq!(closed, 300, "every silent socket is closed by the server");
 }
+
+/// Issue 18, item 4: a group with both `signingCertificates` and
+/// `caReferences` was stored, and decisions read only the first, so the
+/// devices under the referenced CA were admitted by the parent group. Now
+/// such a write is a 400 that says why, and a stored one does not load:
+/// every CA it names refuses its devices, also after a restart.
+#[test]
+fn a_group_that_names_its_ca_two_ways_is_refused_and_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = with_enrollments(dir.path(), 0);
+    assert_eq!(server.verify_ca("line-b-ca", &pki.line_b).status, 200);
+    let mut both = group("both", &pki.line_a.pem, false);
+    both["attestation"]["x509"]["caReferences"] = json!({"primary": "line-b-ca"});
+    let put = server.admin("PUT", "/enrollmentGroups/both", Some(&both));
+    assert_eq!(put.status, 400, "{put:?}");
+    assert!(put.raw.contains("caReferences"), "{}", put.raw);
+    // Stored anyway (an older version, a hand edit): it loads as nothing.
+    let ok = server.admin(
+        "PUT",
+        "/enrollmentGroups/both",
+        Some(&group("both", &pki.line_a.pem, false)),
+    );
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let data = server.data.clone();
+    server.stop();
+    let db = rusqlite::Connection::open(data.join("attest.db")).unwrap();
+    db.execute(
+        "UPDATE enrollments SET doc = ?1 WHERE id = 'both'",
+        [both.to_string()],
+    )
+    .unwrap();
+    drop(db);
+    let server = Server::start(&data, None);
+    for n in [1, 4] {
+        let (chain, key) = device(&pki, n);
+        let answer = server.device(&chain, &key).register(&format!("device-{n}"));
+        assert_ne!(
+            answer.body["status"], "assigned",
+            "device-{n} admitted past a group that names two CAs: {answer:?}"
+        );
+    }
+}
+
+/// Issue 18, item 8: owners were prefix strings stripped repeatedly, so a
+/// group whose ID starts with `group:` read another group's ID and never
+/// admitted; the record named "fleet (cannot be loaded)".
+#[test]
+fn a_group_id_that_looks_like_an_owner_prefix_is_that_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None);
+    let pki = canonical();
+    let put = server.admin(
+        "PUT",
+        "/enrollmentGroups/group:fleet",
+        Some(&group("group:fleet", &pki.line_a.pem, true)),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    let (chain, key) = device(&pki, 1);
+    let answer = server.device(&chain, &key).register("device-1");
+    assert_eq!(answer.body["status"], "assigned", "{answer:?}");
+    let record = server.admin("GET", "/registrations/device-1", None);
+    assert_eq!(
+        record.body["x509"]["enrollmentGroupId"], "group:fleet",
+        "{record:?}"
+    );
+}
+
+/// Issue 18, item 9: `reprovisionPolicy` keys were case-sensitive:
+/// `UpdateHubAssignment: false` was stored and ignored (the device moved
+/// hubs), and the near miss `update_hub_assignment` was a 200. Nested DPS
+/// objects follow the same case rules as the top level.
+#[test]
+fn nested_dps_fields_match_case_insensitively_and_near_misses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None);
+    let pki = canonical();
+    let entry = |hub: &str, policy: serde_json::Value| {
+        let mut g = group("line-a", &pki.line_a.pem, true);
+        g["allocationPolicy"] = json!("static");
+        g["iotHubHostName"] = json!(hub);
+        g["reprovisionPolicy"] = policy;
+        g
+    };
+    for near_miss in [
+        json!({"update_hub_assignment": false}),
+        json!({"migrate-device-data": false}),
+    ] {
+        let put = server.admin(
+            "PUT",
+            "/enrollmentGroups/line-a",
+            Some(&entry("hub-a.example", near_miss.clone())),
+        );
+        assert_eq!(put.status, 400, "{near_miss}: {put:?}");
+    }
+    let mut bad = entry("hub-a.example", json!({}));
+    bad["customAllocationDefinition"] = json!({"webhook_url": "https://x"});
+    assert_eq!(
+        server
+            .admin("PUT", "/enrollmentGroups/line-a", Some(&bad))
+            .status,
+        400
+    );
+    let put = server.admin(
+        "PUT",
+        "/enrollmentGroups/line-a",
+        Some(&entry(
+            "hub-a.example",
+            json!({"UpdateHubAssignment": false}),
+        )),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    assert_eq!(
+        put.body["reprovisionPolicy"],
+        json!({"updateHubAssignment": false}),
+        "stored in DPS spelling"
+    );
+    let (chain, key) = device(&pki, 1);
+    let first = server.device(&chain, &key).register("device-1");
+    assert_eq!(
+        first.body["registrationState"]["assignedHub"],
+        "hub-a.example"
+    );
+    let etag = put.body["etag"].as_str().unwrap().to_string();
+    let moved = server.admin_if(
+        "PUT",
+        "/enrollmentGroups/line-a",
+        Some(&entry(
+            "hub-b.example",
+            json!({"UPDATEHUBASSIGNMENT": false}),
+        )),
+        &etag,
+    );
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let again = server.device(&chain, &key).register("device-1");
+    assert_eq!(
+        again.body["registrationState"]["assignedHub"], "hub-a.example",
+        "updateHubAssignment false keeps the hub: {again:?}"
+    );
+}

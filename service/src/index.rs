@@ -37,14 +37,53 @@ use policy_host::{
 use crate::store::{LookupKey, LookupKind, Snapshot, Store, Transaction, UnreadableDocument};
 use crate::{Service, new_etag, now_rfc3339};
 
+/// Who owns a lookup key: an enrollment group (by stored key) or a CA
+/// certificate (by name). Stored as `group:<key>` / `ca:<name>`; parsed
+/// by stripping exactly one prefix, so a group whose ID itself starts
+/// with `group:` is that group, not another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Group(String),
+    Ca(String),
+}
+
+impl Owner {
+    /// The stored form.
+    pub(crate) fn key(&self) -> String {
+        match self {
+            Owner::Group(key) => format!("group:{key}"),
+            Owner::Ca(name) => format!("ca:{name}"),
+        }
+    }
+
+    /// The owner a stored form names; `None` for a form attest never writes.
+    pub(crate) fn parse(stored: &str) -> Option<Owner> {
+        if let Some(key) = stored.strip_prefix("group:") {
+            Some(Owner::Group(key.to_string()))
+        } else {
+            stored
+                .strip_prefix("ca:")
+                .map(|name| Owner::Ca(name.to_string()))
+        }
+    }
+
+    /// The group's stored key, if a group owns it.
+    fn group(stored: &str) -> Option<String> {
+        match Owner::parse(stored)? {
+            Owner::Group(key) => Some(key),
+            Owner::Ca(_) => None,
+        }
+    }
+}
+
 /// The lookup-key owner of an enrollment group (by stored key).
 fn group_owner(key: &str) -> String {
-    format!("group:{key}")
+    Owner::Group(key.to_string()).key()
 }
 
 /// The lookup-key owner of a CA certificate.
 fn ca_owner(name: &str) -> String {
-    format!("ca:{name}")
+    Owner::Ca(name.to_string()).key()
 }
 
 /// The verified CA certificates a group document's `caReferences` name,
@@ -239,7 +278,7 @@ pub(crate) fn referencing_groups(tx: &dyn Transaction, name: &str) -> Result<Vec
     Ok(tx
         .lookup(LookupKind::CaReference, name.as_bytes())?
         .into_iter()
-        .filter_map(|(owner, _)| owner.strip_prefix("group:").map(str::to_string))
+        .filter_map(|(owner, _)| Owner::group(&owner))
         .collect())
 }
 
@@ -550,7 +589,7 @@ impl EnrollmentSource for Lookups {
                 *memo.unloadable = Some(
                     owners
                         .into_iter()
-                        .map(|(o, _)| o.trim_start_matches("group:").to_string())
+                        .map(|(o, _)| Owner::group(&o).unwrap_or(o))
                         .collect(),
                 );
             }
@@ -563,13 +602,17 @@ impl EnrollmentSource for Lookups {
             let owners = tx.lookup(LookupKind::GroupCa, ca_identity)?;
             let key = match owners.as_slice() {
                 [] => return Ok(None),
-                [(owner, _)] => owner.trim_start_matches("group:").to_string(),
+                [(owner, _)] => match Owner::group(owner) {
+                    Some(key) => key,
+                    // Keys attest never writes decide nothing.
+                    None => return Ok(Some(refusing_group(format!("{owner} (not a group)")))),
+                },
                 // One CA, one group: writes refuse a second; if the store
                 // holds two anyway, neither decides.
                 more => {
                     let ids: Vec<_> = more
                         .iter()
-                        .map(|(o, _)| o.trim_start_matches("group:"))
+                        .map(|(o, _)| Owner::group(o).unwrap_or_else(|| o.clone()))
                         .collect();
                     return Ok(Some(refusing_group(format!(
                         "{} (one CA, several groups)",
