@@ -49,7 +49,8 @@ pub struct Options {
     pub tls_cert: Option<PathBuf>,
     /// Server private key (PEM).
     pub tls_key: Option<PathBuf>,
-    /// Enrollment set (DPS JSON) to upsert at start.
+    /// Enrollment set (DPS JSON) to seed at start: entries the store does
+    /// not have are written; stored ones are never overwritten.
     pub enrollments: Option<PathBuf>,
     /// PostgreSQL URL; `None`: SQLite in `data`.
     pub database: Option<String>,

@@ -52,7 +52,8 @@ struct Serve {
     /// Server private key, PEM.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Enrollment set in DPS JSON shapes to upsert at start.
+    /// Enrollment set in DPS JSON shapes to seed at start: entries the store
+    /// does not have yet; a stored entry is never overwritten by the file.
     #[arg(long)]
     enrollments: Option<PathBuf>,
     /// PostgreSQL URL (postgres://user[:password]@host[:port]/db) shared by several

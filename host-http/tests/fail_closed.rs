@@ -674,3 +674,58 @@ fn nested_dps_fields_match_case_insensitively_and_near_misses_are_refused() {
         "updateHubAssignment false keeps the hub: {again:?}"
     );
 }
+
+/// Issue 18, item 5: `--enrollments` was re-applied over the store at
+/// every start, so a group disabled through the management API came back
+/// enabled after a restart, silently. Now the file seeds only what the
+/// store does not have, and start-up says which stored entries differ.
+#[test]
+fn enrollments_file_never_reverts_the_management_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = canonical();
+    let file = dir.path().join("enrollments.json");
+    // Step 0: one enabled group on the root.
+    std::fs::write(&file, pki.enrollment_steps()[0].to_string()).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, Some(&file));
+    let root = server.admin("GET", "/enrollmentGroups/all-devices", None);
+    assert_eq!(root.status, 200, "{root:?}");
+    let mut disabled = root.body.clone();
+    disabled["provisioningStatus"] = json!("disabled");
+    let put = server.admin_if(
+        "PUT",
+        "/enrollmentGroups/all-devices",
+        Some(&disabled),
+        root.body["etag"].as_str().unwrap(),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    server.stop();
+
+    // Restart with the same file: the API's state stands, and says so.
+    let server = Server::start(&data, Some(&file));
+    let notes = server.running.as_ref().unwrap().notes.join("\n");
+    assert!(
+        notes.contains("WARNING") && notes.contains("'all-devices'"),
+        "{notes}"
+    );
+    let after = server.admin("GET", "/enrollmentGroups/all-devices", None);
+    assert_eq!(after.body["provisioningStatus"], "disabled", "{after:?}");
+    let (chain, key) = device(&pki, 1);
+    let answer = server.device(&chain, &key).register("device-1");
+    assert_eq!(answer.body["status"], "disabled", "{answer:?}");
+    server.stop();
+
+    // An entry the store does not have is still seeded; one it has in the
+    // same version is not reported.
+    std::fs::write(&file, pki.enrollment_steps()[1].to_string()).unwrap();
+    let server = Server::start(&data, Some(&file));
+    let notes = server.running.as_ref().unwrap().notes.join("\n");
+    assert!(
+        notes.contains("seeded 0 individual enrollment(s) and 1 enrollment group(s)"),
+        "{notes}"
+    );
+    assert_eq!(
+        server.admin("GET", "/enrollmentGroups/line-b", None).status,
+        200
+    );
+}

@@ -363,9 +363,13 @@ impl Service {
         Ok(problems)
     }
 
-    /// Upserts an enrollment file (DPS JSON shapes, as `host-cli verify
-    /// --enrollments` reads) into the store; returns (individuals, groups).
-    pub fn upsert_file(&self, path: &Path) -> Result<(usize, usize)> {
+    /// Seeds the store from an enrollment file (DPS JSON, as `--enrollments`
+    /// gives it): writes each entry the store does not have, and never
+    /// overwrites one it has, since the store's copy may be newer (a group
+    /// disabled through the management API must not come back enabled at
+    /// the next start of any replica). Returns what was seeded and the
+    /// entries whose stored copy differs from the file's (kept as stored).
+    pub fn seed_file(&self, path: &Path) -> Result<Seeded> {
         const MAX_FILE: u64 = 16 << 20;
         let text = policy_host::input::read_limited_text(path, MAX_FILE)
             .with_context(|| format!("cannot read {}", path.display()))?;
@@ -382,6 +386,7 @@ impl Service {
         let (individuals, groups) = (list("individualEnrollments"), list("enrollmentGroups"));
         let now = now_rfc3339();
         self.store.write_with(|tx| {
+            let mut seeded = Seeded::default();
             for (kind, docs) in [
                 (EnrollmentKind::Individual, &individuals),
                 (EnrollmentKind::Group, &groups),
@@ -392,19 +397,56 @@ impl Service {
                         .and_then(Value::as_str)
                         .ok_or_else(|| anyhow!("an entry has no {}", id_field(kind)))?;
                     let key = key_of(kind, id);
-                    let existing = tx.enrollment(kind, &key)?;
                     let etag = new_etag()?;
-                    let created = existing
-                        .as_ref()
-                        .and_then(|d| d.doc.get("createdDateTimeUtc"));
-                    let doc = complete_enrollment(doc.clone(), created, &now, &etag);
-                    put_enrollment(tx, kind, &key, &doc, &etag)?;
+                    let doc = complete_enrollment(doc.clone(), None, &now, &etag);
+                    match tx.enrollment(kind, &key) {
+                        Ok(None) => {
+                            put_enrollment(tx, kind, &key, &doc, &etag)?;
+                            match kind {
+                                EnrollmentKind::Individual => seeded.individuals += 1,
+                                EnrollmentKind::Group => seeded.groups += 1,
+                            }
+                        }
+                        Ok(Some(stored)) if same_entry(&stored.doc, &doc) => {}
+                        // Differs, or is stored unreadably: the store's copy
+                        // stays (an unreadable one refuses its devices).
+                        Ok(Some(_)) => seeded.kept.push(format!("{kind:?} '{id}'")),
+                        Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => {
+                            seeded.kept.push(format!("{kind:?} '{id}'"));
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
-            Ok(())
-        })?;
-        Ok((individuals.len(), groups.len()))
+            Ok(seeded)
+        })
     }
+}
+
+/// What [`Service::seed_file`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Individual enrollments written (the store had none by their ID).
+    pub individuals: usize,
+    /// Enrollment groups written.
+    pub groups: usize,
+    /// Entries the store already had in another version, kept as stored.
+    pub kept: Vec<String>,
+}
+
+/// Whether two enrollment documents say the same, apart from what the
+/// service stamps on a write (etag and times).
+fn same_entry(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            for stamp in ["etag", "createdDateTimeUtc", "lastUpdatedDateTimeUtc"] {
+                o.remove(stamp);
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// Writes `keys` as `owner`'s unless `stored` (what the store has, by

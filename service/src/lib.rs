@@ -38,6 +38,7 @@ use policy_host::Policy;
 pub use attest_dps::sas::SasPolicy;
 pub use config::ServiceConfig;
 pub use device::{Decided, DeviceEvidence};
+pub use index::Seeded;
 pub use store::Store;
 
 /// How to open the service.
@@ -47,7 +48,8 @@ pub struct Options {
     pub id_scope: String,
     /// Data directory: database and configuration.
     pub data: PathBuf,
-    /// Enrollment set (DPS JSON) to upsert at start.
+    /// Enrollment set (DPS JSON) to seed at start: entries the store does
+    /// not have are written; stored ones are never overwritten.
     pub enrollments: Option<PathBuf>,
     /// A PostgreSQL URL (`postgres://user@host/db`): store everything there,
     /// shared with other replicas. `None`: SQLite in `data`.
@@ -125,7 +127,7 @@ impl Service {
     /// Opens the service in `options.data`: loads (or creates) the
     /// configuration, opens the store (SQLite in `data`, or PostgreSQL),
     /// loads the policy component,
-    /// upserts `options.enrollments`, and derives the lookup keys
+    /// seeds `options.enrollments` (see [`Service::seed_file`]), and derives the lookup keys
     /// decisions read (see `index`).
     /// Blocking (a PostgreSQL store must not be opened on an async
     /// runtime's thread). Returns what to tell the operator (a problem loading a stored entry
@@ -163,11 +165,21 @@ impl Service {
             config,
         );
         if let Some(path) = &options.enrollments {
-            let (individuals, groups) = service.upsert_file(path)?;
+            let seeded = service.seed_file(path)?;
             notes.push(format!(
-                "upserted {individuals} individual enrollment(s) and {groups} enrollment group(s) from {}",
+                "seeded {} individual enrollment(s) and {} enrollment group(s) from {} (entries already stored are kept as stored)",
+                seeded.individuals,
+                seeded.groups,
                 path.display()
             ));
+            if !seeded.kept.is_empty() {
+                notes.push(format!(
+                    "WARNING: {} differ(s) from {} and kept the stored version (the store may be newer: change entries through the management API, or delete them there to seed them again): {}",
+                    if seeded.kept.len() == 1 { "1 stored entry".to_string() } else { format!("{} stored entries", seeded.kept.len()) },
+                    path.display(),
+                    seeded.kept.join(", ")
+                ));
+            }
         }
         for problem in service.derive_lookup_keys()? {
             notes.push(format!("ERROR: {problem}"));

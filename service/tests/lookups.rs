@@ -62,7 +62,7 @@ fn service(data: &std::path::Path, pki: &Canonical, store: Box<dyn Store>) -> Se
     );
     let file = data.join("enrollments.json");
     std::fs::write(&file, pki.enrollment_steps()[2].to_string()).unwrap();
-    service.upsert_file(&file).unwrap();
+    service.seed_file(&file).unwrap();
     assert!(service.derive_lookup_keys().unwrap().is_empty());
     service
 }
