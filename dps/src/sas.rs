@@ -45,13 +45,41 @@ pub fn check_key(policy: &SasPolicy) -> Result<(), String> {
             key.len()
         ));
     }
-    if key.iter().all(|b| *b == key[0]) {
+    if let Some(why) = trivial(&key) {
         return Err(format!(
-            "policy '{}' key is one byte repeated; use {MIN_KEY_BYTES} random bytes",
+            "policy '{}' key {why}: it is not random; use {MIN_KEY_BYTES} random bytes (e.g. `head -c 32 /dev/urandom | base64`)",
             policy.key_name
         ));
     }
     Ok(())
+}
+
+/// Fewest distinct byte values a key of 32 or more random bytes may have.
+/// 32 random bytes have about 30 distinct values; fewer than 16 happens by
+/// chance with a probability far below 2^-64, while hand-made keys (one
+/// byte, a pattern, mostly zeros) have a handful.
+const MIN_DISTINCT_BYTES: usize = 16;
+
+/// Why `key` is of trivial entropy, if it is: a short pattern repeated
+/// (one byte, `abab…`, any period up to half its length), or too few
+/// distinct byte values.
+fn trivial(key: &[u8]) -> Option<String> {
+    if let Some(period) =
+        (1..=key.len() / 2).find(|&p| key[p..].iter().zip(key).all(|(a, b)| a == b))
+    {
+        return Some(if period == 1 {
+            "is one byte repeated".into()
+        } else {
+            format!("repeats a {period}-byte pattern")
+        });
+    }
+    let mut seen = [false; 256];
+    for b in key {
+        seen[usize::from(*b)] = true;
+    }
+    let distinct = seen.iter().filter(|s| **s).count();
+    (distinct < MIN_DISTINCT_BYTES.min(key.len()))
+        .then(|| format!("has only {distinct} distinct byte values"))
 }
 
 /// Makes a token for `resource` (e.g. the service host name) valid until
@@ -226,16 +254,31 @@ mod tests {
             key_name: "owner".into(),
             primary_key: k.into(),
         };
+        // Issue 18: 32 bytes of trivial entropy passed (a repeated short
+        // pattern, one byte set in zeros).
+        let mut mostly_zero = [0u8; 32];
+        mostly_zero[0] = 1;
         for weak in [
             String::new(),
             STANDARD.encode([1u8; 16]),
             STANDARD.encode([0u8; 64]),
+            STANDARD.encode(b"abababababababababababababababab"),
+            STANDARD.encode(b"0123456789abcdef0123456789abcdef0123"),
+            STANDARD.encode(mostly_zero),
             "not base64!".into(),
         ] {
             assert!(check_key(&key(&weak)).is_err(), "{weak:?}");
         }
-        let mut strong = [0u8; 32];
-        strong[0] = 1;
-        assert!(check_key(&key(&STANDARD.encode(strong))).is_ok());
+        let strong: Vec<u8> = (0u32..32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert!(
+            check_key(&key(&STANDARD.encode(&strong))).is_ok(),
+            "{strong:?}"
+        );
+        // The keys attest makes itself pass (random bytes).
+        let mut random = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut random).unwrap();
+        assert!(check_key(&key(&STANDARD.encode(random))).is_ok());
     }
 }
