@@ -355,6 +355,13 @@ impl EnrollmentSet {
                     r.message
                 ))
             })?;
+            // A CA certificate can never be a device's leaf: refused on
+            // write rather than stored as an entry that never admits.
+            if is_ca_certificate(der) {
+                return Err(EnrollmentError::new(format!(
+                    "clientCertificates.{which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)"
+                )));
+            }
         }
         self.allocations
             .insert((EnrollmentKind::Individual, key.clone()), allocation);
@@ -539,7 +546,17 @@ fn group_certs(
         (Some(_), Some(_)) => Err(EnrollmentError::new(
             "attestation.x509 has both signingCertificates and caReferences; an enrollment group names one CA, one way",
         )),
-        (Some(pair), None) => Ok((certificates(Some(pair), "signingCertificates")?, true)),
+        (Some(pair), None) => {
+            let certs = certificates(Some(pair), "signingCertificates")?;
+            for (der, which) in certs.iter().zip(["primary", "secondary"]) {
+                if let Some(why) = issuer_problem(der) {
+                    return Err(EnrollmentError::new(format!(
+                        "signingCertificates.{which} {why}: it cannot issue device certificates, so the group could never admit one"
+                    )));
+                }
+            }
+            Ok((certs, true))
+        }
         (None, Some(refs)) => {
             let mut out = Vec::new();
             for name in [refs.primary, refs.secondary].into_iter().flatten() {
@@ -620,6 +637,51 @@ fn x509(attestation: Option<AttestationJson>) -> Result<X509Json> {
     attestation
         .x509
         .ok_or_else(|| EnrollmentError::new("attestation.x509 is missing"))
+}
+
+/// Why a certificate cannot issue others (RFC 5280 §4.2.1.9, §4.2.1.3),
+/// or `None` when it can: a v3 certificate needs basicConstraints with cA
+/// true and, where keyUsage is present, keyCertSign. A v1/v2 certificate
+/// can only be a trust anchor and is left to path validation, as is one
+/// that does not parse (the core refuses it with its own reason).
+fn issuer_problem(der: &[u8]) -> Option<&'static str> {
+    let (ca, key_cert_sign) = ca_facts(der)?;
+    if !ca {
+        Some("is not a CA certificate (basicConstraints cA is not true)")
+    } else if !key_cert_sign {
+        Some("is a CA certificate whose keyUsage lacks keyCertSign")
+    } else {
+        None
+    }
+}
+
+/// Whether a certificate is a v3 CA certificate (basicConstraints cA true).
+fn is_ca_certificate(der: &[u8]) -> bool {
+    ca_facts(der).is_some_and(|(ca, _)| ca)
+}
+
+/// A v3 certificate's (cA, keyCertSign allowed); `None` for v1/v2 or a
+/// certificate that does not parse.
+fn ca_facts(der: &[u8]) -> Option<(bool, bool)> {
+    use const_oid::AssociatedOid;
+    use der::Decode;
+    use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let tbs = &cert.tbs_certificate;
+    if tbs.version != x509_cert::certificate::Version::V3 {
+        return None;
+    }
+    let mut ca = false;
+    let mut key_cert_sign = true;
+    for ext in tbs.extensions.iter().flatten() {
+        if ext.extn_id == BasicConstraints::OID {
+            ca = BasicConstraints::from_der(ext.extn_value.as_bytes()).is_ok_and(|b| b.ca);
+        } else if ext.extn_id == KeyUsage::OID {
+            key_cert_sign = KeyUsage::from_der(ext.extn_value.as_bytes())
+                .is_ok_and(|k| k.0.contains(KeyUsages::KeyCertSign));
+        }
+    }
+    Some((ca, key_cert_sign))
 }
 
 fn certificates(pair: Option<CertPairJson>, what: &str) -> Result<Vec<Vec<u8>>> {

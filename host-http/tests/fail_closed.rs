@@ -729,3 +729,49 @@ fn enrollments_file_never_reverts_the_management_api() {
         200
     );
 }
+
+/// Issue 18, "also refuse at write time": a group on a certificate that
+/// cannot issue (a device certificate) and an individual enrollment on a
+/// CA certificate were stored as entries that could never admit. Both are
+/// a 400 that says why.
+#[test]
+fn entries_that_could_never_admit_are_refused_on_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), None);
+    let pki = canonical();
+    let on_a_device = server.admin(
+        "PUT",
+        "/enrollmentGroups/devices",
+        Some(&group("devices", &pki.devices[0].pem, true)),
+    );
+    assert_eq!(on_a_device.status, 400, "{on_a_device:?}");
+    assert!(
+        on_a_device.raw.contains("not a CA certificate"),
+        "{}",
+        on_a_device.raw
+    );
+    let on_a_ca = server.admin(
+        "PUT",
+        "/enrollments/device-1",
+        Some(&individual("device-1", &pki.line_a.pem, true)),
+    );
+    assert_eq!(on_a_ca.status, 400, "{on_a_ca:?}");
+    assert!(
+        on_a_ca.raw.contains("is a CA certificate"),
+        "{}",
+        on_a_ca.raw
+    );
+    // The right way round is fine.
+    for (path, doc) in [
+        (
+            "/enrollmentGroups/line-a",
+            group("line-a", &pki.line_a.pem, true),
+        ),
+        (
+            "/enrollments/device-1",
+            individual("device-1", &pki.devices[0].pem, true),
+        ),
+    ] {
+        assert_eq!(server.admin("PUT", path, Some(&doc)).status, 200, "{path}");
+    }
+}
