@@ -15,6 +15,19 @@ fn with_enrollments(dir: &std::path::Path, step: usize) -> (Server, attest_pki::
     (Server::start(&dir.join("data"), Some(&file)), pki)
 }
 
+/// A root CA outside the canonical PKI, verified with the service (a
+/// trusted CA without an enrollment group).
+fn verified_other_root(server: &Server) -> attest_pki::Ca {
+    let now = time::OffsetDateTime::now_utc();
+    let validity = attest_pki::Validity {
+        not_before: now - time::Duration::days(1),
+        not_after: now + time::Duration::days(30),
+    };
+    let other = attest_pki::Ca::root("Other Root", attest_pki::KeyAlg::P256, validity).unwrap();
+    assert_eq!(server.verify_ca("other-root", &other).status, 200);
+    other
+}
+
 fn status_of(server: &Server, chain: &str, key: &str, id: &str) -> support::Answer {
     server
         .device(chain, key)
@@ -35,15 +48,7 @@ fn a_refused_chain_cannot_overwrite_or_read_another_devices_record() {
     );
     let before = server.admin("GET", "/registrations/device-1", None);
 
-    let other = attest_pki::Ca::root("Other Root", attest_pki::KeyAlg::P256, {
-        let now = time::OffsetDateTime::now_utc();
-        attest_pki::Validity {
-            not_before: now - time::Duration::days(1),
-            not_after: now + time::Duration::days(30),
-        }
-    })
-    .unwrap();
-    assert_eq!(server.verify_ca("other-root", &other).status, 200);
+    let other = verified_other_root(&server);
     for (issuer, code, answered) in [
         (&pki.line_b, "enrollment-group-disabled", 200),
         (&other, "no-enrollment", 401),
@@ -87,15 +92,7 @@ fn a_refused_caller_cannot_tell_whether_a_device_exists() {
     let (server, pki) = with_enrollments(dir.path(), 1);
     let (c1, k1) = device(&pki, 1);
     assert_eq!(server.device(&c1, &k1).register("device-1").status, 200);
-    let other = attest_pki::Ca::root("Other Root", attest_pki::KeyAlg::P256, {
-        let now = time::OffsetDateTime::now_utc();
-        attest_pki::Validity {
-            not_before: now - time::Duration::days(1),
-            not_after: now + time::Duration::days(30),
-        }
-    })
-    .unwrap();
-    assert_eq!(server.verify_ca("other-root", &other).status, 200);
+    let other = verified_other_root(&server);
     // What a caller can compare: status, field names, the message with
     // the registration ID taken out, and the state's own fields.
     let shape = |a: &support::Answer, id: &str| {
