@@ -335,6 +335,67 @@ fn many_candidates_stay_within_budget() {
     );
 }
 
+/// Counts the signature checks of each algorithm and answers like aws-lc-rs.
+#[derive(Default)]
+struct Counting(
+    std::sync::Mutex<std::collections::HashMap<policy_host::SignatureAlgorithm, usize>>,
+);
+
+impl policy_host::SignatureVerifier for Counting {
+    fn verify_signature(
+        &self,
+        algorithm: policy_host::SignatureAlgorithm,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        *self.0.lock().unwrap().entry(algorithm).or_default() += 1;
+        policy_host::AwsLcVerifier.verify_signature(algorithm, public_key, message, signature)
+    }
+}
+
+/// The signature budget is a cost, not a count: look-alike issuers with
+/// expensive keys buy as much arithmetic as cheap ones, never more. 40
+/// P-256 decoys are all checked (160 of 400 units); of 40 P-521 decoys
+/// (27 units each) at most 14 are, and the answer is `path-budget-exceeded`
+/// — the same answer as from the component.
+#[test]
+fn the_signature_budget_weighs_each_check_by_its_cost() {
+    use policy_host::SignatureAlgorithm as A;
+    let root = root();
+    for (alg, checked, max) in [
+        (KeyAlg::P256, A::EcdsaP256Sha256, 40),
+        (KeyAlg::P521, A::EcdsaP521Sha512, 14),
+    ] {
+        let decoys: Vec<Ca> = (0..40)
+            .map(|_| root.intermediate("Twin", alg, ca_validity()).unwrap())
+            .collect();
+        let real = root.intermediate("Twin", alg, ca_validity()).unwrap();
+        let leaf = real.device("d", KeyAlg::P256, device_validity()).unwrap();
+        let refs: Vec<&[u8]> = decoys.iter().map(|c| c.der.as_slice()).collect();
+        let request = chain_request(&leaf.der, &refs, &[&root.der]);
+        let counting = Counting::default();
+        let native = policy_core::validate_chain(&request, &counting);
+        assert_eq!(
+            native,
+            validate_chain(&request),
+            "native and component agree"
+        );
+        let counts = counting.0.into_inner().unwrap();
+        assert_eq!(
+            counts.get(&checked).copied().unwrap_or(0),
+            max,
+            "{alg:?}: {counts:?}"
+        );
+        let code = native.unwrap_err().code;
+        if alg == KeyAlg::P521 {
+            assert_eq!(code, Code::PathBudgetExceeded);
+        } else {
+            assert_eq!(code, Code::BadSignature);
+        }
+    }
+}
+
 #[test]
 fn individual_enrollment_with_a_self_signed_device_certificate() {
     let device = Device::self_signed("sensor-7", KeyAlg::P256, device_validity()).unwrap();

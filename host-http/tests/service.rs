@@ -726,6 +726,46 @@ fn tls12_and_tls13_with_ec_and_rsa_device_keys() {
     }
 }
 
+/// A P-521 device whose TLS 1.2 CertificateVerify uses scheme 0x0403 or
+/// 0x0503 (OpenSSL's choice: TLS 1.2 ECDSA schemes name only the hash) is
+/// admitted; the same scheme in TLS 1.3, where it means P-256 or P-384, is
+/// refused.
+#[test]
+fn p521_devices_sign_tls12_handshakes_with_any_allowed_hash() {
+    use rustls::SignatureScheme as S;
+    let dir = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let v = attest_pki::Validity {
+        not_before: now - time::Duration::days(1),
+        not_after: now + time::Duration::days(30),
+    };
+    let pki = attest_pki::Canonical::generate(attest_pki::KeyAlg::P521, v, v).unwrap();
+    let file = dir.path().join("enrollments.json");
+    std::fs::write(&file, pki.enrollment_steps()[0].to_string()).unwrap();
+    let server = Server::start(&dir.path().join("data"), Some(&file));
+    let (chain, key) = device(&pki, 1);
+    for (scheme, tls12_only, admitted) in [
+        (S::ECDSA_NISTP256_SHA256, true, true),
+        (S::ECDSA_NISTP384_SHA384, true, true),
+        (S::ECDSA_NISTP521_SHA512, true, true),
+        (S::ECDSA_NISTP521_SHA512, false, true),
+        (S::ECDSA_NISTP256_SHA256, false, false),
+        (S::ECDSA_NISTP384_SHA384, false, false),
+    ] {
+        let mut client = server.device(&chain, &key);
+        client.tls12_only = tls12_only;
+        client.p521_scheme = Some(scheme);
+        let a = client.register("device-1");
+        let what = format!("{scheme:?}, TLS 1.2 only: {tls12_only}: {a:?}");
+        if admitted {
+            assert_eq!(a.body["status"], "assigned", "{what}");
+        } else {
+            assert_eq!(a.status, 401, "{what}");
+            assert!(a.raw.contains("unsupported-signature-scheme"), "{what}");
+        }
+    }
+}
+
 #[test]
 fn an_untrusted_certificate_with_a_devices_name_cannot_touch_its_record() {
     let dir = tempfile::tempdir().unwrap();

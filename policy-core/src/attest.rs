@@ -346,7 +346,7 @@ fn check_proof(
                     format!("TLS signed content is longer than {MAX_TLS_MESSAGE_LEN} bytes"),
                 ));
             }
-            let algorithm = alg::tls_algorithm(*scheme, key)
+            let algorithm = alg::tls_algorithm(*scheme, key, message)
                 .map_err(|m| leaf.refuse(0, Code::UnsupportedSignatureScheme, m))?;
             (algorithm, message.clone(), signature)
         }

@@ -35,15 +35,20 @@ pub const MAX_TRUST_ANCHORS: usize = 1024;
 /// eight CAs, anchor. Device PKIs use root → factory → line → device (4).
 pub const MAX_PATH_LEN: usize = 10;
 
+/// Signature cost per validation: 100 P-256 checks.
+const SIGNATURE_BUDGET: usize = 100 * alg::P256_COST;
+
 /// Work limits for one validation, in the style of rustls-webpki's `Budget`.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    /// Signature verifications left. rustls-webpki allows 100; at ≈ 50 µs
-    /// for the slowest allowed check (RSA-8192 verify is ≈ 0.3 ms natively,
-    /// but such keys are rare) this caps a hostile input at a few ms. Each
-    /// (certificate, issuer) pair is verified once per validation, however
-    /// many paths share it, so the budget counts distinct edges.
-    signatures: usize,
+    /// Signature verification cost left, in [`alg::verification_cost`]
+    /// units: 100 P-256 checks (rustls-webpki's count), and proportionally
+    /// fewer expensive ones (14 P-521, 26 P-384, 19 RSA-8192), so that no
+    /// input buys more than about 4 ms of native arithmetic however its
+    /// keys are chosen. Each (certificate, issuer) pair is verified once
+    /// per validation, however many paths share it, so the budget counts
+    /// distinct edges.
+    signature_cost: usize,
     /// Calls into the recursive builder left: bounds the search over
     /// candidates whose signatures are never checked (e.g. many candidates
     /// that fail a cheap check first) and the number of paths explored.
@@ -61,7 +66,7 @@ pub(crate) struct Budget {
 impl Default for Budget {
     fn default() -> Self {
         Budget {
-            signatures: 100,
+            signature_cost: SIGNATURE_BUDGET,
             build_calls: 2_000,
             name_comparisons: 50_000,
         }
@@ -69,13 +74,19 @@ impl Default for Budget {
 }
 
 impl Budget {
-    fn consume_signature(&mut self) -> Result<(), Refusal> {
-        self.signatures = self.signatures.checked_sub(1).ok_or_else(|| {
-            Refusal::new(
-                Code::PathBudgetExceeded,
-                "path building stopped: more than 100 signature checks",
-            )
-        })?;
+    fn consume_signature(&mut self, key: &alg::PublicKey) -> Result<(), Refusal> {
+        self.signature_cost = self
+            .signature_cost
+            .checked_sub(alg::verification_cost(key))
+            .ok_or_else(|| {
+                Refusal::new(
+                    Code::PathBudgetExceeded,
+                    format!(
+                        "path building stopped: signature checks beyond the budget of {} P-256 checks (fewer for costlier keys)",
+                        SIGNATURE_BUDGET / alg::P256_COST
+                    ),
+                )
+            })?;
         Ok(())
     }
 
@@ -255,8 +266,9 @@ impl<'a> PathBuilder<'a> {
             if let Some(valid) = done.get(&pair) {
                 return Ok(*valid);
             }
-            budget.consume_signature()?;
-            let valid = crypto.verify_signature(algorithm, key, child.tbs(), &child.signature);
+            budget.consume_signature(key)?;
+            let valid =
+                crypto.verify_signature(algorithm, &key.bytes, child.tbs(), &child.signature);
             done.insert(pair, valid);
             Ok(valid)
         })
@@ -650,14 +662,15 @@ pub(crate) fn verify_signed_by(
     crypto: &dyn SignatureVerifier,
 ) -> Result<(), Refusal> {
     check_signature(child, child_position, issuer, &mut |algorithm, key| {
-        Ok(crypto.verify_signature(algorithm, key, child.tbs(), &child.signature))
+        Ok(crypto.verify_signature(algorithm, &key.bytes, child.tbs(), &child.signature))
     })
     .and_then(|verdict| verdict)
 }
 
 /// Signature arithmetic for [`check_signature`]: whether the signature is
 /// valid under an algorithm and key, or a refusal that stops the search.
-type Arithmetic<'a> = dyn FnMut(alg::SignatureAlgorithm, &[u8]) -> Result<bool, Refusal> + 'a;
+type Arithmetic<'a> =
+    dyn FnMut(alg::SignatureAlgorithm, &alg::PublicKey) -> Result<bool, Refusal> + 'a;
 
 /// The signature rules, with the arithmetic done by `verify` (which may
 /// stop the search: the outer `Err`).
@@ -675,7 +688,7 @@ fn check_signature(
         Ok(algorithm) => algorithm,
         Err((code, message)) => return Ok(Err(child.refuse(child_position, code, message))),
     };
-    if verify(algorithm, &key.bytes)? {
+    if verify(algorithm, key)? {
         Ok(Ok(()))
     } else {
         Ok(Err(child.refuse(

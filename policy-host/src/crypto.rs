@@ -37,6 +37,10 @@ impl SignatureVerifier for AwsLcVerifier {
             SignatureAlgorithm::RsaPssSha384 => &signature::RSA_PSS_2048_8192_SHA384,
             SignatureAlgorithm::RsaPssSha512 => &signature::RSA_PSS_2048_8192_SHA512,
             SignatureAlgorithm::Ed25519 => &signature::ED25519,
+            SignatureAlgorithm::EcdsaP256Sha512 => &signature::ECDSA_P256_SHA512_ASN1,
+            SignatureAlgorithm::EcdsaP384Sha512 => &signature::ECDSA_P384_SHA512_ASN1,
+            SignatureAlgorithm::EcdsaP521Sha256 => &signature::ECDSA_P521_SHA256_ASN1,
+            SignatureAlgorithm::EcdsaP521Sha384 => &signature::ECDSA_P521_SHA384_ASN1,
         };
         UnparsedPublicKey::new(alg, public_key)
             .verify(message, signature)

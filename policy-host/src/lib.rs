@@ -306,7 +306,7 @@ impl Policy {
     }
 
     /// The component's imports, as `interface-name` strings (e.g.
-    /// `attest:policy/crypto@0.2.0`): what the sandbox can reach.
+    /// `attest:policy/crypto@0.3.0`): what the sandbox can reach.
     pub fn component_imports(&self) -> Vec<String> {
         let ty = self.pre.instance_pre().component().component_type();
         ty.imports(&self.engine)
@@ -482,9 +482,9 @@ mod tests {
         assert_eq!(
             imports,
             [
-                "attest:policy/crypto@0.2.0",
-                "attest:policy/enrollments@0.2.0",
-                "attest:policy/types@0.2.0",
+                "attest:policy/crypto@0.3.0",
+                "attest:policy/enrollments@0.3.0",
+                "attest:policy/types@0.3.0",
             ]
         );
         let mut exports = policy.component_exports();
@@ -492,8 +492,8 @@ mod tests {
         assert_eq!(
             exports,
             [
-                "attest:policy/attestation@0.2.0",
-                "attest:policy/chain@0.2.0"
+                "attest:policy/attestation@0.3.0",
+                "attest:policy/chain@0.3.0"
             ]
         );
     }

@@ -162,3 +162,63 @@ fn canonical_scenario_on_postgres() {
         .unwrap();
     assert_eq!(again.body.unwrap()["status"], "assigned");
 }
+
+/// Issue 18, item 6: whoever holds a disabled CA's key can mint any CN,
+/// but the refusals of one deciding entry create at most 100 new records
+/// per hour, and no operation; every one of them gets the same answer,
+/// recorded or not.
+#[test]
+fn a_disabled_cas_key_cannot_grow_the_store_without_bound() {
+    use rcgen::SigningKey as _;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let service = open(dir.path(), &pki);
+    let disabled_line = pki.issuer_of(4);
+    let at = |t| time::OffsetDateTime::from_unix_timestamp(t).unwrap();
+    let validity = attest_pki::Validity {
+        not_before: at(support::now() - 3_600),
+        not_after: at(support::now() + 86_400),
+    };
+    let mut recorded = 0;
+    for i in 0..130 {
+        let id = format!("minted-{i}");
+        let device = disabled_line
+            .device(&id, attest_pki::KeyAlg::P256, validity)
+            .unwrap();
+        let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
+        let signature = device.key.sign(&message).unwrap();
+        let evidence = DeviceEvidence {
+            chain: Some((device.der.clone(), vec![disabled_line.der.clone()])),
+            signature: Some((0x0403, message, signature)),
+            ..DeviceEvidence::default()
+        };
+        let body = service
+            .register(&evidence, &id, b"{}")
+            .unwrap()
+            .body
+            .unwrap();
+        assert_eq!(body["status"], "disabled", "{id}: {body}");
+        let operation = body["operationId"].as_str().unwrap();
+        assert!(
+            service.operation_status(&evidence, &id, operation).is_err(),
+            "{id}: a refusal writes no operation"
+        );
+        match service.get_registration(&id) {
+            Ok(record) => {
+                assert_eq!(record.body.unwrap()["status"], "disabled");
+                recorded += 1;
+            }
+            Err(e) => assert_eq!(e.kind, ErrorKind::RegistrationNotFound, "{e}"),
+        }
+    }
+    assert_eq!(
+        recorded, 100,
+        "new records from one entry's refusals per hour"
+    );
+    // An admitted device is recorded whatever the refusals did.
+    let admitted = service
+        .register(&evidence(&pki, 1, 1), "device-1", b"{}")
+        .unwrap();
+    assert_eq!(admitted.body.unwrap()["status"], "assigned");
+    assert!(service.get_registration("device-1").is_ok());
+}

@@ -108,6 +108,7 @@ impl Server {
             identity: None,
             tls12_only: false,
             any_key: false,
+            p521_scheme: None,
         }
     }
 
@@ -194,6 +195,55 @@ pub struct Client {
     /// Present the identity's chain even if the key is not the leaf's (an
     /// attacker holding only a device's public certificate).
     pub any_key: bool,
+    /// Sign the CertificateVerify of a P-521 identity with this ECDSA
+    /// scheme's hash, as OpenSSL does in TLS 1.2 (0x0403: SHA-256).
+    pub p521_scheme: Option<rustls::SignatureScheme>,
+}
+
+/// A P-521 key that signs with the hash of a fixed ECDSA scheme.
+#[derive(Debug)]
+struct P521Key {
+    pkcs8: Vec<u8>,
+    scheme: rustls::SignatureScheme,
+}
+
+#[derive(Debug)]
+struct P521Signer(aws_lc_rs::signature::EcdsaKeyPair, rustls::SignatureScheme);
+
+impl rustls::sign::SigningKey for P521Key {
+    fn choose_scheme(
+        &self,
+        offered: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        use aws_lc_rs::signature as s;
+        let alg = match self.scheme {
+            rustls::SignatureScheme::ECDSA_NISTP256_SHA256 => &s::ECDSA_P521_SHA256_ASN1_SIGNING,
+            rustls::SignatureScheme::ECDSA_NISTP384_SHA384 => &s::ECDSA_P521_SHA384_ASN1_SIGNING,
+            _ => &s::ECDSA_P521_SHA512_ASN1_SIGNING,
+        };
+        let pair = s::EcdsaKeyPair::from_pkcs8(alg, &self.pkcs8).ok()?;
+        offered
+            .contains(&self.scheme)
+            .then(|| Box::new(P521Signer(pair, self.scheme)) as Box<dyn rustls::sign::Signer>)
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        rustls::SignatureAlgorithm::ECDSA
+    }
+}
+
+impl rustls::sign::Signer for P521Signer {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.0
+            .sign(&rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| rustls::Error::General("signing failed".into()))
+    }
+
+    fn scheme(&self) -> rustls::SignatureScheme {
+        self.1
+    }
 }
 
 /// Always presents one certified key, matching or not.
@@ -222,6 +272,7 @@ impl Client {
             identity: None,
             tls12_only: false,
             any_key: false,
+            p521_scheme: None,
         }
     }
 
@@ -244,6 +295,24 @@ impl Client {
         .with_root_certificates(roots);
         Arc::new(match &self.identity {
             None => builder.with_no_client_auth(),
+            Some((chain, key)) if self.p521_scheme.is_some() => {
+                let chain: Vec<CertificateDer<'static>> =
+                    CertificateDer::pem_slice_iter(chain.as_bytes())
+                        .map(Result::unwrap)
+                        .collect();
+                let PrivateKeyDer::Pkcs8(pkcs8) =
+                    PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap()
+                else {
+                    panic!("a P-521 identity is a PKCS#8 key")
+                };
+                let signing = P521Key {
+                    pkcs8: pkcs8.secret_pkcs8_der().to_vec(),
+                    scheme: self.p521_scheme.unwrap(),
+                };
+                builder.with_client_cert_resolver(Arc::new(AnyKey(Arc::new(
+                    rustls::sign::CertifiedKey::new(chain, Arc::new(signing)),
+                ))))
+            }
             Some((chain, key)) if self.any_key => {
                 let chain: Vec<CertificateDer<'static>> =
                     CertificateDer::pem_slice_iter(chain.as_bytes())
