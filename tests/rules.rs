@@ -2,6 +2,8 @@
 //! rule, through the differential harness. Certificates are generated here
 //! at the fixed validation time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 use attest_tests::pki::{Ca, Device, KeyAlg, ca_params, device_params};
 use attest_tests::*;
 use policy_host::{Code, Proof, Purpose};

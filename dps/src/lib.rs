@@ -8,10 +8,6 @@
 //! and operators; transports (HTTP today, MQTT next) only frame what it
 //! produces.
 #![deny(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 pub mod documents;
 pub mod enrollment;

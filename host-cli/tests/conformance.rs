@@ -3,6 +3,8 @@
 //! with the expected refusal code in `--json` output and the rule in the
 //! human output.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;

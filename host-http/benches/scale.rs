@@ -20,6 +20,8 @@
 //!     [--stores postgres,sqlite] [--skip-replicas] [--skip-fleet]
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod common;
 
 use std::io::Write as _;

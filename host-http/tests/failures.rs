@@ -10,6 +10,8 @@
 //!   acknowledged is in the database, readable and pollable through the
 //!   survivor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod support;
 
 use std::io::{BufRead, BufReader};

@@ -6,6 +6,8 @@
 //! coverage-guided `register` fuzz target (`fuzz/run.sh --service`) explores
 //! further.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
 mod support;
 
 use attest_tests::Rng;

@@ -8,10 +8,6 @@
 //! encoded as a WebAssembly component, behind the WIT world
 //! `attest:policy/policy@0.3.0` (`wit/attest.wit`).
 #![deny(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod alg;
 mod allocation;

@@ -26,10 +26,6 @@
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 mod cache;
 mod convert;

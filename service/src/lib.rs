@@ -12,10 +12,6 @@
 //! recorded of it is the core's ([`policy_host::Stage`]); the documents
 //! are `attest-dps`'s.
 #![deny(unsafe_code)]
-#![cfg_attr(
-    not(test),
-    warn(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
 
 pub mod budget;
 mod config;

@@ -3,6 +3,9 @@
 //! harness that runs every input through the native core and the component
 //! and insists on identical verdicts.
 
+// Test support: a fixture that cannot be built is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::{Arc, OnceLock};
 
 use attest_dps::EnrollmentSet;
