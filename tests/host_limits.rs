@@ -85,12 +85,16 @@ fn fifty_certificate_chain_is_refused_quickly() {
 #[test]
 fn the_sandbox_pool_holds_as_many_calls_as_it_reports() {
     use policy_host::{EnrollmentGroup, EnrollmentSource, HostError, IndividualEnrollment};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Barrier};
 
-    /// Holds every call inside its first lookup until all have arrived.
-    struct Gate(Barrier);
+    /// Holds every call inside its first lookup until all have arrived,
+    /// counting those inside.
+    /// (barrier, calls inside, calls told busy)
+    struct Gate(Barrier, AtomicUsize, AtomicUsize);
     impl EnrollmentSource for Gate {
         fn individual(&self, _: &str) -> Option<IndividualEnrollment> {
+            self.1.fetch_add(1, Ordering::SeqCst);
             self.0.wait();
             None
         }
@@ -118,7 +122,11 @@ fn the_sandbox_pool_holds_as_many_calls_as_it_reports() {
     let req = Arc::new(request("device-1", &pki.devices[0].der, &[&pki.line_a.der]));
     // calls + 1 parties: the calls in their lookups, and this thread,
     // which makes one more call while they are all held.
-    let gate = Arc::new(Gate(Barrier::new(calls as usize + 1)));
+    let gate = Arc::new(Gate(
+        Barrier::new(calls as usize + 1),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ));
     let threads: Vec<_> = (0..calls)
         .map(|_| {
             let (policy, req, gate) = (Arc::clone(&policy), Arc::clone(&req), Arc::clone(&gate));
@@ -127,22 +135,28 @@ fn the_sandbox_pool_holds_as_many_calls_as_it_reports() {
                 // A call refused a sandbox never reached the gate: arrive
                 // for it, so that a pool too small fails the test, not hangs it.
                 if matches!(answer, Err(HostError::Busy(_))) {
+                    gate.2.fetch_add(1, Ordering::SeqCst);
                     gate.0.wait();
                 }
                 answer
             })
         })
         .collect();
-    // Wait until all `calls` are inside the sandbox: an extra call is busy.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let busy = loop {
-        match policy.resolve(&req, Arc::new(policy_host::NoEnrollments)) {
-            Err(HostError::Busy(n)) => break n,
-            _ if std::time::Instant::now() > deadline => panic!("the pool never filled"),
-            _ => std::thread::sleep(std::time::Duration::from_millis(20)),
-        }
-    };
-    assert_eq!(busy, calls);
+    // Wait until all `calls` are inside the sandbox (or one of them was
+    // told the pool is busy, which fails below); then an extra call is busy.
+    // The extra call is made only then, so that it never takes a sandbox
+    // one of the `calls` needed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let waiting = || gate.1.load(Ordering::SeqCst) + gate.2.load(Ordering::SeqCst);
+    while waiting() < calls as usize {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the calls never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let extra = (gate.2.load(Ordering::SeqCst) == 0)
+        .then(|| policy.resolve(&req, Arc::new(policy_host::NoEnrollments)));
     gate.0.wait();
     for t in threads {
         let answer = t.join().unwrap();
@@ -150,5 +164,9 @@ fn the_sandbox_pool_holds_as_many_calls_as_it_reports() {
             answer.is_ok(),
             "a call within the pool's size failed: {answer:?}"
         );
+    }
+    match extra {
+        Some(Err(HostError::Busy(n))) => assert_eq!(n, calls),
+        other => panic!("with {calls} calls held, one more was served: {other:?}"),
     }
 }
