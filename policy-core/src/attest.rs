@@ -10,7 +10,7 @@ use crate::cert::Cert;
 use crate::error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
 use crate::info::{
     AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
-    EnrollmentSource, Proof,
+    EnrollmentSource, IndividualEnrollment, Proof,
 };
 use crate::verify::{
     AnchorList, AnchorSource, Flow, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, check_leaf,
@@ -428,43 +428,65 @@ fn decide(
     // Registration IDs compare case-insensitively (DPS): the decision and
     // a defaulted device ID use the canonical lower-case form, so the
     // letter case of a URL cannot mint a second identity for one device.
-    let registration_id = &request.registration_id.to_ascii_lowercase();
-    if let Some(individual) = enrollments.individual(registration_id) {
-        let entry = EnrollmentRef {
-            kind: EnrollmentKind::Individual,
-            id: individual.registration_id.clone(),
-        };
-        if !individual.certificates.contains(&leaf.sha256) {
-            return Err(leaf
-                .refuse(
-                    0,
-                    Code::IndividualCertificateMismatch,
-                    "the individual enrollment for this registration ID holds a different certificate (SHA-256 differs)".into(),
-                )
-                .with_enrollment(entry));
-        }
-        check_leaf(&leaf, request.time, request.purpose)
-            .map_err(|r| r.with_enrollment(entry.clone()))?;
-        if !individual.enabled {
-            return Err(leaf
-                .refuse(
-                    0,
-                    Code::IndividualEnrollmentDisabled,
-                    "the individual enrollment for this device is disabled".into(),
-                )
-                .with_enrollment(entry));
-        }
-        return Ok(Decision {
-            registration_id: registration_id.clone(),
-            device_id: individual
-                .device_id
-                .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| registration_id.clone()),
-            enrollment: entry,
-            path: vec![leaf.info()],
-        });
+    let registration_id = request.registration_id.to_ascii_lowercase();
+    match enrollments.individual(&registration_id) {
+        Some(individual) => decide_individual(request, registration_id, leaf, individual),
+        None => decide_by_groups(request, registration_id, leaf, crypto, enrollments),
     }
+}
 
+/// The individual enrollment for the registration ID decides alone: it
+/// must hold this very leaf, which must pass the leaf rules, and be enabled.
+fn decide_individual(
+    request: &AttestRequest,
+    registration_id: String,
+    leaf: Cert,
+    individual: IndividualEnrollment,
+) -> Result<Decision, Refusal> {
+    let entry = EnrollmentRef {
+        kind: EnrollmentKind::Individual,
+        id: individual.registration_id.clone(),
+    };
+    if !individual.certificates.contains(&leaf.sha256) {
+        return Err(leaf
+            .refuse(
+                0,
+                Code::IndividualCertificateMismatch,
+                "the individual enrollment for this registration ID holds a different certificate (SHA-256 differs)".into(),
+            )
+            .with_enrollment(entry));
+    }
+    check_leaf(&leaf, request.time, request.purpose)
+        .map_err(|r| r.with_enrollment(entry.clone()))?;
+    if !individual.enabled {
+        return Err(leaf
+            .refuse(
+                0,
+                Code::IndividualEnrollmentDisabled,
+                "the individual enrollment for this device is disabled".into(),
+            )
+            .with_enrollment(entry));
+    }
+    Ok(Decision {
+        device_id: individual
+            .device_id
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| registration_id.clone()),
+        registration_id,
+        enrollment: entry,
+        path: vec![leaf.info()],
+    })
+}
+
+/// No individual enrollment: every valid path is searched for the group of
+/// the first CA above the leaf that has one (see [`decide`]).
+fn decide_by_groups(
+    request: &AttestRequest,
+    registration_id: String,
+    leaf: Cert,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+) -> Result<Decision, Refusal> {
     let intermediates = parse_intermediates(&request.intermediates)?;
     let device_id = leaf
         .common_name
@@ -536,7 +558,7 @@ fn decide(
     searched.ended?;
     if let Some(Finding { group, path, .. }) = admitted {
         return Ok(Decision {
-            registration_id: registration_id.clone(),
+            registration_id,
             device_id,
             enrollment: EnrollmentRef {
                 kind: EnrollmentKind::Group,

@@ -17,7 +17,7 @@ use x509_cert::ext::pkix::{
 };
 
 use crate::alg::{self, PublicKey};
-use crate::dn::{self, DistinguishedName};
+use crate::dn::{self, DistinguishedName, format_name, hex_upper};
 use crate::error::{CertRef, Code, Refusal};
 use crate::info::CertificateInfo;
 use crate::names::{self, Constraints};
@@ -28,7 +28,6 @@ pub const MAX_CERTIFICATE_SIZE: usize = 16 * 1024;
 
 pub(crate) mod oid {
     use der::asn1::ObjectIdentifier as Oid;
-    pub(crate) const CN: Oid = crate::dn::CN;
     pub(crate) const BASIC_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.19");
     pub(crate) const KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.15");
     pub(crate) const EXT_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37");
@@ -755,92 +754,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Short names for the attribute types RFC 4514 §3 lists (and a few that
-/// device PKIs use); other types print as dotted OIDs.
-const ATTRIBUTE_NAMES: &[(ObjectIdentifier, &str)] = &[
-    (oid::CN, "CN"),
-    (ObjectIdentifier::new_unwrap("2.5.4.6"), "C"),
-    (ObjectIdentifier::new_unwrap("2.5.4.7"), "L"),
-    (ObjectIdentifier::new_unwrap("2.5.4.8"), "ST"),
-    (ObjectIdentifier::new_unwrap("2.5.4.9"), "STREET"),
-    (ObjectIdentifier::new_unwrap("2.5.4.10"), "O"),
-    (ObjectIdentifier::new_unwrap("2.5.4.11"), "OU"),
-    (ObjectIdentifier::new_unwrap("2.5.4.5"), "serialNumber"),
-    (
-        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.25"),
-        "DC",
-    ),
-    (
-        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.1"),
-        "UID",
-    ),
-    (
-        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1"),
-        "emailAddress",
-    ),
-];
-
-/// RFC 4514 string form of a Name: RDNs last to first, separated by ",",
-/// multi-valued RDNs joined by "+", special characters escaped, values of
-/// types other than UTF8String, PrintableString and IA5String as "#" and
-/// the hex of their DER.
-pub(crate) fn format_name(name: &DistinguishedName) -> String {
-    let mut out = String::new();
-    for (i, rdn) in name.encoded.iter().rev().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        for (j, atv) in rdn.iter().enumerate() {
-            if j > 0 {
-                out.push('+');
-            }
-            match ATTRIBUTE_NAMES.iter().find(|(o, _)| *o == atv.oid) {
-                Some((_, short)) => out.push_str(short),
-                None => out.push_str(&atv.oid.to_string()),
-            }
-            out.push('=');
-            match &atv.text {
-                Some(v) => escape_rfc4514(v, &mut out),
-                None => {
-                    out.push('#');
-                    out.push_str(&hex_upper(&atv.der));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn escape_rfc4514(value: &str, out: &mut String) {
-    let last = value.chars().count().saturating_sub(1);
-    for (i, c) in value.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i == last && c == ' ');
-        if special {
-            out.push('\\');
-            out.push(c);
-        } else if c.is_control() {
-            for b in c.to_string().bytes() {
-                out.push_str(&format!("\\{b:02X}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-}
-
-/// Upper-case hex.
-pub(crate) fn hex_upper(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
-
 /// RFC 3339 form of a Unix time, for messages.
 pub(crate) fn rfc3339(t: i64) -> String {
     u64::try_from(t)
@@ -874,23 +787,6 @@ mod tests {
     }
 
     #[test]
-    fn names_format_per_rfc_4514() {
-        use core::str::FromStr;
-        use der::Encode;
-        let name = x509_cert::name::Name::from_str("CN=dev\\,ice+serialNumber=42,O=Acme,C=DE")
-            .unwrap()
-            .to_der()
-            .unwrap();
-        // Multi-valued RDNs come out in DER SET OF order.
-        assert_eq!(
-            format_name(&DistinguishedName::parse(&name).unwrap()),
-            "serialNumber=42+CN=dev\\,ice,O=Acme,C=DE"
-        );
-        let empty = DistinguishedName::parse(&[0x30, 0]).unwrap();
-        assert_eq!(format_name(&empty), "");
-    }
-
-    #[test]
     fn utc_time_covers_1950_to_2049() {
         let at = |s: &[u8]| {
             let der = [
@@ -920,10 +816,5 @@ mod tests {
         ] {
             assert!(at(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn hex_is_upper() {
-        assert_eq!(hex_upper(&[0x0a, 0xff]), "0AFF");
     }
 }

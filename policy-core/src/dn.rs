@@ -416,9 +416,117 @@ pub(crate) fn prepare(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// Short names for the attribute types RFC 4514 §3 lists (and a few that
+/// device PKIs use); other types print as dotted OIDs.
+const ATTRIBUTE_NAMES: &[(ObjectIdentifier, &str)] = &[
+    (CN, "CN"),
+    (ObjectIdentifier::new_unwrap("2.5.4.6"), "C"),
+    (ObjectIdentifier::new_unwrap("2.5.4.7"), "L"),
+    (ObjectIdentifier::new_unwrap("2.5.4.8"), "ST"),
+    (ObjectIdentifier::new_unwrap("2.5.4.9"), "STREET"),
+    (ObjectIdentifier::new_unwrap("2.5.4.10"), "O"),
+    (ObjectIdentifier::new_unwrap("2.5.4.11"), "OU"),
+    (ObjectIdentifier::new_unwrap("2.5.4.5"), "serialNumber"),
+    (
+        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.25"),
+        "DC",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.1"),
+        "UID",
+    ),
+    (
+        ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1"),
+        "emailAddress",
+    ),
+];
+
+/// RFC 4514 string form of a Name: RDNs last to first, separated by ",",
+/// multi-valued RDNs joined by "+", special characters escaped, values of
+/// types other than UTF8String, PrintableString and IA5String as "#" and
+/// the hex of their DER.
+pub(crate) fn format_name(name: &DistinguishedName) -> String {
+    let mut out = String::new();
+    for (i, rdn) in name.encoded.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            match ATTRIBUTE_NAMES.iter().find(|(o, _)| *o == atv.oid) {
+                Some((_, short)) => out.push_str(short),
+                None => out.push_str(&atv.oid.to_string()),
+            }
+            out.push('=');
+            match &atv.text {
+                Some(v) => escape_rfc4514(v, &mut out),
+                None => {
+                    out.push('#');
+                    out.push_str(&hex_upper(&atv.der));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn escape_rfc4514(value: &str, out: &mut String) {
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+            out.push(c);
+        } else if c.is_control() {
+            for b in c.to_string().bytes() {
+                out.push_str(&format!("\\{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Upper-case hex.
+pub(crate) fn hex_upper(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_format_per_rfc_4514() {
+        use core::str::FromStr;
+        use der::Encode;
+        let name = x509_cert::name::Name::from_str("CN=dev\\,ice+serialNumber=42,O=Acme,C=DE")
+            .unwrap()
+            .to_der()
+            .unwrap();
+        // Multi-valued RDNs come out in DER SET OF order.
+        assert_eq!(
+            format_name(&DistinguishedName::parse(&name).unwrap()),
+            "serialNumber=42+CN=dev\\,ice,O=Acme,C=DE"
+        );
+        let empty = DistinguishedName::parse(&[0x30, 0]).unwrap();
+        assert_eq!(format_name(&empty), "");
+    }
+
+    #[test]
+    fn hex_is_upper() {
+        assert_eq!(hex_upper(&[0x0a, 0xff]), "0AFF");
+    }
     use der::Encode;
 
     fn name(rdns: &[&[(&str, u8, &[u8])]]) -> Vec<u8> {

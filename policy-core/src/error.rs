@@ -255,6 +255,23 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// Why a step of the search failed: rustls-webpki's `ControlFlow<Error,
+/// Error>`, with names.
+#[derive(Debug)]
+pub(crate) enum Failed<E = Refusal> {
+    /// This candidate (or this path) fails; the search tries the others.
+    Candidate(E),
+    /// The search ends here: a budget ran out.
+    Search(Refusal),
+}
+
+impl From<Refusal> for Failed<String> {
+    /// A spent budget ends the search.
+    fn from(r: Refusal) -> Self {
+        Failed::Search(r)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 mod alg;
 mod allocation;
 mod attest;
+mod budget;
 mod cert;
 mod dn;
 mod error;

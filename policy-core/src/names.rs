@@ -22,8 +22,9 @@ use der::{Decode, Encode};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{NameConstraints, constraints::name::GeneralSubtree};
 
+use crate::budget::Budget;
 use crate::dn::{DistinguishedName, Same};
-use crate::error::Code;
+use crate::error::{Code, Failed};
 
 /// rfc822 attribute in a subject Name (PKCS #9 emailAddress).
 const EMAIL_ADDRESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
@@ -63,7 +64,7 @@ impl Form {
         match self {
             Form::Dns(s) | Form::Email(s) | Form::Uri(s) => format!("{} {s:?}", self.kind()),
             Form::Ip(bytes) => format!("iPAddress {}", format_ip(bytes)),
-            Form::Directory(name) => format!("directoryName '{}'", crate::cert::format_name(name)),
+            Form::Directory(name) => format!("directoryName '{}'", crate::dn::format_name(name)),
             Form::Other(kind) => (*kind).to_string(),
         }
     }
@@ -126,13 +127,10 @@ impl Constraints {
     }
 
     /// Checks `names` (one certificate's names) against these constraints,
-    /// spending one unit of `budget` per comparison. `Ok(Err(message))` is a
-    /// violation; `Err(())` means the budget ran out.
-    pub(crate) fn check(
-        &self,
-        names: &[Form],
-        budget: &mut usize,
-    ) -> Result<Result<(), String>, ()> {
+    /// spending one name comparison of `budget` per subtree compared.
+    /// [`Failed::Candidate`] is a violation (a message);
+    /// [`Failed::Search`], the budget running out.
+    pub(crate) fn check(&self, names: &[Form], budget: &mut Budget) -> Result<(), Failed<String>> {
         for name in names {
             let kind = name.kind();
             // A name attest cannot read cannot be shown to lie outside an
@@ -143,7 +141,7 @@ impl Constraints {
                 .chain(&self.excluded)
                 .any(|b| matches!(b, Form::Uri(_)));
             if let Err(why) = check_name_syntax(name, uri_constrained) {
-                return Ok(Err(format!(
+                return Err(Failed::Candidate(format!(
                     "{} cannot be checked against the issuer's name constraints: {why}",
                     name.describe()
                 )));
@@ -152,7 +150,7 @@ impl Constraints {
             let mut permitted = false;
             for base in self.permitted.iter().filter(|b| b.kind() == kind) {
                 constrained = true;
-                *budget = budget.checked_sub(1).ok_or(())?;
+                budget.consume_name_comparison()?;
                 if matches(name, base, Subtree::Permitted) {
                     permitted = true;
                     break;
@@ -160,22 +158,22 @@ impl Constraints {
             }
             if let Form::Other(_) = name {
                 if constrained || self.excluded.iter().any(|b| b.kind() == kind) {
-                    return Ok(Err(format!(
+                    return Err(Failed::Candidate(format!(
                         "the issuer constrains {kind} names, which attest cannot evaluate, and the certificate has one"
                     )));
                 }
                 continue;
             }
             if constrained && !permitted {
-                return Ok(Err(format!(
+                return Err(Failed::Candidate(format!(
                     "{} is outside every permitted {kind} subtree",
                     name.describe()
                 )));
             }
             for base in self.excluded.iter().filter(|b| b.kind() == kind) {
-                *budget = budget.checked_sub(1).ok_or(())?;
+                budget.consume_name_comparison()?;
                 if matches(name, base, Subtree::Excluded) {
-                    return Ok(Err(format!(
+                    return Err(Failed::Candidate(format!(
                         "{} is inside the excluded subtree {}",
                         name.describe(),
                         base.describe()
@@ -183,7 +181,7 @@ impl Constraints {
                 }
             }
         }
-        Ok(Ok(()))
+        Ok(())
     }
 }
 
@@ -468,7 +466,7 @@ fn format_ip(bytes: &[u8]) -> String {
                 .map(|c| format!("{:x}", u16::from_be_bytes([c[0], c[1]])))
                 .collect::<Vec<_>>()
                 .join(":"),
-            _ => crate::cert::hex_upper(b),
+            _ => crate::dn::hex_upper(b),
         }
     };
     match bytes.len() {
@@ -543,17 +541,15 @@ mod tests {
             permitted: vec![Form::Other("otherName")],
             excluded: vec![],
         };
-        let mut budget = 100;
+        let mut budget = Budget::with_name_comparisons(100);
         assert!(
             c.check(&[Form::Dns("a.example".into())], &mut budget)
-                .unwrap()
                 .is_ok()
         );
-        assert!(
-            c.check(&[Form::Other("otherName")], &mut budget)
-                .unwrap()
-                .is_err()
-        );
+        assert!(matches!(
+            c.check(&[Form::Other("otherName")], &mut budget),
+            Err(Failed::Candidate(_))
+        ));
     }
 
     #[test]
@@ -576,10 +572,16 @@ mod tests {
             excluded: vec![],
         };
         let names = vec![Form::Dns("b.example".into())];
-        let mut budget = 5;
-        assert_eq!(c.check(&names, &mut budget), Err(()));
-        let mut budget = 100;
-        assert!(c.check(&names, &mut budget).unwrap().is_err());
-        assert_eq!(budget, 90);
+        let mut budget = Budget::with_name_comparisons(5);
+        assert!(matches!(
+            c.check(&names, &mut budget),
+            Err(Failed::Search(_))
+        ));
+        let mut budget = Budget::with_name_comparisons(100);
+        assert!(matches!(
+            c.check(&names, &mut budget),
+            Err(Failed::Candidate(_))
+        ));
+        assert_eq!(budget.name_comparisons_left(), 90);
     }
 }

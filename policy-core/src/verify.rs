@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::alg::{self, SignatureVerifier};
+use crate::budget::Budget;
 use crate::cert::{Cert, oid, rfc3339};
-use crate::error::{Code, Refusal};
+use crate::error::{Code, Failed, Refusal};
 use crate::info::Purpose;
 use x509_cert::certificate::Version;
 
@@ -34,72 +35,6 @@ pub const MAX_TRUST_ANCHORS: usize = 1024;
 /// Most certificates in one path, leaf and anchor included: leaf, up to
 /// eight CAs, anchor. Device PKIs use root → factory → line → device (4).
 pub const MAX_PATH_LEN: usize = 10;
-
-/// Signature cost per validation: 100 P-256 checks.
-const SIGNATURE_BUDGET: usize = 100 * alg::P256_COST;
-
-/// Work limits for one validation, in the style of rustls-webpki's `Budget`.
-#[derive(Debug)]
-pub(crate) struct Budget {
-    /// Signature verification cost left, in [`alg::verification_cost`]
-    /// units: 100 P-256 checks (rustls-webpki's count), and proportionally
-    /// fewer expensive ones (14 P-521, 26 P-384, 19 RSA-8192), so that no
-    /// input buys more than about 4 ms of native arithmetic however its
-    /// keys are chosen. Each (certificate, issuer) pair is verified once
-    /// per validation, however many paths share it, so the budget counts
-    /// distinct edges.
-    signature_cost: usize,
-    /// Calls into the recursive builder left: bounds the search over
-    /// candidates whose signatures are never checked (e.g. many candidates
-    /// that fail a cheap check first) and the number of paths explored.
-    build_calls: usize,
-    /// Name-constraint comparisons left (one subtree against one name).
-    /// Real CAs carry tens of subtrees and devices a handful of names, so
-    /// 50,000 is a hundred times what a legitimate path needs; a hostile
-    /// pair of 16 KiB certificates (over a thousand subtrees and names each)
-    /// would otherwise ask for millions. rustls-webpki allows 250,000; at
-    /// ≈ 60 ns per comparison inside the component that would be 15 ms, so
-    /// attest keeps the worst case near 3 ms.
-    name_comparisons: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Budget {
-            signature_cost: SIGNATURE_BUDGET,
-            build_calls: 2_000,
-            name_comparisons: 50_000,
-        }
-    }
-}
-
-impl Budget {
-    fn consume_signature(&mut self, key: &alg::PublicKey) -> Result<(), Refusal> {
-        self.signature_cost = self
-            .signature_cost
-            .checked_sub(alg::verification_cost(key))
-            .ok_or_else(|| {
-                Refusal::new(
-                    Code::PathBudgetExceeded,
-                    format!(
-                        "path building stopped: signature checks beyond the budget of {} P-256 checks (fewer for costlier keys)",
-                        SIGNATURE_BUDGET / alg::P256_COST
-                    ),
-                )
-            })?;
-        Ok(())
-    }
-
-    fn consume_build_call(&mut self) -> Result<(), Refusal> {
-        self.build_calls = self.build_calls.checked_sub(1).ok_or_else(|| {
-            Refusal::new(
-                Code::PathBudgetExceeded,
-                "path building stopped: more than 2000 candidate steps",
-            )
-        })?;
-        Ok(())
-    }
-}
 
 /// What the caller makes of a complete path (leaf first, anchor last).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,14 +194,14 @@ impl<'a> PathBuilder<'a> {
         child: &Cert,
         child_position: usize,
         issuer: &Cert,
-    ) -> Result<Result<(), Refusal>, Refusal> {
+    ) -> Result<(), Failed> {
         let pair = (child.sha256, issuer.sha256);
         let (budget, done, crypto) = (&mut self.budget, &mut self.signatures, self.crypto);
         check_signature(child, child_position, issuer, &mut |algorithm, key| {
             if let Some(valid) = done.get(&pair) {
                 return Ok(*valid);
             }
-            budget.consume_signature(key)?;
+            budget.consume_signature(key).map_err(Failed::Search)?;
             let valid =
                 crypto.verify_signature(algorithm, &key.bytes, child.tbs(), &child.signature);
             done.insert(pair, valid);
@@ -306,19 +241,23 @@ impl<'a> PathBuilder<'a> {
                 self.keep_best(r);
                 continue;
             }
-            if let Err(r) = self.signed_by(&child, position - 1, &candidate)? {
-                self.keep_best(r);
-                continue;
+            match self.signed_by(&child, position - 1, &candidate) {
+                Ok(()) => {}
+                Err(Failed::Candidate(r)) => {
+                    self.keep_best(r);
+                    continue;
+                }
+                Err(Failed::Search(r)) => return Err(r),
             }
             // After the signature: a forged look-alike CA must be reported
             // as a bad signature, not as a constraint violation.
             match self.check_name_constraints(&candidate, position, path) {
-                Ok(Ok(())) => {}
-                Ok(Err(r)) => {
+                Ok(()) => {}
+                Err(Failed::Candidate(r)) => {
                     self.keep_best(r);
                     continue;
                 }
-                Err(fatal) => return Err(fatal),
+                Err(Failed::Search(r)) => return Err(r),
             }
 
             path.push(Rc::clone(&candidate));
@@ -378,9 +317,9 @@ impl PathBuilder<'_> {
         holder: &Cert,
         position: usize,
         path: &[Rc<Cert>],
-    ) -> Result<Result<(), Refusal>, Refusal> {
+    ) -> Result<(), Failed> {
         let Some(constraints) = &holder.name_constraints else {
-            return Ok(Ok(()));
+            return Ok(());
         };
         for (i, cert) in path[..position].iter().enumerate() {
             if i > 0 && cert.is_self_issued() {
@@ -388,12 +327,18 @@ impl PathBuilder<'_> {
             }
             let names = match cert.constrained_names() {
                 Ok(names) => names,
-                Err(e) => return Ok(Err(cert.refuse(i, Code::MalformedCertificate, e))),
+                Err(e) => {
+                    return Err(Failed::Candidate(cert.refuse(
+                        i,
+                        Code::MalformedCertificate,
+                        e,
+                    )));
+                }
             };
-            match constraints.check(&names, &mut self.budget.name_comparisons) {
-                Ok(Ok(())) => {}
-                Ok(Err(why)) => {
-                    return Ok(Err(cert.refuse(
+            match constraints.check(&names, &mut self.budget) {
+                Ok(()) => {}
+                Err(Failed::Candidate(why)) => {
+                    return Err(Failed::Candidate(cert.refuse(
                         i,
                         Code::NameConstraintViolation,
                         format!(
@@ -403,15 +348,10 @@ impl PathBuilder<'_> {
                         ),
                     )));
                 }
-                Err(()) => {
-                    return Err(Refusal::new(
-                        Code::PathBudgetExceeded,
-                        "path building stopped: more than 50000 name-constraint comparisons",
-                    ));
-                }
+                Err(Failed::Search(r)) => return Err(Failed::Search(r)),
             }
         }
-        Ok(Ok(()))
+        Ok(())
     }
 }
 
@@ -664,34 +604,30 @@ pub(crate) fn verify_signed_by(
     check_signature(child, child_position, issuer, &mut |algorithm, key| {
         Ok(crypto.verify_signature(algorithm, &key.bytes, child.tbs(), &child.signature))
     })
-    .and_then(|verdict| verdict)
+    .map_err(|(Failed::Candidate(r) | Failed::Search(r))| r)
 }
 
 /// Signature arithmetic for [`check_signature`]: whether the signature is
 /// valid under an algorithm and key, or a refusal that stops the search.
 type Arithmetic<'a> =
-    dyn FnMut(alg::SignatureAlgorithm, &alg::PublicKey) -> Result<bool, Refusal> + 'a;
+    dyn FnMut(alg::SignatureAlgorithm, &alg::PublicKey) -> Result<bool, Failed> + 'a;
 
 /// The signature rules, with the arithmetic done by `verify` (which may
-/// stop the search: the outer `Err`).
+/// stop the search: [`Failed::Search`]).
 fn check_signature(
     child: &Cert,
     child_position: usize,
     issuer: &Cert,
     verify: &mut Arithmetic<'_>,
-) -> Result<Result<(), Refusal>, Refusal> {
-    let key = match check_key(issuer, child_position + 1) {
-        Ok(key) => key,
-        Err(r) => return Ok(Err(r)),
-    };
-    let algorithm = match alg::select(&child.signature_algorithm, key) {
-        Ok(algorithm) => algorithm,
-        Err((code, message)) => return Ok(Err(child.refuse(child_position, code, message))),
-    };
+) -> Result<(), Failed> {
+    let key = check_key(issuer, child_position + 1).map_err(Failed::Candidate)?;
+    let algorithm = alg::select(&child.signature_algorithm, key).map_err(|(code, message)| {
+        Failed::Candidate(child.refuse(child_position, code, message))
+    })?;
     if verify(algorithm, key)? {
-        Ok(Ok(()))
+        Ok(())
     } else {
-        Ok(Err(child.refuse(
+        Err(Failed::Candidate(child.refuse(
             child_position,
             Code::BadSignature,
             format!(
