@@ -300,9 +300,6 @@ pub struct EnrollmentSet {
     group_ids: HashSet<String>,
     /// The primary signing (or referenced CA) certificate of each group.
     group_certificates: HashMap<String, Vec<u8>>,
-    /// Groups that could not be loaded and whose CA is unknown: while
-    /// there is one, every group lookup answers "disabled" (fail closed).
-    unloadable_groups: Vec<String>,
 }
 
 impl EnrollmentSet {
@@ -449,59 +446,6 @@ impl EnrollmentSet {
         Ok(())
     }
 
-    /// Records an individual enrollment that could not be loaded: the
-    /// registration ID is refused (its devices must not fall through to a
-    /// group that the broken entry would have overridden).
-    pub fn poison_individual(&mut self, registration_id: &str) {
-        let key = registration_id.to_ascii_lowercase();
-        self.individuals.insert(
-            key.clone(),
-            IndividualEnrollment {
-                registration_id: key,
-                device_id: None,
-                enabled: false,
-                certificates: Vec::new(),
-            },
-        );
-    }
-
-    /// Records an enrollment group that could not be loaded. Every CA
-    /// certificate that can still be read from `doc` is marked disabled
-    /// (replacing any other group on that CA); when none can, every group
-    /// lookup answers "disabled" until the entry is repaired: the broken
-    /// entry might have disabled any CA.
-    pub fn poison_group(
-        &mut self,
-        group_id: &str,
-        doc: Option<&serde_json::Value>,
-        ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
-    ) {
-        let poisoned = EnrollmentGroup {
-            group_id: format!("{group_id} (cannot be loaded)"),
-            enabled: false,
-        };
-        let ders = doc
-            .map(|d| readable_group_certificates(d, ca_reference))
-            .unwrap_or_default();
-        let identities: Vec<[u8; 32]> = ders
-            .iter()
-            .filter_map(|der| policy_host::certificate_keys(der).ok())
-            .map(|k| k.ca_identity)
-            .collect();
-        if identities.is_empty() {
-            self.unloadable_groups.push(group_id.to_string());
-        }
-        for identity in identities {
-            self.groups.insert(identity, poisoned.clone());
-        }
-        self.group_ids.insert(group_id.to_string());
-    }
-
-    /// Groups whose CA could not be determined (see [`EnrollmentSet::poison_group`]).
-    pub fn unloadable_groups(&self) -> &[String] {
-        &self.unloadable_groups
-    }
-
     /// Number of individual enrollments and groups.
     pub fn counts(&self) -> (usize, usize) {
         (self.individuals.len(), self.group_ids.len())
@@ -578,8 +522,8 @@ fn group_certs(
 }
 
 /// The CA certificates that can still be read from a group document that
-/// does not load (see [`EnrollmentSet::poison_group`]): its signing
-/// certificates that parse and the verified CA certificates it names.
+/// does not load: its signing certificates that parse and the verified CA
+/// certificates it names (the service marks those CAs unusable).
 pub fn readable_group_certificates(
     doc: &serde_json::Value,
     ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
@@ -731,15 +675,6 @@ impl EnrollmentSource for EnrollmentSet {
     }
 
     fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
-        if !self.unloadable_groups.is_empty() {
-            return Some(EnrollmentGroup {
-                group_id: format!(
-                    "{} (cannot be loaded; every group is treated as disabled)",
-                    self.unloadable_groups.join(", ")
-                ),
-                enabled: false,
-            });
-        }
         self.groups.get(ca_identity).cloned()
     }
 
@@ -842,18 +777,6 @@ mod tests {
         ] {
             assert!(EnrollmentSet::from_json(&individual(bad)).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn poisoned_entries_refuse() {
-        let mut set = EnrollmentSet::default();
-        set.poison_individual("Device-3");
-        let e = set.individual("device-3").unwrap();
-        assert!(!e.enabled && e.certificates.is_empty());
-        // A group whose CA cannot be read disables every group lookup.
-        set.poison_group("g", None, &|_| None);
-        let g = set.group(&[0; 32]).unwrap();
-        assert!(!g.enabled && g.group_id.contains("cannot be loaded"));
     }
 
     #[test]

@@ -68,8 +68,11 @@ fn fixture() -> &'static Fixture {
             let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
             let signature = pki.devices[n - 1].key.sign(&message).expect("sign");
             Evidence {
-                chain: Some((pki.devices[n - 1].der.clone(), vec![pki.issuer_of(n).der.clone()])),
-                signature: Some((0x0403, message, signature)),
+                chain: Some(host_http::EvidenceChain {
+                    leaf: pki.devices[n - 1].der.clone(),
+                    intermediates: vec![pki.issuer_of(n).der.clone()],
+                }),
+                proof: Some(policy_host::Proof::TlsSignature { scheme: 0x0403, message, signature }),
                 ..Evidence::default()
             }
         };

@@ -324,6 +324,10 @@ pub struct Harness {
 #[doc(hidden)]
 pub type Evidence = DeviceEvidence;
 
+/// The certificates an [`Evidence`] carries.
+#[doc(hidden)]
+pub type EvidenceChain = attest_service::Chain;
+
 impl Harness {
     /// Opens the service as [`start`] does (data directory, config,
     /// enrollments), without TLS material or a listener.

@@ -28,7 +28,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureSc
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
-use attest_service::DeviceEvidence;
+use attest_service::{Chain, DeviceEvidence};
+use policy_host::Proof;
 
 /// Slot shared between one connection's verifier and its request handler.
 pub(crate) type EvidenceSlot = Arc<Mutex<DeviceEvidence>>;
@@ -46,11 +47,11 @@ impl CapturingVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         if let Ok(mut e) = self.slot.lock() {
-            e.signature = Some((
-                u16::from(dss.scheme),
-                message.to_vec(),
-                dss.signature().to_vec(),
-            ));
+            e.proof = Some(Proof::TlsSignature {
+                scheme: u16::from(dss.scheme),
+                message: message.to_vec(),
+                signature: dss.signature().to_vec(),
+            });
         }
         Ok(HandshakeSignatureValid::assertion())
     }
@@ -79,10 +80,10 @@ impl ClientCertVerifier for CapturingVerifier {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         if let Ok(mut e) = self.slot.lock() {
-            e.chain = Some((
-                end_entity.to_vec(),
-                intermediates.iter().map(|c| c.to_vec()).collect(),
-            ));
+            e.chain = Some(Chain {
+                leaf: end_entity.to_vec(),
+                intermediates: intermediates.iter().map(|c| c.to_vec()).collect(),
+            });
         }
         Ok(ClientCertVerified::assertion())
     }

@@ -31,16 +31,27 @@ use crate::{
 /// connection, shared by every request on it.
 #[derive(Clone, Debug, Default)]
 pub struct DeviceEvidence {
-    /// Leaf DER and intermediates DER, as sent.
-    pub chain: Option<(Vec<u8>, Vec<Vec<u8>>)>,
-    /// TLS signature scheme, the exact signed content, and the
-    /// CertificateVerify signature.
-    pub signature: Option<(u16, Vec<u8>, Vec<u8>)>,
+    /// The certificates the device sent.
+    pub chain: Option<Chain>,
+    /// Its proof of possession: the handshake's CertificateVerify
+    /// ([`Proof::TlsSignature`]: scheme, the exact signed content, the
+    /// signature), judged by the component.
+    pub proof: Option<Proof>,
     /// The peer's address: refused decisions are rate-limited per address
     /// (`None`: not limited, for callers that are not a network peer).
     pub peer: Option<IpAddr>,
     /// Refusals decided on this evidence, by registration ID.
     pub decided: Decided,
+}
+
+/// A device's certificate chain as sent: the leaf and the intermediates
+/// that came with it (DER, in the order sent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// The device (leaf) certificate.
+    pub leaf: Vec<u8>,
+    /// The certificates sent after it.
+    pub intermediates: Vec<Vec<u8>>,
 }
 
 /// Most registration IDs whose refusal one connection remembers.
@@ -155,22 +166,21 @@ impl Service {
         evidence: &DeviceEvidence,
         registration_id: &str,
     ) -> Result<Verdict, DpsError> {
-        let Some((leaf, intermediates)) = &evidence.chain else {
+        let Some(Chain {
+            leaf,
+            intermediates,
+        }) = &evidence.chain
+        else {
             return Err(DpsError::new(
                 ErrorKind::DeviceUnauthorized,
                 "no client certificate: X.509 attestation needs the device certificate (and its intermediates) as the TLS client certificate",
             ));
         };
-        let Some((scheme, message, signature)) = &evidence.signature else {
+        let Some(proof) = &evidence.proof else {
             return Err(DpsError::new(
                 ErrorKind::DeviceUnauthorized,
                 "the TLS handshake carried no CertificateVerify signature (resumed session?)",
             ));
-        };
-        let proof = Proof::TlsSignature {
-            scheme: *scheme,
-            message: message.clone(),
-            signature: signature.clone(),
         };
         let request = AttestRequest {
             registration_id: registration_id.to_string(),
@@ -181,7 +191,7 @@ impl Service {
         };
         let lookups =
             Lookups::open(&*self.store).map_err(|e| unavailable("the store cannot be read", &e))?;
-        let outcome = self.policy.attest(&request, &proof, lookups.clone());
+        let outcome = self.policy.attest(&request, proof, lookups.clone());
         // A store failure during the lookups voids the decision, whatever
         // it was (the failed lookup answered as a refusal would).
         let found = lookups
@@ -189,8 +199,8 @@ impl Service {
             .map_err(|e| unavailable("the store failed during the decision", &e))?;
         match outcome {
             Ok(outcome) => Ok(Verdict {
+                outcome: outcome.map_err(|r| found.explain(r)),
                 found,
-                outcome,
                 leaf_sha256: Sha256::digest(leaf).into(),
                 leaf: leaf.clone(),
             }),

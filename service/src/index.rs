@@ -31,7 +31,8 @@ use attest_dps::EnrollmentSet;
 use attest_dps::documents::{CaCert, complete_enrollment, id_field, key_of};
 use attest_dps::enrollment::{ca_reference_names, group_certificates, readable_group_certificates};
 use policy_host::{
-    Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualEnrollment,
+    Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
+    IndividualEnrollment, Refusal,
 };
 
 use crate::store::{LookupKey, LookupKind, Snapshot, Store, Transaction, UnreadableDocument};
@@ -467,15 +468,107 @@ fn write_if_changed(
     Ok(())
 }
 
+/// Why a group lookup refuses although no stored group says "disabled":
+/// what the store holds cannot be used, so the devices it might cover fail
+/// closed. The core is handed a disabled group under the ID of the entry
+/// at fault ([`Unusable::group_id`]); the service then says why, and never
+/// records anything but a real group ID ([`Found::explain`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Unusable {
+    /// Groups whose CA cannot be determined: any of them might cover any
+    /// CA, so every group lookup refuses until they are repaired.
+    CaUnknown(Vec<String>),
+    /// A lookup key that attest never writes names this CA.
+    NotAGroup(String),
+    /// Several groups name this CA (writes refuse that; a store holding it
+    /// anyway has neither decide).
+    SharedCa(Vec<String>),
+    /// The group's stored document cannot be loaded (not JSON, gone, or
+    /// refused by the loader).
+    Unloadable(String),
+}
+
+impl Unusable {
+    /// The ID the core is handed for this lookup's disabled group.
+    fn group_id(&self) -> String {
+        match self {
+            Unusable::CaUnknown(ids) | Unusable::SharedCa(ids) => ids.join(", "),
+            Unusable::NotAGroup(owner) => owner.clone(),
+            Unusable::Unloadable(id) => id.clone(),
+        }
+    }
+
+    /// The real group at fault, if there is exactly one.
+    fn entry(&self) -> Option<&str> {
+        match self {
+            Unusable::CaUnknown(ids) | Unusable::SharedCa(ids) => match ids.as_slice() {
+                [one] => Some(one),
+                _ => None,
+            },
+            Unusable::NotAGroup(_) => None,
+            Unusable::Unloadable(id) => Some(id),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Unusable::CaUnknown(ids) => format!(
+                "stored enrollment group(s) {} cannot be loaded, so every group is treated as disabled",
+                ids.join(", ")
+            ),
+            Unusable::NotAGroup(_) => {
+                "the store names this CA under a key that is not an enrollment group".into()
+            }
+            Unusable::SharedCa(ids) => {
+                format!("enrollment groups {} all name this CA", ids.join(", "))
+            }
+            Unusable::Unloadable(id) => {
+                format!("the stored enrollment group '{id}' cannot be loaded")
+            }
+        }
+    }
+}
+
 /// What a decision found, for recording it: the allocation settings of the
-/// entries it read and the CA certificate of the groups.
+/// entries it read, the CA certificate of the groups, and the lookups that
+/// refused because an entry cannot be used.
 #[derive(Debug, Default)]
 pub(crate) struct Found {
     allocations: HashMap<(EnrollmentKind, String), Allocation>,
     group_certificates: HashMap<String, Vec<u8>>,
+    unusable: HashMap<String, Unusable>,
 }
 
 impl Found {
+    /// A refusal by a group that a lookup handed out as unusable says why,
+    /// and names the group at fault (or none): never a made-up group ID.
+    pub(crate) fn explain(&self, mut refusal: Refusal) -> Refusal {
+        let Some(entry) = refusal.enrollment.as_ref() else {
+            return refusal;
+        };
+        if entry.kind != EnrollmentKind::Group {
+            return refusal;
+        }
+        if let Some(why) = self.unusable.get(&entry.id) {
+            refusal.message = format!("{}: {}", refusal.message, why.describe());
+            refusal.enrollment = why.entry().map(|id| EnrollmentRef {
+                kind: EnrollmentKind::Group,
+                id: id.to_string(),
+            });
+        }
+        refusal
+    }
+
+    /// A disabled group for the core, remembering why.
+    fn refusing(&mut self, why: Unusable) -> EnrollmentGroup {
+        let group_id = why.group_id();
+        self.unusable.insert(group_id.clone(), why);
+        EnrollmentGroup {
+            group_id,
+            enabled: false,
+        }
+    }
+
     /// The allocation settings of an entry the decision read.
     pub(crate) fn allocation(&self, kind: EnrollmentKind, id: &str) -> Option<&Allocation> {
         self.allocations.get(&(kind, key_of(kind, id)))
@@ -588,14 +681,6 @@ fn refusing_individual(registration_id: &str) -> IndividualEnrollment {
     }
 }
 
-/// A refusing group: `why` names it.
-fn refusing_group(why: String) -> EnrollmentGroup {
-    EnrollmentGroup {
-        group_id: why,
-        enabled: false,
-    }
-}
-
 impl EnrollmentSource for Lookups {
     fn individual(&self, registration_id: &str) -> Option<IndividualEnrollment> {
         let refusal = Some(refusing_individual(registration_id));
@@ -624,7 +709,12 @@ impl EnrollmentSource for Lookups {
     }
 
     fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
-        let refusal = Some(refusing_group("(the store failed)".into()));
+        // Answered when the store fails: the decision becomes a 503
+        // (`Lookups::finish`), so this group is never recorded or shown.
+        let refusal = Some(EnrollmentGroup {
+            group_id: String::new(),
+            enabled: false,
+        });
         self.read(refusal, |tx, memo| {
             if memo.unloadable.is_none() {
                 let owners = tx.lookup(LookupKind::Unloadable, &[])?;
@@ -636,10 +726,8 @@ impl EnrollmentSource for Lookups {
                 );
             }
             if let Some(unloadable) = memo.unloadable.as_ref().filter(|u| !u.is_empty()) {
-                return Ok(Some(refusing_group(format!(
-                    "{} (cannot be loaded; every group is treated as disabled)",
-                    unloadable.join(", ")
-                ))));
+                let why = Unusable::CaUnknown(unloadable.clone());
+                return Ok(Some(memo.found.refusing(why)));
             }
             let owners = tx.lookup(LookupKind::GroupCa, ca_identity)?;
             let key = match owners.as_slice() {
@@ -647,7 +735,10 @@ impl EnrollmentSource for Lookups {
                 [(owner, _)] => match Owner::group(owner) {
                     Some(key) => key,
                     // Keys attest never writes decide nothing.
-                    None => return Ok(Some(refusing_group(format!("{owner} (not a group)")))),
+                    None => {
+                        let why = Unusable::NotAGroup(owner.clone());
+                        return Ok(Some(memo.found.refusing(why)));
+                    }
                 },
                 // One CA, one group: writes refuse a second; if the store
                 // holds two anyway, neither decides.
@@ -656,10 +747,7 @@ impl EnrollmentSource for Lookups {
                         .iter()
                         .map(|(o, _)| Owner::group(o).unwrap_or_else(|| o.clone()))
                         .collect();
-                    return Ok(Some(refusing_group(format!(
-                        "{} (one CA, several groups)",
-                        ids.join(", ")
-                    ))));
+                    return Ok(Some(memo.found.refusing(Unusable::SharedCa(ids))));
                 }
             };
             let doc = match tx.enrollment(EnrollmentKind::Group, &key) {
@@ -667,10 +755,10 @@ impl EnrollmentSource for Lookups {
                 Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => None,
                 Err(e) => return Err(e),
             };
-            let poisoned = || refusing_group(format!("{key} (cannot be loaded)"));
+            let unloadable = Unusable::Unloadable(key.clone());
             let Some(doc) = doc else {
                 tracing::error!("enrollment group '{key}' cannot be loaded (not JSON, or gone); the devices under its CA are refused");
-                return Ok(Some(poisoned()));
+                return Ok(Some(memo.found.refusing(unloadable)));
             };
             let references = referenced_cas(tx, &doc)?;
             let mut set = EnrollmentSet::default();
@@ -678,7 +766,7 @@ impl EnrollmentSource for Lookups {
                 tracing::error!(
                     "enrollment group '{key}' cannot be loaded ({e}); the devices under its CA are refused until it is repaired"
                 );
-                return Ok(Some(poisoned()));
+                return Ok(Some(memo.found.refusing(unloadable)));
             }
             // The keys said this CA; the document must say so too.
             match set.group(ca_identity) {
@@ -686,7 +774,7 @@ impl EnrollmentSource for Lookups {
                     memo.found.keep(&set, EnrollmentKind::Group, &group.group_id);
                     Ok(Some(group))
                 }
-                None => Ok(Some(poisoned())),
+                None => Ok(Some(memo.found.refusing(unloadable))),
             }
         })
     }
@@ -699,5 +787,63 @@ impl EnrollmentSource for Lookups {
                 .filter_map(|(_, der)| der)
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use policy_host::Code;
+
+    fn refused_by(group: &EnrollmentGroup) -> Refusal {
+        Refusal::new(
+            Code::EnrollmentGroupDisabled,
+            "the enrollment group of this CA is disabled",
+        )
+        .with_enrollment(EnrollmentRef {
+            kind: EnrollmentKind::Group,
+            id: group.group_id.clone(),
+        })
+    }
+
+    /// An unusable entry is a variant, not a group ID: the refusal says
+    /// why and names the one group at fault, or none.
+    #[test]
+    fn unusable_groups_are_explained_and_never_named_by_a_sentence() {
+        let mut found = Found::default();
+        let shared = found.refusing(Unusable::SharedCa(vec!["a".into(), "b".into()]));
+        let r = found.explain(refused_by(&shared));
+        assert_eq!(r.enrollment, None);
+        assert!(
+            r.message
+                .ends_with("enrollment groups a, b all name this CA"),
+            "{}",
+            r.message
+        );
+
+        let broken = found.refusing(Unusable::Unloadable("fleet".into()));
+        let r = found.explain(refused_by(&broken));
+        assert_eq!(r.enrollment.unwrap().id, "fleet");
+        assert!(
+            r.message.contains("'fleet' cannot be loaded"),
+            "{}",
+            r.message
+        );
+
+        let stray = found.refusing(Unusable::NotAGroup("stray:key".into()));
+        assert_eq!(found.explain(refused_by(&stray)).enrollment, None);
+
+        let one = found.refusing(Unusable::CaUnknown(vec!["old".into()]));
+        assert_eq!(
+            found.explain(refused_by(&one)).enrollment.unwrap().id,
+            "old"
+        );
+
+        // A group that is simply disabled is reported as it is.
+        let disabled = EnrollmentGroup {
+            group_id: "line-b".into(),
+            enabled: false,
+        };
+        assert_eq!(found.explain(refused_by(&disabled)), refused_by(&disabled));
     }
 }

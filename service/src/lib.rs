@@ -33,7 +33,7 @@ use policy_host::Policy;
 
 pub use attest_dps::sas::SasPolicy;
 pub use config::ServiceConfig;
-pub use device::{Decided, DeviceEvidence};
+pub use device::{Chain, Decided, DeviceEvidence};
 pub use index::Seeded;
 pub use store::Store;
 

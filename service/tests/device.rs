@@ -190,8 +190,15 @@ fn a_disabled_cas_key_cannot_grow_the_store_without_bound() {
         let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
         let signature = device.key.sign(&message).unwrap();
         let evidence = DeviceEvidence {
-            chain: Some((device.der.clone(), vec![disabled_line.der.clone()])),
-            signature: Some((0x0403, message, signature)),
+            chain: Some(attest_service::Chain {
+                leaf: device.der.clone(),
+                intermediates: vec![disabled_line.der.clone()],
+            }),
+            proof: Some(policy_host::Proof::TlsSignature {
+                scheme: 0x0403,
+                message,
+                signature,
+            }),
             ..DeviceEvidence::default()
         };
         let body = service

@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use attest_pki::{Canonical, KeyAlg, Validity};
-use attest_service::DeviceEvidence;
+use attest_service::{Chain, DeviceEvidence};
+use policy_host::Proof;
 use rcgen::SigningKey as _;
 
 /// A new, empty database on the suite's PostgreSQL server.
@@ -30,11 +31,15 @@ pub(crate) fn evidence(pki: &Canonical, n: usize, signer: usize) -> DeviceEviden
     let message = b"TLS 1.3, client CertificateVerify (stand-in content)".to_vec();
     let signature = pki.devices[signer - 1].key.sign(&message).unwrap();
     DeviceEvidence {
-        chain: Some((
-            pki.devices[n - 1].der.clone(),
-            vec![pki.issuer_of(n).der.clone()],
-        )),
-        signature: Some((0x0403, message, signature)),
+        chain: Some(Chain {
+            leaf: pki.devices[n - 1].der.clone(),
+            intermediates: vec![pki.issuer_of(n).der.clone()],
+        }),
+        proof: Some(Proof::TlsSignature {
+            scheme: 0x0403,
+            message,
+            signature,
+        }),
         ..DeviceEvidence::default()
     }
 }
