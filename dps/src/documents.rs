@@ -13,21 +13,11 @@ use policy_host::{Assignment, Decision, EnrollmentKind, Refusal};
 
 use crate::ErrorKind;
 
+pub use crate::kind::key_of;
+
 /// The JSON field that names an entry of `kind`.
 pub fn id_field(kind: EnrollmentKind) -> &'static str {
-    match kind {
-        EnrollmentKind::Individual => "registrationId",
-        EnrollmentKind::Group => "enrollmentGroupId",
-    }
-}
-
-/// The stored key of an entry: registration IDs are case-insensitive
-/// (DPS lower-cases them), group IDs are kept as written.
-pub fn key_of(kind: EnrollmentKind, id: &str) -> String {
-    match kind {
-        EnrollmentKind::Individual => id.to_ascii_lowercase(),
-        EnrollmentKind::Group => id.to_string(),
-    }
+    crate::kind::names(kind).id_field
 }
 
 /// `If-Match` against the current etag: absent matches anything, `*`

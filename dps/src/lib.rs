@@ -5,14 +5,14 @@
 //!
 //! Pure: no I/O, no clock, no randomness (times, etags and IDs are
 //! arguments), no transport. `attest-service` uses it to answer devices
-//! and operators; transports (HTTP today, MQTT next) only frame what it
-//! produces.
+//! and operators; transports (HTTPS and MQTT) only frame what it produces.
 #![deny(unsafe_code)]
 
 pub mod documents;
 pub mod enrollment;
 mod error;
 pub mod ids;
+pub mod kind;
 pub mod query;
 pub mod sas;
 

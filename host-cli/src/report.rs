@@ -60,10 +60,7 @@ fn cert_json(c: &CertificateInfo) -> Value {
 
 /// DPS's names for the two kinds of enrollment entry.
 fn kind_name(kind: policy_host::EnrollmentKind) -> &'static str {
-    match kind {
-        policy_host::EnrollmentKind::Individual => "individualEnrollment",
-        policy_host::EnrollmentKind::Group => "enrollmentGroup",
-    }
+    attest_dps::kind::names(kind).dps_name
 }
 
 /// A refusal as JSON (shared with other hosts' outputs).

@@ -74,18 +74,12 @@ type Unit<T> = Result<Result<T, DpsError>>;
 
 /// The item type of a query page of `kind`.
 fn item_type(kind: EnrollmentKind) -> &'static str {
-    match kind {
-        EnrollmentKind::Individual => "enrollment",
-        EnrollmentKind::Group => "enrollmentGroup",
-    }
+    attest_dps::kind::names(kind).item_type
 }
 
 /// The collection a query of `kind` reads (and its continuation tokens name).
 fn collection(kind: EnrollmentKind) -> &'static str {
-    match kind {
-        EnrollmentKind::Individual => "enrollments",
-        EnrollmentKind::Group => "enrollmentGroups",
-    }
+    attest_dps::kind::names(kind).collection
 }
 
 /// A query page: the items, the next page's token, the page size.

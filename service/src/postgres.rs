@@ -95,10 +95,7 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 fn kind_str(kind: EnrollmentKind) -> &'static str {
-    match kind {
-        EnrollmentKind::Individual => "individual",
-        EnrollmentKind::Group => "group",
-    }
+    attest_dps::kind::names(kind).stored
 }
 
 impl PostgresStore {

@@ -24,10 +24,7 @@ use crate::store::{
 };
 
 fn kind_str(kind: EnrollmentKind) -> &'static str {
-    match kind {
-        EnrollmentKind::Individual => "individual",
-        EnrollmentKind::Group => "group",
-    }
+    attest_dps::kind::names(kind).stored
 }
 
 /// The SQLite store.
