@@ -71,3 +71,23 @@ fn the_crate_graph_is_the_documented_one() {
         .collect();
     assert_eq!(actual, expected);
 }
+
+/// The fuzz workspace's lock file follows the crates it builds: CI builds
+/// it `--locked` first, so a dependency added to a crate under fuzz
+/// without updating `fuzz/Cargo.lock` fails the whole run in two seconds.
+/// Checked here without the network (`cargo update --locked --offline`
+/// reads only the lock file and the manifests).
+#[test]
+fn the_fuzz_lock_file_is_current() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["update", "--workspace", "--locked", "--offline"])
+        .current_dir(format!("{root}/fuzz"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fuzz/Cargo.lock is stale: run `cargo update --workspace` in fuzz/\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

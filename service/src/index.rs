@@ -35,7 +35,7 @@ use policy_host::{
     IndividualEnrollment, Refusal,
 };
 
-use crate::store::{LookupKey, LookupKind, Snapshot, Store, Transaction, UnreadableDocument};
+use crate::store::{LookupKey, LookupKind, Snapshot, Store, StoreError, Transaction};
 use crate::{Service, new_etag, now_rfc3339};
 
 /// Who owns a lookup key: an enrollment group (by stored key) or a CA
@@ -356,7 +356,7 @@ impl Service {
             for owner in stored.into_keys() {
                 tx.set_lookup_keys(&owner, &[])?;
             }
-            Ok(problems)
+            anyhow::Ok(problems)
         })?;
         for p in &problems {
             tracing::error!("{p}");
@@ -412,10 +412,10 @@ impl Service {
                         // Differs, or is stored unreadably: the store's copy
                         // stays (an unreadable one refuses its devices).
                         Ok(Some(_)) => seeded.kept.push(format!("{kind:?} '{id}'")),
-                        Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => {
+                        Err(StoreError::Unreadable(_)) => {
                             seeded.kept.push(format!("{kind:?} '{id}'"));
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(anyhow::Error::from(e)),
                     }
                 }
             }
@@ -689,8 +689,8 @@ impl EnrollmentSource for Lookups {
             let doc = match tx.enrollment(EnrollmentKind::Individual, &key) {
                 Ok(None) => return Ok(None),
                 Ok(Some(doc)) => Ok(doc.doc),
-                Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => Err(e.to_string()),
-                Err(e) => return Err(e),
+                Err(e @ StoreError::Unreadable(_)) => Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             };
             let mut set = EnrollmentSet::default();
             match doc.and_then(|d| set.insert_individual(&d).map_err(|e| e.to_string())) {
@@ -752,8 +752,8 @@ impl EnrollmentSource for Lookups {
             };
             let doc = match tx.enrollment(EnrollmentKind::Group, &key) {
                 Ok(doc) => doc.map(|d| d.doc),
-                Err(e) if e.downcast_ref::<UnreadableDocument>().is_some() => None,
-                Err(e) => return Err(e),
+                Err(StoreError::Unreadable(_)) => None,
+                Err(e) => return Err(e.into()),
             };
             let unloadable = Unusable::Unloadable(key.clone());
             let Some(doc) = doc else {

@@ -186,7 +186,7 @@ impl Service {
     /// entry's attestation, with certificate `info`.
     pub fn attestation_mechanism(&self, kind: EnrollmentKind, id: &str) -> Answer {
         match self.read("the enrollment", |tx| {
-            tx.enrollment(kind, &key_of(kind, id))
+            Ok(tx.enrollment(kind, &key_of(kind, id))?)
         })? {
             Some(doc) => Ok(Reply::ok(
                 doc.doc.get("attestation").cloned().unwrap_or(Value::Null),
@@ -325,7 +325,7 @@ impl Service {
 
     /// `GET /registrations/{id}`.
     pub fn get_registration(&self, id: &str) -> Answer {
-        match self.read("the registration record", |tx| tx.registration(id))? {
+        match self.read("the registration record", |tx| Ok(tx.registration(id)?))? {
             Some(record) => Ok(Reply::entity(record.doc.doc)),
             None => Err(registration_not_found(id)),
         }
@@ -338,7 +338,7 @@ impl Service {
             registration_not_found(id),
             if_match,
             |tx| Ok(tx.registration(id)?.map(|r| r.doc.etag)),
-            |tx| tx.delete_registration(id).map(Ok),
+            |tx| Ok(tx.delete_registration(id).map(Ok)?),
         )
     }
 
@@ -356,14 +356,14 @@ impl Service {
 
     /// `GET /certificates`.
     pub fn list_certificates(&self) -> Answer {
-        let cas = self.read("the CA certificates", |tx| tx.certificates())?;
+        let cas = self.read("the CA certificates", |tx| Ok(tx.certificates()?))?;
         let list: Vec<Value> = cas.iter().map(certificate_resource).collect();
         Ok(Reply::ok(serde_json::json!({ "value": list })))
     }
 
     /// `GET /certificates/{name}`.
     pub fn get_certificate(&self, name: &str) -> Answer {
-        match self.read("the CA certificate", |tx| tx.certificate(name))? {
+        match self.read("the CA certificate", |tx| Ok(tx.certificate(name)?))? {
             Some(ca) => Ok(Reply::ok(certificate_resource(&ca))),
             None => Err(certificate_not_found(name)),
         }
@@ -483,7 +483,7 @@ impl Service {
     pub fn verify_certificate(&self, name: &str, body: &Value, if_match: Option<&str>) -> Answer {
         require_if_match(if_match, "verify")?;
         let ca = self
-            .read("the CA certificate", |tx| tx.certificate(name))?
+            .read("the CA certificate", |tx| Ok(tx.certificate(name)?))?
             .ok_or_else(|| certificate_not_found(name))?;
         if !etag_matches(if_match, Some(&ca.etag)) {
             return Err(stale(&format!("certificate '{name}'")));
@@ -624,7 +624,7 @@ impl Entries for Direct {
         kind: EnrollmentKind,
         key: &str,
     ) -> Result<Option<Doc>> {
-        tx.enrollment(kind, key)
+        Ok(tx.enrollment(kind, key)?)
     }
     fn put(
         &mut self,
@@ -677,7 +677,7 @@ impl Staged {
             }
         }
         tx.delete_enrollments(EnrollmentKind::Individual, &deletes)?;
-        tx.put_enrollments(EnrollmentKind::Individual, &puts)
+        Ok(tx.put_enrollments(EnrollmentKind::Individual, &puts)?)
     }
 }
 
@@ -691,7 +691,7 @@ impl Entries for Staged {
         debug_assert_eq!(kind, EnrollmentKind::Individual);
         match self.current.get(key) {
             Some(doc) => Ok(doc.clone()),
-            None => tx.enrollment(kind, key),
+            None => Ok(tx.enrollment(kind, key)?),
         }
     }
     fn put(

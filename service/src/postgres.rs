@@ -26,7 +26,7 @@ use policy_host::EnrollmentKind;
 
 use crate::store::{
     Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
-    Transaction, parse_stored,
+    StoreResult, Transaction, parse_stored,
 };
 
 mod migrations {
@@ -378,7 +378,7 @@ impl Drop for PgSnapshot {
     }
 }
 
-fn doc_of(row: &postgres::Row) -> Result<(String, Doc)> {
+fn doc_of(row: &postgres::Row) -> StoreResult<(String, Doc)> {
     let id: String = row.get(0);
     let doc: String = row.get(1);
     Ok((
@@ -407,7 +407,7 @@ fn limit_of(limit: usize) -> i64 {
 }
 
 impl Transaction for PgTx<'_> {
-    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>> {
+    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<Option<Doc>> {
         self.0
             .borrow_mut()
             .query_opt(
@@ -423,7 +423,7 @@ impl Transaction for PgTx<'_> {
         kind: EnrollmentKind,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Result<Doc>)>> {
+    ) -> StoreResult<Vec<(String, StoreResult<Doc>)>> {
         let rows = self.0.borrow_mut().query(
             "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id > $2
              ORDER BY id LIMIT $3",
@@ -441,7 +441,7 @@ impl Transaction for PgTx<'_> {
         key: &str,
         doc: &Value,
         etag: &str,
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         self.0.borrow_mut().execute(
             "INSERT INTO enrollments (kind, id, doc, etag) VALUES ($1, $2, $3, $4)
              ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
@@ -450,7 +450,7 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()> {
+    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<()> {
         self.0.borrow_mut().execute(
             "DELETE FROM enrollments WHERE kind = $1 AND id = $2",
             &[&kind_str(kind), &key],
@@ -462,7 +462,7 @@ impl Transaction for PgTx<'_> {
         &self,
         kind: EnrollmentKind,
         keys: &[String],
-    ) -> Result<Vec<(String, Doc)>> {
+    ) -> StoreResult<Vec<(String, Doc)>> {
         let rows = self.0.borrow_mut().query(
             "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id = ANY($2)",
             &[&kind_str(kind), &keys],
@@ -470,7 +470,7 @@ impl Transaction for PgTx<'_> {
         rows.iter().map(doc_of).collect()
     }
 
-    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> Result<()> {
+    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -486,7 +486,7 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> Result<()> {
+    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> StoreResult<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -497,7 +497,7 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn certificate(&self, name: &str) -> Result<Option<CaCert>> {
+    fn certificate(&self, name: &str) -> StoreResult<Option<CaCert>> {
         Ok(self
             .0
             .borrow_mut()
@@ -509,7 +509,7 @@ impl Transaction for PgTx<'_> {
             .map(|r| ca_of(&r)))
     }
 
-    fn certificates(&self) -> Result<Vec<CaCert>> {
+    fn certificates(&self) -> StoreResult<Vec<CaCert>> {
         Ok(self
             .0
             .borrow_mut()
@@ -523,7 +523,7 @@ impl Transaction for PgTx<'_> {
             .collect())
     }
 
-    fn put_certificate(&self, ca: &CaCert) -> Result<()> {
+    fn put_certificate(&self, ca: &CaCert) -> StoreResult<()> {
         self.0.borrow_mut().execute(
             "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -542,14 +542,14 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn delete_certificate(&self, name: &str) -> Result<()> {
+    fn delete_certificate(&self, name: &str) -> StoreResult<()> {
         self.0
             .borrow_mut()
             .execute("DELETE FROM certificates WHERE name = $1", &[&name])?;
         Ok(())
     }
 
-    fn registration(&self, registration_id: &str) -> Result<Option<Registration>> {
+    fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>> {
         self.0
             .borrow_mut()
             .query_opt(
@@ -570,7 +570,7 @@ impl Transaction for PgTx<'_> {
         group_id: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Doc)>> {
+    ) -> StoreResult<Vec<(String, Doc)>> {
         let rows = self.0.borrow_mut().query(
             "SELECT id, doc, etag FROM registrations WHERE group_id = $1 AND id > $2
              ORDER BY id LIMIT $3",
@@ -586,7 +586,7 @@ impl Transaction for PgTx<'_> {
         doc: &Value,
         etag: &str,
         leaf_sha256: &[u8],
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         self.0.borrow_mut().execute(
             "INSERT INTO registrations (id, group_id, doc, etag, leaf_sha256)
              VALUES ($1, $2, $3, $4, $5)
@@ -603,7 +603,7 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn delete_registration(&self, registration_id: &str) -> Result<()> {
+    fn delete_registration(&self, registration_id: &str) -> StoreResult<()> {
         let id = registration_id.to_ascii_lowercase();
         let mut tx = self.0.borrow_mut();
         tx.execute("DELETE FROM registrations WHERE id = $1", &[&id])?;
@@ -611,7 +611,7 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> Result<()> {
+    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> StoreResult<()> {
         let mut tx = self.0.borrow_mut();
         tx.execute("DELETE FROM lookup_keys WHERE owner = $1", &[&owner])?;
         for key in keys {
@@ -623,7 +623,11 @@ impl Transaction for PgTx<'_> {
         Ok(())
     }
 
-    fn lookup(&self, kind: LookupKind, value: &[u8]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    fn lookup(
+        &self,
+        kind: LookupKind,
+        value: &[u8],
+    ) -> StoreResult<Vec<(String, Option<Vec<u8>>)>> {
         Ok(self
             .0
             .borrow_mut()
@@ -636,7 +640,7 @@ impl Transaction for PgTx<'_> {
             .collect())
     }
 
-    fn lookup_keys(&self) -> Result<Vec<(String, LookupKey)>> {
+    fn lookup_keys(&self) -> StoreResult<Vec<(String, LookupKey)>> {
         self.0
             .borrow_mut()
             .query("SELECT owner, kind, value, der FROM lookup_keys", &[])?
@@ -654,7 +658,7 @@ impl Transaction for PgTx<'_> {
             .collect()
     }
 
-    fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>> {
+    fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>> {
         self.0
             .borrow_mut()
             .query_opt(
@@ -673,7 +677,12 @@ impl Transaction for PgTx<'_> {
             .transpose()
     }
 
-    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()> {
+    fn put_operation(
+        &self,
+        operation_id: &str,
+        operation: &Operation,
+        now: i64,
+    ) -> StoreResult<()> {
         let registration_id = operation.registration_id.to_ascii_lowercase();
         let mut tx = self.0.borrow_mut();
         tx.execute(

@@ -20,7 +20,7 @@ use policy_host::EnrollmentKind;
 
 use crate::store::{
     Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
-    Transaction, parse_stored,
+    StoreResult, Transaction, parse_stored,
 };
 
 fn kind_str(kind: EnrollmentKind) -> &'static str {
@@ -194,7 +194,7 @@ fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> 
     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
 
-fn parse_doc((_id, doc, etag): (String, String, String)) -> Result<Doc> {
+fn parse_doc((_id, doc, etag): (String, String, String)) -> StoreResult<Doc> {
     Ok(Doc {
         doc: parse_stored(&doc)?,
         etag,
@@ -214,7 +214,7 @@ fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaCert> {
 }
 
 impl Transaction for Connection {
-    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>> {
+    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<Option<Doc>> {
         self.query_row(
             "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id = ?2",
             params![kind_str(kind), key],
@@ -230,7 +230,7 @@ impl Transaction for Connection {
         kind: EnrollmentKind,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Result<Doc>)>> {
+    ) -> StoreResult<Vec<(String, StoreResult<Doc>)>> {
         let mut stmt = self.prepare(
             "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
         )?;
@@ -251,7 +251,7 @@ impl Transaction for Connection {
         key: &str,
         doc: &Value,
         etag: &str,
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         self.execute(
             "INSERT INTO enrollments (kind, id, doc, etag) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
@@ -260,7 +260,7 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()> {
+    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<()> {
         self.execute(
             "DELETE FROM enrollments WHERE kind = ?1 AND id = ?2",
             params![kind_str(kind), key],
@@ -268,7 +268,7 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn certificate(&self, name: &str) -> Result<Option<CaCert>> {
+    fn certificate(&self, name: &str) -> StoreResult<Option<CaCert>> {
         Ok(self
             .query_row(
                 "SELECT name, der, verified, code, etag, created, updated FROM certificates WHERE name = ?1",
@@ -278,7 +278,7 @@ impl Transaction for Connection {
             .optional()?)
     }
 
-    fn certificates(&self) -> Result<Vec<CaCert>> {
+    fn certificates(&self) -> StoreResult<Vec<CaCert>> {
         let mut stmt = self.prepare(
             "SELECT name, der, verified, code, etag, created, updated FROM certificates ORDER BY name",
         )?;
@@ -286,7 +286,7 @@ impl Transaction for Connection {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn put_certificate(&self, ca: &CaCert) -> Result<()> {
+    fn put_certificate(&self, ca: &CaCert) -> StoreResult<()> {
         self.execute(
             "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -305,12 +305,12 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn delete_certificate(&self, name: &str) -> Result<()> {
+    fn delete_certificate(&self, name: &str) -> StoreResult<()> {
         self.execute("DELETE FROM certificates WHERE name = ?1", params![name])?;
         Ok(())
     }
 
-    fn registration(&self, registration_id: &str) -> Result<Option<Registration>> {
+    fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>> {
         self.query_row(
             "SELECT id, doc, etag, leaf_sha256 FROM registrations WHERE id = ?1",
             params![registration_id.to_ascii_lowercase()],
@@ -336,7 +336,7 @@ impl Transaction for Connection {
         group_id: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Doc)>> {
+    ) -> StoreResult<Vec<(String, Doc)>> {
         let mut stmt = self.prepare(
             "SELECT id, doc, etag FROM registrations WHERE group_id = ?1 AND id > ?2
              ORDER BY id LIMIT ?3",
@@ -359,7 +359,7 @@ impl Transaction for Connection {
         doc: &Value,
         etag: &str,
         leaf_sha256: &[u8],
-    ) -> Result<()> {
+    ) -> StoreResult<()> {
         self.execute(
             "INSERT INTO registrations (id, group_id, doc, etag, leaf_sha256)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -376,7 +376,7 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn delete_registration(&self, registration_id: &str) -> Result<()> {
+    fn delete_registration(&self, registration_id: &str) -> StoreResult<()> {
         let id = registration_id.to_ascii_lowercase();
         self.execute("DELETE FROM registrations WHERE id = ?1", params![id])?;
         self.execute(
@@ -386,7 +386,7 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> Result<()> {
+    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> StoreResult<()> {
         self.execute("DELETE FROM lookup_keys WHERE owner = ?1", params![owner])?;
         let mut insert = self.prepare_cached(
             "INSERT INTO lookup_keys (kind, value, owner, der) VALUES (?1, ?2, ?3, ?4)",
@@ -397,7 +397,11 @@ impl Transaction for Connection {
         Ok(())
     }
 
-    fn lookup(&self, kind: LookupKind, value: &[u8]) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    fn lookup(
+        &self,
+        kind: LookupKind,
+        value: &[u8],
+    ) -> StoreResult<Vec<(String, Option<Vec<u8>>)>> {
         let mut stmt = self.prepare_cached(
             "SELECT owner, der FROM lookup_keys WHERE kind = ?1 AND value = ?2 ORDER BY owner",
         )?;
@@ -407,7 +411,7 @@ impl Transaction for Connection {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn lookup_keys(&self) -> Result<Vec<(String, LookupKey)>> {
+    fn lookup_keys(&self) -> StoreResult<Vec<(String, LookupKey)>> {
         let mut stmt = self.prepare("SELECT owner, kind, value, der FROM lookup_keys")?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -431,7 +435,7 @@ impl Transaction for Connection {
         .collect()
     }
 
-    fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>> {
+    fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>> {
         self.query_row(
             "SELECT registration_id, leaf_sha256, doc FROM operations
              WHERE id = ?1 AND created >= ?2",
@@ -455,7 +459,12 @@ impl Transaction for Connection {
         .transpose()
     }
 
-    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()> {
+    fn put_operation(
+        &self,
+        operation_id: &str,
+        operation: &Operation,
+        now: i64,
+    ) -> StoreResult<()> {
         let registration_id = operation.registration_id.to_ascii_lowercase();
         self.execute(
             "DELETE FROM operations WHERE registration_id = ?1 OR created IS NULL OR created < ?2",

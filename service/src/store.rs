@@ -22,22 +22,37 @@ pub struct Doc {
     pub etag: String,
 }
 
-/// A stored document that is not JSON any more: a fact about that one
-/// document (it refuses its devices), not a failure of the store.
-#[derive(Debug)]
-pub struct UnreadableDocument(pub serde_json::Error);
+/// What a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stored document that is not JSON any more: a fact about that one
+    /// document (it refuses its devices), not a failure of the store.
+    #[error("stored document is not JSON: {0}")]
+    Unreadable(#[source] serde_json::Error),
+    /// The database failed: connection, I/O, a constraint, a lock, or a
+    /// row attest cannot read. The operation did nothing it can rely on.
+    #[error(transparent)]
+    Database(#[from] anyhow::Error),
+}
 
-impl std::fmt::Display for UnreadableDocument {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stored document is not JSON: {}", self.0)
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.into())
     }
 }
 
-impl std::error::Error for UnreadableDocument {}
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Database(e.into())
+    }
+}
 
-/// Parses a stored document; see [`UnreadableDocument`].
-pub fn parse_stored(text: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| anyhow::Error::new(UnreadableDocument(e)))
+/// The result of a store operation.
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// Parses a stored document; see [`StoreError::Unreadable`].
+pub fn parse_stored(text: &str) -> StoreResult<Value> {
+    serde_json::from_str(text).map_err(StoreError::Unreadable)
 }
 
 /// A registration record and the certificate it belongs to.
@@ -76,7 +91,7 @@ pub const OPERATION_TTL: i64 = 3600;
 /// received; implementations compare them case-insensitively.
 pub trait Transaction {
     /// An enrollment by kind and stored key ([`attest_dps::documents::key_of`]).
-    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<Option<Doc>>;
+    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<Option<Doc>>;
     /// At most `limit` enrollments of a kind whose keys follow `after`, in
     /// key order, each parsed on its own: one that is not JSON any more is
     /// reported, not fatal to the rest.
@@ -85,7 +100,7 @@ pub trait Transaction {
         kind: EnrollmentKind,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Result<Doc>)>>;
+    ) -> StoreResult<Vec<(String, StoreResult<Doc>)>>;
     /// [`Transaction::enrollments`], failing if one of them is not JSON (a
     /// keyset page for the management API).
     fn enrollments_after(
@@ -93,7 +108,7 @@ pub trait Transaction {
         kind: EnrollmentKind,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Doc)>> {
+    ) -> StoreResult<Vec<(String, Doc)>> {
         self.enrollments(kind, after, limit)?
             .into_iter()
             .map(|(key, doc)| Ok((key, doc?)))
@@ -106,9 +121,9 @@ pub trait Transaction {
         key: &str,
         doc: &Value,
         etag: &str,
-    ) -> Result<()>;
+    ) -> StoreResult<()>;
     /// Deletes an enrollment.
-    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> Result<()>;
+    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<()>;
     /// The enrollments of a kind with these keys (those that exist; a
     /// document that is not JSON is an error). A store may read them in one
     /// query.
@@ -116,7 +131,7 @@ pub trait Transaction {
         &self,
         kind: EnrollmentKind,
         keys: &[String],
-    ) -> Result<Vec<(String, Doc)>> {
+    ) -> StoreResult<Vec<(String, Doc)>> {
         let mut out = Vec::new();
         for key in keys {
             if let Some(doc) = self.enrollment(kind, key)? {
@@ -127,14 +142,14 @@ pub trait Transaction {
     }
     /// Creates or replaces enrollments (distinct keys). A store may write
     /// them in one statement.
-    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> Result<()> {
+    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> StoreResult<()> {
         for (key, doc) in entries {
             self.put_enrollment(kind, key, &doc.doc, &doc.etag)?;
         }
         Ok(())
     }
     /// Deletes enrollments. A store may delete them in one statement.
-    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> Result<()> {
+    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> StoreResult<()> {
         for key in keys {
             self.delete_enrollment(kind, key)?;
         }
@@ -142,16 +157,16 @@ pub trait Transaction {
     }
 
     /// A CA certificate by name.
-    fn certificate(&self, name: &str) -> Result<Option<CaCert>>;
+    fn certificate(&self, name: &str) -> StoreResult<Option<CaCert>>;
     /// Every CA certificate, ordered by name.
-    fn certificates(&self) -> Result<Vec<CaCert>>;
+    fn certificates(&self) -> StoreResult<Vec<CaCert>>;
     /// Creates or replaces a CA certificate.
-    fn put_certificate(&self, ca: &CaCert) -> Result<()>;
+    fn put_certificate(&self, ca: &CaCert) -> StoreResult<()>;
     /// Deletes a CA certificate.
-    fn delete_certificate(&self, name: &str) -> Result<()>;
+    fn delete_certificate(&self, name: &str) -> StoreResult<()>;
 
     /// A registration record with the certificate it belongs to.
-    fn registration(&self, registration_id: &str) -> Result<Option<Registration>>;
+    fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>>;
     /// At most `limit` registration records of a group whose (lower-case)
     /// registration IDs follow `after`, in ID order (a keyset page).
     fn registrations_of_group(
@@ -159,7 +174,7 @@ pub trait Transaction {
         group_id: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Doc)>>;
+    ) -> StoreResult<Vec<(String, Doc)>>;
     /// Creates or replaces a registration record, which belongs to the
     /// certificate with SHA-256 `leaf_sha256`.
     fn put_registration(
@@ -169,26 +184,28 @@ pub trait Transaction {
         doc: &Value,
         etag: &str,
         leaf_sha256: &[u8],
-    ) -> Result<()>;
+    ) -> StoreResult<()>;
     /// Deletes a registration record and its operation (polling it answers
     /// "not found" from then on).
-    fn delete_registration(&self, registration_id: &str) -> Result<()>;
+    fn delete_registration(&self, registration_id: &str) -> StoreResult<()>;
 
     /// Replaces the lookup keys `owner` (`group:<key>`, `ca:<name>`) has.
-    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> Result<()>;
+    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> StoreResult<()>;
     /// The owners of a lookup key, ordered, each with the certificate kept
     /// with it (anchors).
-    fn lookup(&self, kind: LookupKind, value: &[u8]) -> Result<Vec<(String, Option<Vec<u8>>)>>;
+    fn lookup(&self, kind: LookupKind, value: &[u8])
+    -> StoreResult<Vec<(String, Option<Vec<u8>>)>>;
     /// Every lookup key, by owner (to compare when re-deriving them all).
-    fn lookup_keys(&self) -> Result<Vec<(String, LookupKey)>>;
+    fn lookup_keys(&self) -> StoreResult<Vec<(String, LookupKey)>>;
 
     /// An operation that has not expired at `now` (Unix seconds).
-    fn operation(&self, operation_id: &str, now: i64) -> Result<Option<Operation>>;
+    fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>>;
     /// Stores an operation created at `now`. It replaces the registration's
     /// previous operation (at most one per registration), and operations
     /// older than [`OPERATION_TTL`] go: the table stays as large as the
     /// fleet, however often devices register.
-    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64) -> Result<()>;
+    fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64)
+    -> StoreResult<()>;
 }
 
 /// What a lookup key finds. The service derives them from enrollment
@@ -259,7 +276,10 @@ pub trait Snapshot: Send {
 
 impl dyn Snapshot + '_ {
     /// [`Snapshot::read`] with a result.
-    pub fn read_with<T>(&mut self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
+    pub fn read_with<T, E: Into<anyhow::Error>>(
+        &mut self,
+        work: impl FnOnce(&dyn Transaction) -> std::result::Result<T, E>,
+    ) -> Result<T> {
         run(|w| self.read(w), work)
     }
 }
@@ -276,22 +296,30 @@ pub trait Store: Send + Sync {
 }
 
 impl dyn Store + '_ {
-    /// [`Store::write`] with a result.
-    pub fn write_with<T>(&self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
+    /// [`Store::write`] with a result. The unit of work fails with a
+    /// [`StoreError`] (a store operation's, as it is) or the caller's own
+    /// error.
+    pub fn write_with<T, E: Into<anyhow::Error>>(
+        &self,
+        work: impl FnOnce(&dyn Transaction) -> std::result::Result<T, E>,
+    ) -> Result<T> {
         run(|w| self.write(w), work)
     }
 
-    /// [`Store::read`] with a result.
-    pub fn read_with<T>(&self, work: impl FnOnce(&dyn Transaction) -> Result<T>) -> Result<T> {
+    /// [`Store::read`] with a result (errors as [`write_with`](Self::write_with)).
+    pub fn read_with<T, E: Into<anyhow::Error>>(
+        &self,
+        work: impl FnOnce(&dyn Transaction) -> std::result::Result<T, E>,
+    ) -> Result<T> {
         run(|w| self.read(w), work)
     }
 }
 
 /// Adapts a one-shot closure with a result to the object-safe
 /// `FnMut(&dyn Transaction) -> Result<()>` of [`Store`].
-fn run<T>(
+fn run<T, E: Into<anyhow::Error>>(
     unit: impl FnOnce(&mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()>,
-    work: impl FnOnce(&dyn Transaction) -> Result<T>,
+    work: impl FnOnce(&dyn Transaction) -> std::result::Result<T, E>,
 ) -> Result<T> {
     let mut work = Some(work);
     let mut out = None;
@@ -299,7 +327,7 @@ fn run<T>(
         let work = work
             .take()
             .ok_or_else(|| anyhow::anyhow!("a store ran a unit of work twice"))?;
-        out = Some(work(tx)?);
+        out = Some(work(tx).map_err(Into::into)?);
         Ok(())
     })?;
     out.ok_or_else(|| anyhow::anyhow!("a store did not run the unit of work"))

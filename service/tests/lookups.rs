@@ -185,7 +185,7 @@ fn keys_that_disagree_with_the_documents_refuse() {
             tx.put_enrollment(
                 EnrollmentKind::Group,
                 "all-devices",
-                &serde_json::from_str(&text)?,
+                &serde_json::from_str(&text).map_err(anyhow::Error::from)?,
                 &moved.etag,
             )
         })

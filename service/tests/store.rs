@@ -29,7 +29,7 @@ fn contract(store: &dyn Store) {
                 &json!({"enrollmentGroupId": "Line-A"}),
                 "\"g1\"",
             )?;
-            Ok(())
+            anyhow::Ok(())
         })
         .unwrap();
     let doc = store
@@ -65,7 +65,7 @@ fn contract(store: &dyn Store) {
             for id in ["device-3", "device-2", "device-4"] {
                 tx.put_enrollment(Individual, id, &json!({"registrationId": id}), "\"e\"")?;
             }
-            Ok(())
+            anyhow::Ok(())
         })
         .unwrap();
     let keys = |after: Option<&str>, limit| -> Vec<String> {
@@ -88,7 +88,7 @@ fn contract(store: &dyn Store) {
             for id in ["device-2", "device-3", "device-4"] {
                 tx.delete_enrollment(Individual, id)?;
             }
-            Ok(())
+            anyhow::Ok(())
         })
         .unwrap();
 
@@ -225,7 +225,7 @@ fn contract(store: &dyn Store) {
     // reads and whatever is committed meanwhile.
     let mut snapshot = store.snapshot().unwrap();
     let read = |s: &mut Box<dyn attest_service::store::Snapshot>| {
-        s.read_with(|tx| Ok(tx.enrollment(Individual, "device-1")?.map(|d| d.etag)))
+        s.read_with(|tx| anyhow::Ok(tx.enrollment(Individual, "device-1")?.map(|d| d.etag)))
             .unwrap()
     };
     assert_eq!(read(&mut snapshot).as_deref(), Some("\"e1\""));
