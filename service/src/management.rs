@@ -18,7 +18,7 @@ use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
 use policy_host::EnrollmentKind;
 
 use crate::index;
-use crate::store::{Doc, Transaction};
+use crate::store::{Doc, StoreError, Transaction};
 use crate::{Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix};
 
 fn bad_request(message: impl Into<String>) -> DpsError {
@@ -69,8 +69,47 @@ fn stale(what: &str) -> DpsError {
     )
 }
 
-/// The result of a write's unit of work: an answer, or a store failure.
-type Unit<T> = Result<Result<T, DpsError>>;
+/// Why a write's unit of work did not finish (after garage's
+/// `TxError { Abort, Db }`): the request is refused with a DPS error, and
+/// the transaction is rolled back; or the store failed.
+#[derive(Debug)]
+enum TxError {
+    /// The request is refused (404, 409, 412, 400, …).
+    Refused(DpsError),
+    /// The store failed: a 500 (or 503) for the caller.
+    Store(anyhow::Error),
+}
+
+impl From<DpsError> for TxError {
+    fn from(e: DpsError) -> Self {
+        TxError::Refused(e)
+    }
+}
+
+impl From<anyhow::Error> for TxError {
+    fn from(e: anyhow::Error) -> Self {
+        TxError::Store(e)
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Store(e.into())
+    }
+}
+
+/// The result of a write's unit of work.
+type Unit<T> = Result<T, TxError>;
+
+/// One entry's own refusal as a value (a bulk operation lists it and goes
+/// on); a store failure still ends the unit.
+fn judged<T>(unit: Unit<T>) -> Unit<Result<T, DpsError>> {
+    match unit {
+        Ok(v) => Ok(Ok(v)),
+        Err(TxError::Refused(e)) => Ok(Err(e)),
+        Err(e @ TxError::Store(_)) => Err(e),
+    }
+}
 
 /// The item type of a query page of `kind`.
 fn item_type(kind: EnrollmentKind) -> &'static str {
@@ -142,15 +181,26 @@ impl Service {
             .map_err(|e| internal(&format!("{what} could not be read"), &e))
     }
 
-    /// Runs a write in one transaction, mapping a store failure to a 500.
+    /// Runs a write in one transaction, committed when `work` finishes and
+    /// rolled back when it refuses the request or the store fails (a 500).
     fn write<T>(
         &self,
         what: &str,
         work: impl FnOnce(&dyn Transaction) -> Unit<T>,
     ) -> Result<T, DpsError> {
-        self.store
-            .write_with(work)
-            .map_err(|e| internal(&format!("{what} could not be written"), &e))?
+        let mut refused = None;
+        let written = self.store.write_with(|tx| match work(tx) {
+            Ok(value) => Ok(value),
+            Err(TxError::Refused(e)) => {
+                refused = Some(e);
+                Err(anyhow::anyhow!("refused: roll back"))
+            }
+            Err(TxError::Store(e)) => Err(e),
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        written.map_err(|e| internal(&format!("{what} could not be written"), &e))
     }
 
     /// `POST /enrollments/query`, `POST /enrollmentGroups/query`: one
@@ -278,10 +328,14 @@ impl Service {
             for (id, checked, etag) in prepared {
                 let outcome = match checked {
                     Err(e) => Err(e),
-                    Ok((Write::Delete(if_match), _)) => {
-                        delete_entry(tx, &mut staged, EnrollmentKind::Individual, &id, if_match)?
-                    }
-                    Ok((w, doc)) => store_entry(
+                    Ok((Write::Delete(if_match), _)) => judged(delete_entry(
+                        tx,
+                        &mut staged,
+                        EnrollmentKind::Individual,
+                        &id,
+                        if_match,
+                    ))?,
+                    Ok((w, doc)) => judged(store_entry(
                         tx,
                         &mut staged,
                         EnrollmentKind::Individual,
@@ -290,7 +344,7 @@ impl Service {
                         w,
                         &now,
                         &etag,
-                    )?
+                    ))?
                     .map(|_| ()),
                 };
                 if let Err(e) = outcome {
@@ -302,7 +356,7 @@ impl Service {
                 }
             }
             staged.write(tx)?;
-            Ok(Ok(errors))
+            Ok(errors)
         })?;
         Ok(Reply::ok(serde_json::json!({
             "isSuccessful": errors.is_empty(),
@@ -338,7 +392,7 @@ impl Service {
             registration_not_found(id),
             if_match,
             |tx| Ok(tx.registration(id)?.map(|r| r.doc.etag)),
-            |tx| Ok(tx.delete_registration(id).map(Ok)?),
+            |tx| Ok(tx.delete_registration(id)?),
         )
     }
 
@@ -401,16 +455,16 @@ impl Service {
             if existing.is_some()
                 && let Err(e) = require_if_match(if_match, &format!("replacing certificate '{name}'"))
             {
-                return Ok(Err(e));
+                return Err(TxError::Refused(e));
             }
             if !etag_matches(if_match, existing.as_ref().map(|c| c.etag.as_str())) {
-                return Ok(Err(stale(&format!("certificate '{name}'"))));
+                return Err(TxError::Refused(stale(&format!("certificate '{name}'"))));
             }
             // Replacing a certificate makes it unverified: a group that names
             // it would silently stop applying.
             let groups = index::referencing_groups(tx, name)?;
             if existing.is_some() && !groups.is_empty() {
-                return Ok(Err(conflict(format!(
+                return Err(TxError::Refused(conflict(format!(
                     "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); replacing it would unverify it and silently stop those groups from applying. Change or delete the groups first",
                     groups.join(", ")
                 ))));
@@ -425,7 +479,7 @@ impl Service {
                 updated: now.clone(),
             };
             index::put_certificate(tx, &ca)?;
-            Ok(Ok(ca))
+            Ok(ca)
         })?;
         if verified {
             tracing::warn!(
@@ -446,12 +500,12 @@ impl Service {
             |tx| {
                 let groups = index::referencing_groups(tx, name)?;
                 if !groups.is_empty() {
-                    return Ok(Err(conflict(format!(
+                    return Err(TxError::Refused(conflict(format!(
                         "CA certificate '{name}' is referenced by enrollment group(s) {} (caReferences); deleting it would silently stop those groups from applying. Change or delete the groups first",
                         groups.join(", ")
                     ))));
                 }
-                index::delete_certificate(tx, name).map(Ok)
+                Ok(index::delete_certificate(tx, name)?)
             },
         )
     }
@@ -464,16 +518,16 @@ impl Service {
         let now = now_rfc3339();
         let ca = self.write("the CA certificate", |tx| {
             let Some(mut ca) = tx.certificate(name)? else {
-                return Ok(Err(certificate_not_found(name)));
+                return Err(TxError::Refused(certificate_not_found(name)));
             };
             if !etag_matches(if_match, Some(&ca.etag)) {
-                return Ok(Err(stale(&format!("certificate '{name}'"))));
+                return Err(TxError::Refused(stale(&format!("certificate '{name}'"))));
             }
             ca.code = Some(code);
             ca.etag = etag;
             ca.updated = now;
             index::put_certificate(tx, &ca)?;
-            Ok(Ok(ca))
+            Ok(ca)
         })?;
         Ok(Reply::ok(certificate_resource(&ca)))
     }
@@ -520,9 +574,9 @@ impl Service {
                 current.etag = etag;
                 current.updated = now;
                 index::put_certificate(tx, &current)?;
-                Ok(Ok(current))
+                Ok(current)
             }
-            _ => Ok(Err(DpsError::new(
+            _ => Err(TxError::Refused(DpsError::new(
                 ErrorKind::PreconditionFailed,
                 format!("certificate '{name}' changed during verification; retry"),
             ))),
@@ -543,10 +597,10 @@ impl Service {
     ) -> Answer {
         let unit = |tx: &dyn Transaction| {
             let Some(etag) = current_etag(tx)? else {
-                return Ok(Err(missing));
+                return Err(TxError::Refused(missing));
             };
             if !etag_matches(if_match, Some(&etag)) {
-                return Ok(Err(stale(what)));
+                return Err(TxError::Refused(stale(what)));
             }
             delete(tx)
         };
@@ -735,7 +789,7 @@ fn store_entry(
     let existing = entries.get(tx, kind, &key)?;
     match write {
         Write::Create if existing.is_some() => {
-            return Ok(Err(conflict(format!(
+            return Err(TxError::Refused(conflict(format!(
                 "{} '{id}' already exists",
                 id_field(kind)
             ))));
@@ -743,19 +797,17 @@ fn store_entry(
         Write::Upsert(if_match)
             if !etag_matches(if_match, existing.as_ref().map(|d| d.etag.as_str())) =>
         {
-            return Ok(Err(stale(&format!("'{id}'"))));
+            return Err(TxError::Refused(stale(&format!("'{id}'"))));
         }
         _ => {}
     }
-    if let Err(e) = check_entry(tx, kind, id, &doc)? {
-        return Ok(Err(e));
-    }
+    check_entry(tx, kind, id, &doc)?;
     let created = existing
         .as_ref()
         .and_then(|d| d.doc.get("createdDateTimeUtc"));
     let doc = complete_enrollment(doc, created, now, etag);
     entries.put(tx, kind, &key, &doc, etag)?;
-    Ok(Ok(doc))
+    Ok(doc)
 }
 
 /// Deletes an entry in `tx`: 404 when absent, 412 on a stale `If-Match`.
@@ -768,13 +820,13 @@ fn delete_entry(
 ) -> Unit<()> {
     let key = key_of(kind, id);
     let Some(existing) = entries.get(tx, kind, &key)? else {
-        return Ok(Err(enrollment_not_found(kind, id)));
+        return Err(TxError::Refused(enrollment_not_found(kind, id)));
     };
     if !etag_matches(if_match, Some(&existing.etag)) {
-        return Ok(Err(stale(&format!("'{id}'"))));
+        return Err(TxError::Refused(stale(&format!("'{id}'"))));
     }
     entries.delete(tx, kind, &key)?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Whether `doc` (entry `id` of `kind`) loads as a decision will read it:
@@ -793,7 +845,7 @@ fn check_entry(tx: &dyn Transaction, kind: EnrollmentKind, id: &str, doc: &Value
             {
                 Ok((ders, _)) => {
                     if let Some(other) = index::groups_on_cas(tx, &ders, id)?.first() {
-                        return Ok(Err(conflict(format!(
+                        return Err(TxError::Refused(conflict(format!(
                             "enrollment group '{id}': its CA (same subject and public key) is already the CA of enrollment group '{other}'"
                         ))));
                     }
@@ -803,8 +855,5 @@ fn check_entry(tx: &dyn Transaction, kind: EnrollmentKind, id: &str, doc: &Value
             }
         }
     };
-    Ok(match loaded {
-        Ok(()) => Ok(()),
-        Err(e) => Err(bad_request(e.to_string())),
-    })
+    loaded.map_err(|e| bad_request(e.to_string()).into())
 }
