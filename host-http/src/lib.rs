@@ -33,26 +33,39 @@ pub const MAX_MQTT_PACKET: usize = mqtt::MAX_PACKET;
 pub use server::{Evidence, EvidenceChain, Harness, Running, start};
 pub use slots::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_UNPROVEN};
 
-/// How to start the service.
-#[derive(Clone, Debug)]
+/// How to start the service: also `host-http`'s command line (each field
+/// is the flag of the same name), so the options are declared once.
+#[derive(Clone, Debug, clap::Args)]
 pub struct Options {
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443")]
     pub listen: SocketAddr,
-    /// Address for the DPS MQTT device transport (DPS uses port 8883);
-    /// `None`: MQTT is not served.
+    /// Also serve the DPS device API over MQTT 3.1.1 on this address (DPS: port 8883),
+    /// with the same TLS settings, store and limits.
+    #[arg(long)]
     pub mqtt_listen: Option<SocketAddr>,
-    /// The DPS ID scope devices use in their URLs.
+    /// DPS ID scope devices use in their URLs.
+    #[arg(long, default_value = "0ne00000001")]
     pub id_scope: String,
-    /// Data directory: database, configuration, development TLS material.
+    /// Data directory: database, config.json (management key), dev TLS material.
+    #[arg(long, default_value = "attest-data")]
     pub data: PathBuf,
-    /// Server certificate chain (PEM); a development one is made if absent.
+    /// Server certificate chain, PEM (default: a development certificate in DATA/tls).
+    #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
-    /// Server private key (PEM).
+    /// Server private key, PEM.
+    #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Enrollment set (DPS JSON) to seed at start: entries the store does
-    /// not have are written; stored ones are never overwritten.
+    /// Enrollment set in DPS JSON shapes to seed at start: entries the store
+    /// does not have yet; a stored entry is never overwritten by the file.
+    #[arg(long)]
     pub enrollments: Option<PathBuf>,
-    /// PostgreSQL URL; `None`: SQLite in `data`.
+    /// PostgreSQL URL (postgres://user[:password]@host[:port]/db) shared by several
+    /// replicas; default: SQLite in --data. TLS: add ?sslmode=require (the server's
+    /// certificate and name verified against the system's roots) and
+    /// &sslrootcert=/path/ca.pem for a private CA. Prefer the environment variable,
+    /// which keeps a password out of `ps`.
+    #[arg(long, env = "ATTEST_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
 }
 

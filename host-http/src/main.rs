@@ -10,7 +10,6 @@
 //!
 //! Exit codes: 0 clean shutdown (SIGINT/SIGTERM), 2 start-up error.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,41 +27,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: Serve,
-}
-
-#[derive(clap::Args)]
-struct Serve {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8443")]
-    listen: SocketAddr,
-    /// Also serve the DPS device API over MQTT 3.1.1 on this address (DPS: port 8883),
-    /// with the same TLS settings, store and limits.
-    #[arg(long)]
-    mqtt_listen: Option<SocketAddr>,
-    /// DPS ID scope devices use in their URLs.
-    #[arg(long, default_value = "0ne00000001")]
-    id_scope: String,
-    /// Data directory: database, config.json (management key), dev TLS material.
-    #[arg(long, default_value = "attest-data")]
-    data: PathBuf,
-    /// Server certificate chain, PEM (default: a development certificate in DATA/tls).
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// Server private key, PEM.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Enrollment set in DPS JSON shapes to seed at start: entries the store
-    /// does not have yet; a stored entry is never overwritten by the file.
-    #[arg(long)]
-    enrollments: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://user[:password]@host[:port]/db) shared by several
-    /// replicas; default: SQLite in --data. TLS: add ?sslmode=require (the server's
-    /// certificate and name verified against the system's roots) and
-    /// &sslrootcert=/path/ca.pem for a private CA. Prefer the environment variable,
-    /// which keeps a password out of `ps`.
-    #[arg(long, env = "ATTEST_DATABASE_URL", hide_env_values = true)]
-    database: Option<String>,
+    serve: host_http::Options,
 }
 
 #[derive(Subcommand)]
@@ -157,7 +122,7 @@ fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
     Ok(())
 }
 
-fn serve(args: Serve) -> Result<()> {
+fn serve(args: host_http::Options) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -174,17 +139,7 @@ fn serve(args: Serve) -> Result<()> {
         // Handlers first: a signal that arrives right after "listening" must
         // shut down cleanly, not kill the process.
         let stop = Signals::install()?;
-        let running = host_http::start(host_http::Options {
-            listen: args.listen,
-            mqtt_listen: args.mqtt_listen,
-            id_scope: args.id_scope.clone(),
-            data: args.data.clone(),
-            tls_cert: args.tls_cert,
-            tls_key: args.tls_key,
-            enrollments: args.enrollments,
-            database: args.database,
-        })
-        .await?;
+        let running = host_http::start(args.clone()).await?;
         for note in &running.notes {
             println!("{note}");
         }
