@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -145,6 +146,113 @@ pub struct Previous<'a> {
     pub created: Option<&'a Value>,
 }
 
+/// The `status` of a registration record attest writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationStatus {
+    /// Admitted and assigned to a hub.
+    Assigned,
+    /// Refused: no enrollment covers the device.
+    Failed,
+    /// Refused: the deciding entry is disabled.
+    Disabled,
+}
+
+/// The `x509` part of a registration record: the deciding group, or the
+/// individual enrollment's certificate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct X509State {
+    /// The deciding enrollment group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_group_id: Option<String>,
+    /// The device certificate (individual enrollments); `null` when it
+    /// cannot be described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_info: Option<Value>,
+    /// The group's CA certificate (group admissions); `null` when it
+    /// cannot be described.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_certificate_info: Option<Value>,
+}
+
+/// DPS `DeviceRegistrationState`: the registration record attest writes,
+/// and reads back (its status, hub and creation time).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationState {
+    /// Lower-case registration ID.
+    pub registration_id: String,
+    /// When the record was first written (kept as stored).
+    #[serde(rename = "createdDateTimeUtc")]
+    pub created: Value,
+    /// The hub the device is assigned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_hub: Option<String>,
+    /// The device ID it has there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Assigned, failed or disabled.
+    pub status: RegistrationStatus,
+    /// How the assignment relates to the previous one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substatus: Option<String>,
+    /// The DPS error code of a refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u32>,
+    /// attest's one-line refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// When it was last written.
+    #[serde(rename = "lastUpdatedDateTimeUtc")]
+    pub last_updated: String,
+    /// The X.509 attestation details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509State>,
+    /// The record's etag.
+    pub etag: String,
+}
+
+impl RegistrationState {
+    /// A stored record, if it has this shape (records attest wrote do).
+    pub fn from_json(doc: &Value) -> Option<RegistrationState> {
+        RegistrationState::deserialize(doc).ok()
+    }
+
+    /// The document as stored and served.
+    pub fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+
+    /// The hub of the device's current assignment (a refused record has none).
+    pub fn current_hub(&self) -> Option<&str> {
+        match self.status {
+            RegistrationStatus::Assigned => self.assigned_hub.as_deref(),
+            RegistrationStatus::Failed | RegistrationStatus::Disabled => None,
+        }
+    }
+}
+
+/// DPS `RegistrationOperationStatus`: what a registration answers and what
+/// polling its operation reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatus {
+    /// The operation's ID.
+    pub operation_id: String,
+    /// The registration's status.
+    pub status: RegistrationStatus,
+    /// The registration record.
+    pub registration_state: RegistrationState,
+}
+
+impl OperationStatus {
+    /// The document as stored and served.
+    pub fn to_json(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(self)
+    }
+}
+
 /// DPS `DeviceRegistrationState` of an admitted device. `signing` is the
 /// deciding group's signing certificate (for a group decision).
 pub fn assigned_state(
@@ -155,27 +263,33 @@ pub fn assigned_state(
     previous: &Previous<'_>,
     now: &str,
     etag: &str,
-) -> Value {
+) -> RegistrationState {
     let x509 = match decision.enrollment.kind {
-        EnrollmentKind::Group => json!({
-            "enrollmentGroupId": decision.enrollment.id,
-            "signingCertificateInfo": signing.and_then(certificate_info),
-        }),
-        EnrollmentKind::Individual => json!({
-            "certificateInfo": certificate_info(leaf)
-        }),
+        EnrollmentKind::Group => X509State {
+            enrollment_group_id: Some(decision.enrollment.id.clone()),
+            signing_certificate_info: Some(
+                signing.and_then(certificate_info).unwrap_or(Value::Null),
+            ),
+            ..X509State::default()
+        },
+        EnrollmentKind::Individual => X509State {
+            certificate_info: Some(certificate_info(leaf).unwrap_or(Value::Null)),
+            ..X509State::default()
+        },
     };
-    json!({
-        "registrationId": decision.registration_id,
-        "createdDateTimeUtc": previous.created.cloned().unwrap_or_else(|| json!(now)),
-        "assignedHub": assignment.hub,
-        "deviceId": decision.device_id,
-        "status": "assigned",
-        "substatus": assignment.substatus.as_str(),
-        "lastUpdatedDateTimeUtc": now,
-        "x509": x509,
-        "etag": etag,
-    })
+    RegistrationState {
+        registration_id: decision.registration_id.clone(),
+        created: previous.created.cloned().unwrap_or_else(|| json!(now)),
+        assigned_hub: Some(assignment.hub.clone()),
+        device_id: Some(decision.device_id.clone()),
+        status: RegistrationStatus::Assigned,
+        substatus: Some(assignment.substatus.as_str().to_string()),
+        error_code: None,
+        error_message: None,
+        last_updated: now.to_string(),
+        x509: Some(x509),
+        etag: etag.to_string(),
+    }
 }
 
 /// DPS `DeviceRegistrationState` of a refused device whose refusal is
@@ -186,30 +300,32 @@ pub fn refused_state(
     previous: &Previous<'_>,
     now: &str,
     etag: &str,
-) -> Value {
-    let status = refused_status(refusal);
-    let mut state = json!({
-        "registrationId": registration_id.to_ascii_lowercase(),
-        "createdDateTimeUtc": previous.created.cloned().unwrap_or_else(|| json!(now)),
-        "status": status,
-        "errorCode": ErrorKind::DeviceUnauthorized.code(),
-        "errorMessage": refusal_message(refusal),
-        "lastUpdatedDateTimeUtc": now,
-        "etag": etag,
-    });
-    if let Some(group) = refusal_group(refusal) {
-        state["x509"] = json!({ "enrollmentGroupId": group });
+) -> RegistrationState {
+    RegistrationState {
+        registration_id: registration_id.to_ascii_lowercase(),
+        created: previous.created.cloned().unwrap_or_else(|| json!(now)),
+        assigned_hub: None,
+        device_id: None,
+        status: refused_status(refusal),
+        substatus: None,
+        error_code: Some(ErrorKind::DeviceUnauthorized.code()),
+        error_message: Some(refusal_message(refusal)),
+        last_updated: now.to_string(),
+        x509: refusal_group(refusal).map(|group| X509State {
+            enrollment_group_id: Some(group.to_string()),
+            ..X509State::default()
+        }),
+        etag: etag.to_string(),
     }
-    state
 }
 
 /// The registration status a recorded refusal gets: `failed` when no entry
 /// covers the device, else `disabled`.
-pub fn refused_status(refusal: &Refusal) -> &'static str {
+pub fn refused_status(refusal: &Refusal) -> RegistrationStatus {
     if refusal.code == policy_host::Code::NoEnrollment {
-        "failed"
+        RegistrationStatus::Failed
     } else {
-        "disabled"
+        RegistrationStatus::Disabled
     }
 }
 
@@ -223,12 +339,12 @@ pub fn refusal_group(refusal: &Refusal) -> Option<&str> {
 }
 
 /// DPS `RegistrationOperationStatus` for a registration state.
-pub fn operation(operation_id: &str, state: &Value) -> Value {
-    json!({
-        "operationId": operation_id,
-        "status": state.get("status").cloned().unwrap_or(Value::Null),
-        "registrationState": state,
-    })
+pub fn operation(operation_id: &str, state: &RegistrationState) -> OperationStatus {
+    OperationStatus {
+        operation_id: operation_id.to_string(),
+        status: state.status,
+        registration_state: state.clone(),
+    }
 }
 
 /// A stored CA certificate, as the management API shows it.
@@ -309,6 +425,45 @@ mod tests {
         assert_eq!(doc["createdDateTimeUtc"], created);
         assert_eq!(doc["provisioningStatus"], "enabled");
         assert_eq!(doc["etag"], "\"e\"");
+    }
+
+    /// The typed record serialises to DPS's field names and shapes (the
+    /// `json!` literal it replaced), and reads back.
+    #[test]
+    fn a_refused_record_has_dps_shape_and_reads_back() {
+        let refusal = Refusal::new(policy_host::Code::EnrollmentGroupDisabled, "off")
+            .with_enrollment(policy_host::EnrollmentRef {
+                kind: EnrollmentKind::Group,
+                id: "line-b".into(),
+            });
+        let state = refused_state(
+            "Device-4",
+            &refusal,
+            &Previous { created: None },
+            "2026-12-02T00:00:00Z",
+            "\"e\"",
+        );
+        let doc = state.to_json().unwrap();
+        assert_eq!(
+            doc,
+            json!({
+                "registrationId": "device-4",
+                "createdDateTimeUtc": "2026-12-02T00:00:00Z",
+                "status": "disabled",
+                "errorCode": 401002,
+                "errorMessage": "attest refused the device: enrollment-group-disabled: off [enrollment group 'line-b']",
+                "lastUpdatedDateTimeUtc": "2026-12-02T00:00:00Z",
+                "x509": {"enrollmentGroupId": "line-b"},
+                "etag": "\"e\"",
+            })
+        );
+        let back = RegistrationState::from_json(&doc).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(back.current_hub(), None);
+        let op = operation("op", &state).to_json().unwrap();
+        assert_eq!(op["status"], "disabled");
+        assert_eq!(op["registrationState"], doc);
+        assert!(RegistrationState::from_json(&json!({"status": "odd"})).is_none());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use attest_dps::documents::{self, Previous, refusal_group, refusal_message};
+use attest_dps::documents::{self, Previous, RegistrationState, refusal_group, refusal_message};
 use attest_dps::{DpsError, ErrorKind};
 use policy_host::{
     AttestRequest, Decision, EnrollmentKind, HostError, Proof, Purpose, Refusal, Stage,
@@ -344,7 +344,7 @@ impl Service {
                     tx.put_registration(
                         registration_id,
                         refusal_group(r),
-                        &state,
+                        &state.to_json()?,
                         etag,
                         &verdict.leaf_sha256,
                     )?;
@@ -359,7 +359,7 @@ impl Service {
                         }
                     );
                 }
-                return Ok(documents::operation(operation_id, &state));
+                return Ok(documents::operation(operation_id, &state).to_json()?);
             }
         };
         let previous_doc = existing.as_ref().map(|e| &e.doc.doc);
@@ -373,10 +373,10 @@ impl Service {
             .unwrap_or_default();
         // The hub of the device's current assignment: a record that says
         // "assigned" (a refused one has none).
-        let current_hub = previous_doc
-            .filter(|d| d.get("status").and_then(Value::as_str) == Some("assigned"))
-            .and_then(|d| d.get("assignedHub"))
-            .and_then(Value::as_str);
+        let previous_state = previous_doc.and_then(RegistrationState::from_json);
+        let current_hub = previous_state
+            .as_ref()
+            .and_then(RegistrationState::current_hub);
         let assignment = allocation.assign(
             registration_id,
             current_hub,
@@ -400,11 +400,11 @@ impl Service {
         tx.put_registration(
             registration_id,
             group_id,
-            &state,
+            &state.to_json()?,
             etag,
             &verdict.leaf_sha256,
         )?;
-        let operation = documents::operation(operation_id, &state);
+        let operation = documents::operation(operation_id, &state).to_json()?;
         tx.put_operation(
             operation_id,
             &Operation {
