@@ -164,6 +164,81 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // Issue 18, item 2: a self-made leaf under 100 look-alike P-521
+    // issuers. The weighted signature budget stops after 14 checks; a
+    // count of 100 (the budget before) would check all of them.
+    let lookalike_root = Ca::root("Lookalike Root", KeyAlg::P256, ca_validity()).unwrap();
+    let lookalikes: Vec<Ca> = (0..100)
+        .map(|_| {
+            lookalike_root
+                .intermediate("Twin", KeyAlg::P521, ca_validity())
+                .unwrap()
+        })
+        .collect();
+    let signer = lookalike_root
+        .intermediate("Twin", KeyAlg::P521, ca_validity())
+        .unwrap();
+    let leaf = signer.device("d", KeyAlg::P256, device_validity()).unwrap();
+    let refs: Vec<&[u8]> = lookalikes.iter().map(|c| c.der.as_slice()).collect();
+    let request = chain_request(&leaf.der, &refs, &[&lookalike_root.der]);
+    group.bench_function("p521-lookalikes-100/native-core", |b| {
+        b.iter(|| policy_core::validate_chain(black_box(&request), &AwsLcVerifier).unwrap_err())
+    });
+    group.bench_function("p521-lookalikes-100/component", |b| {
+        b.iter(|| {
+            policy
+                .validate_chain(black_box(&request))
+                .unwrap()
+                .unwrap_err()
+        })
+    });
+    group.finish();
+
+    // What one signature check costs per key type (host-side aws-lc-rs,
+    // the arithmetic both the native core and the component use): the
+    // weights of the core's signature budget are these ratios to P-256.
+    let mut group = c.benchmark_group("signature-cost");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    for (alg, algorithm) in [
+        (
+            KeyAlg::P256,
+            policy_host::SignatureAlgorithm::EcdsaP256Sha256,
+        ),
+        (
+            KeyAlg::P384,
+            policy_host::SignatureAlgorithm::EcdsaP384Sha384,
+        ),
+        (
+            KeyAlg::P521,
+            policy_host::SignatureAlgorithm::EcdsaP521Sha512,
+        ),
+        (KeyAlg::Ed25519, policy_host::SignatureAlgorithm::Ed25519),
+        (
+            KeyAlg::Rsa2048,
+            policy_host::SignatureAlgorithm::RsaPkcs1Sha256,
+        ),
+    ] {
+        use policy_host::SignatureVerifier as _;
+        use rcgen::SigningKey as _;
+        let key = alg.generate().unwrap();
+        let message = vec![7u8; 600];
+        let signature = key.sign(&message).unwrap();
+        // The subjectPublicKey BIT STRING content, as the core hands it over.
+        let public = key.public_key_raw().to_vec();
+        assert!(AwsLcVerifier.verify_signature(algorithm, &public, &message, &signature));
+        group.bench_function(format!("{alg:?}"), |b| {
+            b.iter(|| {
+                AwsLcVerifier.verify_signature(
+                    algorithm,
+                    black_box(&public),
+                    black_box(&message),
+                    black_box(&signature),
+                )
+            })
+        });
+    }
     group.finish();
 
     // The fixed cost of one component call: fresh store, instantiation,
