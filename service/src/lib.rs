@@ -4,7 +4,7 @@
 //! certificates), over a [`Store`] and the policy component.
 //!
 //! Every operation is one synchronous call that returns a [`Reply`] or a
-//! [`DpsError`]; a transport (`host-http` today, MQTT next) runs it off its
+//! [`DpsError`]; a transport (host-http's HTTPS and MQTT) runs it off its
 //! reactor (one `spawn_blocking`) and frames the answer. No hyper, no TLS
 //! here: what a device proved in its handshake arrives as [`DeviceEvidence`].
 //!

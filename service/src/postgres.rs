@@ -101,7 +101,7 @@ fn kind_str(kind: EnrollmentKind) -> &'static str {
 impl PostgresStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/db`, with
     /// libpq's `sslmode` and `sslrootcert` parameters for TLS: see
-    /// [`connection`]) and migrates the schema.
+    /// `connection`) and migrates the schema.
     pub fn open(url: &str) -> Result<PostgresStore> {
         let (mut config, tls) = connection(url)?;
         config.connect_timeout(Duration::from_secs(5));

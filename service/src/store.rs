@@ -1,7 +1,8 @@
 //! What the service needs of a store: DPS documents by key, with etags, in
 //! transactions. [`crate::sqlite::SqliteStore`] is the embedded
-//! implementation; another database is one more implementation of these
-//! two traits.
+//! implementation and [`crate::postgres::PostgresStore`] the shared one;
+//! another database implements [`Store`], [`Snapshot`] and
+//! [`Transaction`], whose operations fail with a [`StoreError`].
 //!
 //! Every method of [`Transaction`] runs inside one atomic unit of work
 //! opened by [`Store::write`] (serialised against other writes, committed
@@ -306,7 +307,7 @@ impl dyn Store + '_ {
         run(|w| self.write(w), work)
     }
 
-    /// [`Store::read`] with a result (errors as [`write_with`](Self::write_with)).
+    /// [`Store::read`] with a result (its errors as `write_with`'s).
     pub fn read_with<T, E: Into<anyhow::Error>>(
         &self,
         work: impl FnOnce(&dyn Transaction) -> std::result::Result<T, E>,
