@@ -26,7 +26,7 @@ use policy_host::EnrollmentKind;
 
 use crate::store::{
     Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
-    StoreResult, Transaction, parse_stored,
+    StoreResult, Transaction, kind_str, limit_of, parse_stored,
 };
 
 mod migrations {
@@ -92,10 +92,6 @@ impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore").finish_non_exhaustive()
     }
-}
-
-fn kind_str(kind: EnrollmentKind) -> &'static str {
-    attest_dps::kind::names(kind).stored
 }
 
 impl PostgresStore {
@@ -400,10 +396,6 @@ fn ca_of(row: &postgres::Row) -> CaCert {
         created: row.get(5),
         updated: row.get(6),
     }
-}
-
-fn limit_of(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 impl Transaction for PgTx<'_> {

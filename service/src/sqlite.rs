@@ -20,12 +20,8 @@ use policy_host::EnrollmentKind;
 
 use crate::store::{
     Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
-    StoreResult, Transaction, parse_stored,
+    StoreResult, Transaction, kind_str, limit_of, parse_stored,
 };
-
-fn kind_str(kind: EnrollmentKind) -> &'static str {
-    attest_dps::kind::names(kind).stored
-}
 
 /// The SQLite store.
 #[derive(Debug)]
@@ -183,11 +179,6 @@ impl Store for SqliteStore {
             readers: Arc::clone(&self.readers),
         }))
     }
-}
-
-/// A page size as SQLite's LIMIT (saturating: a limit is a bound).
-fn limit_of(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {

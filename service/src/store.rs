@@ -51,6 +51,16 @@ impl From<postgres::Error> for StoreError {
 /// The result of a store operation.
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
+/// The `kind` column of an enrollment row (both stores).
+pub(crate) fn kind_str(kind: EnrollmentKind) -> &'static str {
+    attest_dps::kind::names(kind).stored
+}
+
+/// A page size as an SQL `LIMIT` (saturating: a limit is a bound).
+pub(crate) fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 /// Parses a stored document; see [`StoreError::Unreadable`].
 pub fn parse_stored(text: &str) -> StoreResult<Value> {
     serde_json::from_str(text).map_err(StoreError::Unreadable)
