@@ -23,8 +23,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use policy_host::{
-    Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentSource, IndividualEnrollment,
-    Reprovision,
+    Allocation, CertificateKeys, EnrollmentGroup, EnrollmentKind, EnrollmentSource,
+    IndividualEnrollment, Reprovision,
 };
 
 /// An enrollment document or set that is not usable; the message names the
@@ -323,54 +323,16 @@ impl EnrollmentSet {
 
     /// Adds one individual enrollment document (DPS `IndividualEnrollment`).
     pub fn insert_individual(&mut self, doc: &serde_json::Value) -> Result<()> {
-        let e = entry(doc)?;
-        let registration_id = e
-            .registration_id
-            .clone()
-            .ok_or_else(|| EnrollmentError::new("registrationId is missing"))?;
-        policy_host::check_registration_id(&registration_id)
-            .map_err(|r| EnrollmentError::new(r.message))?;
-        let key = registration_id.to_ascii_lowercase();
+        let loaded = IndividualEntry::load(doc)?;
+        let key = loaded.enrollment.registration_id.to_ascii_lowercase();
         if self.individuals.contains_key(&key) {
             return Err(EnrollmentError::new(
                 "registration ID appears more than once",
             ));
         }
-        if let Some(device_id) = &e.device_id {
-            crate::ids::check_device_id(device_id).map_err(EnrollmentError::new)?;
-        }
-        let enabled = enabled(e.provisioning_status.as_deref())?;
-        let allocation = e.allocation();
-        let x509 = x509(e.attestation)?;
-        let certs = certificates(x509.client_certificates, "clientCertificates")?;
-        for (der, which) in certs.iter().zip(["primary", "secondary"]) {
-            // Parsed on write: a device certificate that cannot be read
-            // would only refuse its device later, with a worse message.
-            policy_host::certificate_keys(der).map_err(|r| {
-                EnrollmentError::new(format!(
-                    "clientCertificates.{which} is not a usable certificate: {}",
-                    r.message
-                ))
-            })?;
-            // A CA certificate can never be a device's leaf: refused on
-            // write rather than stored as an entry that never admits.
-            if is_ca_certificate(der) {
-                return Err(EnrollmentError::new(format!(
-                    "clientCertificates.{which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)"
-                )));
-            }
-        }
         self.allocations
-            .insert((EnrollmentKind::Individual, key.clone()), allocation);
-        self.individuals.insert(
-            key,
-            IndividualEnrollment {
-                registration_id,
-                device_id: e.device_id,
-                enabled,
-                certificates: certs.iter().map(|d| Sha256::digest(d).into()).collect(),
-            },
-        );
+            .insert((EnrollmentKind::Individual, key.clone()), loaded.allocation);
+        self.individuals.insert(key, loaded.enrollment);
         Ok(())
     }
 
@@ -382,52 +344,40 @@ impl EnrollmentSet {
         doc: &serde_json::Value,
         ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
     ) -> Result<()> {
-        let g = entry(doc)?;
-        let group_id = g
-            .enrollment_group_id
-            .clone()
-            .ok_or_else(|| EnrollmentError::new("enrollmentGroupId is missing"))?;
-        crate::ids::check_group_id(&group_id).map_err(EnrollmentError::new)?;
+        self.insert_loaded_group(GroupEntry::load(doc, ca_reference)?)
+    }
+
+    /// Adds a loaded enrollment group: refused if its ID is here already,
+    /// or if one of its CAs is another group's.
+    pub fn insert_loaded_group(&mut self, loaded: GroupEntry) -> Result<()> {
+        let group_id = loaded.group.group_id.clone();
         if self.group_ids.contains(&group_id) {
             return Err(EnrollmentError::new(
                 "enrollment group ID appears more than once",
             ));
         }
-        let enabled = enabled(g.provisioning_status.as_deref())?;
-        let allocation = g.allocation();
-        let (certs, _) = group_certs(x509(g.attestation)?, ca_reference)?;
-        let group = EnrollmentGroup {
-            group_id: group_id.clone(),
-            enabled,
-        };
-        let mut identities = Vec::with_capacity(certs.len());
-        for der in &certs {
-            let identity = policy_host::certificate_keys(der)
-                .map_err(|r| {
-                    EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
-                })?
-                .ca_identity;
-            // One CA (subject and key), one group: a second group on the
-            // same CA, even through another certificate of it, would make
-            // the decision depend on which one a lookup finds.
-            if let Some(other) = self.groups.get(&identity) {
+        // One CA (subject and key), one group: a second group on the
+        // same CA, even through another certificate of it, would make
+        // the decision depend on which one a lookup finds.
+        for ca in &loaded.cas {
+            if let Some(other) = self.groups.get(&ca.keys.ca_identity) {
                 return Err(EnrollmentError::conflict(format!(
                     "its CA (same subject and public key) is already the CA of enrollment group '{}'",
                     other.group_id
                 )));
             }
-            identities.push(identity);
         }
-        if let Some(primary) = certs.first() {
+        if let Some(primary) = loaded.primary_certificate() {
             self.group_certificates
-                .insert(group_id.clone(), primary.clone());
+                .insert(group_id.clone(), primary.to_vec());
         }
-        for (der, identity) in certs.into_iter().zip(identities) {
-            self.add_anchor(der)?;
-            self.groups.insert(identity, group.clone());
+        for ca in loaded.cas {
+            self.groups
+                .insert(ca.keys.ca_identity, loaded.group.clone());
+            self.add_anchor_with(ca.der, ca.keys.subject_key);
         }
         self.allocations
-            .insert((EnrollmentKind::Group, group_id.clone()), allocation);
+            .insert((EnrollmentKind::Group, group_id.clone()), loaded.allocation);
         self.group_ids.insert(group_id);
         Ok(())
     }
@@ -439,11 +389,15 @@ impl EnrollmentSet {
                 EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
             })?
             .subject_key;
-        let list = self.anchors.entry(subject).or_default();
+        self.add_anchor_with(der, subject);
+        Ok(())
+    }
+
+    fn add_anchor_with(&mut self, der: Vec<u8>, subject_key: [u8; 32]) {
+        let list = self.anchors.entry(subject_key).or_default();
         if !list.contains(&der) {
             list.push(der);
         }
-        Ok(())
     }
 
     /// Number of individual enrollments and groups.
@@ -468,15 +422,136 @@ impl EnrollmentSet {
     }
 }
 
-/// The CA certificates (DER) of an enrollment group document, primary
-/// first, as [`EnrollmentSet::insert_group`] reads them: its
-/// `signingCertificates` (then `true`: they are the group's own trust
-/// anchors), or else the verified CA certificates its `caReferences` name.
-pub fn group_certificates(
-    doc: &serde_json::Value,
-    ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
-) -> Result<(Vec<Vec<u8>>, bool)> {
-    group_certs(x509(entry(doc)?.attestation)?, ca_reference)
+/// An individual enrollment document, loaded once: what a decision and
+/// the service read of it. [`IndividualEntry::load`] holds the rules an
+/// individual enrollment must meet; a document that breaks one does not
+/// load, and the service refuses its registration ID.
+#[derive(Clone, Debug)]
+pub struct IndividualEntry {
+    /// The enrollment as the component is handed it.
+    pub enrollment: IndividualEnrollment,
+    /// Its allocation settings.
+    pub allocation: Allocation,
+}
+
+impl IndividualEntry {
+    /// Loads a DPS `IndividualEnrollment` document.
+    pub fn load(doc: &serde_json::Value) -> Result<IndividualEntry> {
+        let e = entry(doc)?;
+        let registration_id = e
+            .registration_id
+            .clone()
+            .ok_or_else(|| EnrollmentError::new("registrationId is missing"))?;
+        policy_host::check_registration_id(&registration_id)
+            .map_err(|r| EnrollmentError::new(r.message))?;
+        if let Some(device_id) = &e.device_id {
+            crate::ids::check_device_id(device_id).map_err(EnrollmentError::new)?;
+        }
+        let enabled = enabled(e.provisioning_status.as_deref())?;
+        let allocation = e.allocation();
+        let x509 = x509(e.attestation)?;
+        let certs = certificates(x509.client_certificates, "clientCertificates")?;
+        for (der, which) in certs.iter().zip(["primary", "secondary"]) {
+            // Parsed on write: a device certificate that cannot be read
+            // would only refuse its device later, with a worse message.
+            policy_host::certificate_keys(der).map_err(|r| {
+                EnrollmentError::new(format!(
+                    "clientCertificates.{which} is not a usable certificate: {}",
+                    r.message
+                ))
+            })?;
+            // A CA certificate can never be a device's leaf: refused on
+            // write rather than stored as an entry that never admits.
+            if is_ca_certificate(der) {
+                return Err(EnrollmentError::new(format!(
+                    "clientCertificates.{which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)"
+                )));
+            }
+        }
+        Ok(IndividualEntry {
+            enrollment: IndividualEnrollment {
+                registration_id,
+                device_id: e.device_id,
+                enabled,
+                certificates: certs.iter().map(|d| Sha256::digest(d).into()).collect(),
+            },
+            allocation,
+        })
+    }
+}
+
+/// One CA certificate of an enrollment group, with its lookup keys.
+#[derive(Clone, Debug)]
+pub struct GroupCa {
+    /// The certificate (DER).
+    pub der: Vec<u8>,
+    /// Its keys (CA identity, subject name key).
+    pub keys: CertificateKeys,
+}
+
+/// An enrollment group document, loaded once against the verified CA
+/// certificates its `caReferences` may name: what a decision and the
+/// service read of it. [`GroupEntry::load`] holds the rules a group must
+/// meet on its own; one CA, one group across groups is
+/// [`EnrollmentSet::insert_loaded_group`]'s (and the service's) to check.
+#[derive(Clone, Debug)]
+pub struct GroupEntry {
+    /// The group as the component is handed it.
+    pub group: EnrollmentGroup,
+    /// Its allocation settings.
+    pub allocation: Allocation,
+    /// Its CA certificates, primary first: its `signingCertificates`, or
+    /// the verified CA certificates its `caReferences` name.
+    pub cas: Vec<GroupCa>,
+    /// Whether they are the group's own trust anchors
+    /// (`signingCertificates`); referenced CAs are anchors as verified CA
+    /// certificates already.
+    pub anchors: bool,
+}
+
+impl GroupEntry {
+    /// Loads a DPS `EnrollmentGroup` document. `ca_reference` resolves
+    /// `caReferences` names to verified CA certificates (DER); `None` for
+    /// an unknown or unverified name.
+    pub fn load(
+        doc: &serde_json::Value,
+        ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,
+    ) -> Result<GroupEntry> {
+        let g = entry(doc)?;
+        let group_id = g
+            .enrollment_group_id
+            .clone()
+            .ok_or_else(|| EnrollmentError::new("enrollmentGroupId is missing"))?;
+        crate::ids::check_group_id(&group_id).map_err(EnrollmentError::new)?;
+        let enabled = enabled(g.provisioning_status.as_deref())?;
+        let allocation = g.allocation();
+        let (ders, anchors) = group_certs(x509(g.attestation)?, ca_reference)?;
+        let mut cas = Vec::with_capacity(ders.len());
+        for der in ders {
+            let keys = policy_host::certificate_keys(&der).map_err(|r| {
+                EnrollmentError::new(format!("CA certificate is not usable: {}", r.message))
+            })?;
+            cas.push(GroupCa { der, keys });
+        }
+        Ok(GroupEntry {
+            group: EnrollmentGroup { group_id, enabled },
+            allocation,
+            cas,
+            anchors,
+        })
+    }
+
+    /// The primary CA certificate (DER).
+    pub fn primary_certificate(&self) -> Option<&[u8]> {
+        self.cas.first().map(|ca| ca.der.as_slice())
+    }
+
+    /// Whether the CA with this identity is one of the group's.
+    pub fn covers(&self, ca_identity: &[u8; 32]) -> bool {
+        self.cas
+            .iter()
+            .any(|ca| &ca.keys.ca_identity == ca_identity)
+    }
 }
 
 fn group_certs(
@@ -523,7 +598,9 @@ fn group_certs(
 
 /// The CA certificates that can still be read from a group document that
 /// does not load: its signing certificates that parse and the verified CA
-/// certificates it names (the service marks those CAs unusable).
+/// certificates it names (the service marks those CAs unusable). Lenient
+/// on purpose, as [`ca_reference_names`] is: they read what
+/// [`GroupEntry::load`] refuses.
 pub fn readable_group_certificates(
     doc: &serde_json::Value,
     ca_reference: &dyn Fn(&str) -> Option<Vec<u8>>,

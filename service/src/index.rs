@@ -29,7 +29,9 @@ use serde_json::Value;
 
 use attest_dps::EnrollmentSet;
 use attest_dps::documents::{CaCert, complete_enrollment, id_field, key_of};
-use attest_dps::enrollment::{ca_reference_names, group_certificates, readable_group_certificates};
+use attest_dps::enrollment::{
+    GroupEntry, IndividualEntry, ca_reference_names, readable_group_certificates,
+};
 use policy_host::{
     Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
     IndividualEnrollment, Refusal,
@@ -39,124 +41,150 @@ use crate::store::{LookupKey, LookupKind, Snapshot, Store, StoreError, Transacti
 use crate::{Service, new_etag, now_rfc3339};
 
 /// Who owns a lookup key: an enrollment group (by stored key) or a CA
-/// certificate (by name). Stored as `group:<key>` / `ca:<name>`; parsed
-/// by stripping exactly one prefix, so a group whose ID itself starts
-/// with `group:` is that group, not another.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// certificate (by name). The store's `owner` column holds
+/// [`Owner::stored`] (`group:<key>`, `ca:<name>`); this type is the only
+/// code that writes or reads that text. A stored form attest never writes
+/// is [`Owner::Foreign`]: it finds nothing but a refusal.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Owner {
     Group(String),
     Ca(String),
+    Foreign(String),
 }
 
 impl Owner {
     /// The stored form.
-    pub(crate) fn key(&self) -> String {
+    pub(crate) fn stored(&self) -> String {
         match self {
             Owner::Group(key) => format!("group:{key}"),
             Owner::Ca(name) => format!("ca:{name}"),
+            Owner::Foreign(text) => text.clone(),
         }
     }
 
-    /// The owner a stored form names; `None` for a form attest never writes.
-    pub(crate) fn parse(stored: &str) -> Option<Owner> {
+    /// The owner a stored form names. Exactly one prefix is stripped, so a
+    /// group whose ID itself starts with `group:` is that group.
+    pub(crate) fn parse(stored: &str) -> Owner {
         if let Some(key) = stored.strip_prefix("group:") {
-            Some(Owner::Group(key.to_string()))
+            Owner::Group(key.to_string())
+        } else if let Some(name) = stored.strip_prefix("ca:") {
+            Owner::Ca(name.to_string())
         } else {
-            stored
-                .strip_prefix("ca:")
-                .map(|name| Owner::Ca(name.to_string()))
+            Owner::Foreign(stored.to_string())
         }
     }
 
     /// The group's stored key, if a group owns it.
-    fn group(stored: &str) -> Option<String> {
-        match Owner::parse(stored)? {
+    fn group(&self) -> Option<&str> {
+        match self {
             Owner::Group(key) => Some(key),
-            Owner::Ca(_) => None,
+            Owner::Ca(_) | Owner::Foreign(_) => None,
         }
+    }
+
+    /// How an owner is named in a message: a group by its key, anything
+    /// else by its stored form.
+    fn label(&self) -> String {
+        self.group().map_or_else(|| self.stored(), str::to_string)
     }
 }
 
-/// The lookup-key owner of an enrollment group (by stored key).
-fn group_owner(key: &str) -> String {
-    Owner::Group(key.to_string()).key()
+/// An enrollment group document as the index reads it: loaded once
+/// against the store's verified CA certificates, or why it does not load.
+/// Its lookup keys ([`group_keys`]), the management API's checks and a
+/// decision all read this one load.
+#[derive(Debug)]
+pub(crate) struct GroupDoc {
+    /// The CA certificate names its `caReferences` use (read leniently:
+    /// also of a document that does not load, so that it is re-derived
+    /// when they change).
+    names: Vec<String>,
+    /// The loaded group, or why not.
+    pub(crate) entry: std::result::Result<GroupEntry, Unloaded>,
 }
 
-/// The lookup-key owner of a CA certificate.
-fn ca_owner(name: &str) -> String {
-    Owner::Ca(name.to_string()).key()
+/// Why a group document does not load, and the CA certificates that can
+/// still be read of it (their CAs refuse while it is broken).
+#[derive(Debug)]
+pub(crate) struct Unloaded {
+    pub(crate) why: String,
+    readable: Vec<Vec<u8>>,
 }
 
-/// The verified CA certificates a group document's `caReferences` name,
-/// by name (read before parsing, so that a store failure is an error and
-/// never an "unverified" CA).
-pub(crate) fn referenced_cas(
-    tx: &dyn Transaction,
-    doc: &Value,
-) -> Result<HashMap<String, Vec<u8>>> {
-    let mut out = HashMap::new();
-    for name in ca_reference_names(doc) {
-        if let Some(ca) = tx.certificate(&name)?
+/// Loads a group document (`None`: the stored one is not JSON). The CA
+/// certificates its `caReferences` name are read first, so that a store
+/// failure is an error and never an "unverified" CA.
+pub(crate) fn load_group(tx: &dyn Transaction, doc: Option<&Value>) -> Result<GroupDoc> {
+    let Some(doc) = doc else {
+        return Ok(GroupDoc {
+            names: Vec::new(),
+            entry: Err(Unloaded {
+                why: "the stored document is not JSON".into(),
+                readable: Vec::new(),
+            }),
+        });
+    };
+    let names = ca_reference_names(doc);
+    let mut verified = HashMap::new();
+    for name in &names {
+        if let Some(ca) = tx.certificate(name)?
             && ca.verified
         {
-            out.insert(name, ca.der);
+            verified.insert(name.clone(), ca.der);
         }
     }
-    Ok(out)
+    let lookup = |name: &str| verified.get(name).cloned();
+    let entry = GroupEntry::load(doc, &lookup).map_err(|e| Unloaded {
+        why: e.to_string(),
+        readable: readable_group_certificates(doc, &lookup),
+    });
+    Ok(GroupDoc { names, entry })
 }
 
-/// The lookup keys of an enrollment group (`doc` is `None` when it is not
-/// JSON), and why it cannot be loaded, if it cannot.
-fn group_keys(tx: &dyn Transaction, id: &str, doc: Option<&Value>) -> Result<GroupKeys> {
-    let references = match doc {
-        Some(doc) => referenced_cas(tx, doc)?,
-        None => HashMap::new(),
-    };
-    let lookup = |name: &str| references.get(name).cloned();
-    let mut keys: Vec<LookupKey> = doc
-        .map(ca_reference_names)
-        .unwrap_or_default()
-        .into_iter()
+/// An enrollment checked for writing, with what its lookup keys come from.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    /// An individual enrollment (found by its key; it has no lookup keys).
+    Individual,
+    /// An enrollment group, as loaded.
+    Group(GroupDoc),
+}
+
+/// The lookup keys of enrollment group `id`, and why it cannot be loaded,
+/// if it cannot.
+fn group_keys(id: &str, group: &GroupDoc) -> GroupKeys {
+    let mut keys: Vec<LookupKey> = group
+        .names
+        .iter()
         .map(|name| LookupKey {
             kind: LookupKind::CaReference,
-            value: name.into_bytes(),
+            value: name.clone().into_bytes(),
             der: None,
         })
         .collect();
-    let loaded = match doc {
-        Some(doc) => EnrollmentSet::default()
-            .insert_group(doc, &lookup)
-            .map_err(|e| e.to_string())
-            .and_then(|()| group_certificates(doc, &lookup).map_err(|e| e.to_string())),
-        None => Err("the stored document is not JSON".to_string()),
-    };
-    let problem = match loaded {
-        Ok((ders, signing)) => {
-            for der in ders {
-                let Ok(k) = policy_host::certificate_keys(&der) else {
-                    continue; // insert_group checked them all
-                };
+    let problem = match &group.entry {
+        Ok(entry) => {
+            for ca in &entry.cas {
                 keys.push(LookupKey {
                     kind: LookupKind::GroupCa,
-                    value: k.ca_identity.to_vec(),
+                    value: ca.keys.ca_identity.to_vec(),
                     der: None,
                 });
-                if signing {
+                if entry.anchors {
                     keys.push(LookupKey {
                         kind: LookupKind::Anchor,
-                        value: k.subject_key.to_vec(),
-                        der: Some(der),
+                        value: ca.keys.subject_key.to_vec(),
+                        der: Some(ca.der.clone()),
                     });
                 }
             }
             None
         }
-        Err(why) => {
+        Err(unloaded) => {
             // The CAs that can still be read find the group, which then
             // refuses (it does not load); with none, every group refuses.
-            let identities: Vec<_> = doc
-                .map(|d| readable_group_certificates(d, &lookup))
-                .unwrap_or_default()
+            let identities: Vec<_> = unloaded
+                .readable
                 .iter()
                 .filter_map(|der| policy_host::certificate_keys(der).ok())
                 .map(|k| k.ca_identity)
@@ -174,11 +202,12 @@ fn group_keys(tx: &dyn Transaction, id: &str, doc: Option<&Value>) -> Result<Gro
                 der: None,
             }));
             Some(format!(
-                "enrollment group '{id}' cannot be loaded ({why}); the devices under its CA are refused until it is repaired"
+                "enrollment group '{id}' cannot be loaded ({}); the devices under its CA are refused until it is repaired",
+                unloaded.why
             ))
         }
     };
-    Ok(GroupKeys { keys, problem })
+    GroupKeys { keys, problem }
 }
 
 /// What [`group_keys`] derives.
@@ -213,21 +242,24 @@ fn ca_keys(ca: &CaCert) -> (Vec<LookupKey>, Option<String>) {
     }
 }
 
-/// Writes an enrollment and its lookup keys.
+/// Writes a checked enrollment and its lookup keys.
 pub(crate) fn put_enrollment(
     tx: &dyn Transaction,
-    kind: EnrollmentKind,
     key: &str,
     doc: &Value,
     etag: &str,
+    checked: &Checked,
 ) -> Result<()> {
-    tx.put_enrollment(kind, key, doc, etag)?;
-    if kind == EnrollmentKind::Group {
-        let derived = group_keys(tx, key, Some(doc))?;
-        if let Some(problem) = &derived.problem {
-            tracing::error!("{problem}");
+    match checked {
+        Checked::Individual => tx.put_enrollment(EnrollmentKind::Individual, key, doc, etag)?,
+        Checked::Group(group) => {
+            tx.put_enrollment(EnrollmentKind::Group, key, doc, etag)?;
+            let derived = group_keys(key, group);
+            if let Some(problem) = &derived.problem {
+                tracing::error!("{problem}");
+            }
+            tx.set_lookup_keys(&Owner::Group(key.into()).stored(), &derived.keys)?;
         }
-        tx.set_lookup_keys(&group_owner(key), &derived.keys)?;
     }
     Ok(())
 }
@@ -240,7 +272,7 @@ pub(crate) fn delete_enrollment(
 ) -> Result<()> {
     tx.delete_enrollment(kind, key)?;
     if kind == EnrollmentKind::Group {
-        tx.set_lookup_keys(&group_owner(key), &[])?;
+        tx.set_lookup_keys(&Owner::Group(key.into()).stored(), &[])?;
     }
     Ok(())
 }
@@ -253,7 +285,7 @@ pub(crate) fn put_certificate(tx: &dyn Transaction, ca: &CaCert) -> Result<()> {
     if let Some(problem) = problem {
         tracing::error!("{problem}");
     }
-    tx.set_lookup_keys(&ca_owner(&ca.name), &keys)?;
+    tx.set_lookup_keys(&Owner::Ca(ca.name.clone()).stored(), &keys)?;
     rederive_referencing(tx, &ca.name)
 }
 
@@ -261,15 +293,16 @@ pub(crate) fn put_certificate(tx: &dyn Transaction, ca: &CaCert) -> Result<()> {
 /// the groups that name it.
 pub(crate) fn delete_certificate(tx: &dyn Transaction, name: &str) -> Result<()> {
     tx.delete_certificate(name)?;
-    tx.set_lookup_keys(&ca_owner(name), &[])?;
+    tx.set_lookup_keys(&Owner::Ca(name.into()).stored(), &[])?;
     rederive_referencing(tx, name)
 }
 
 fn rederive_referencing(tx: &dyn Transaction, name: &str) -> Result<()> {
     for key in referencing_groups(tx, name)? {
         let doc = tx.enrollment(EnrollmentKind::Group, &key)?;
-        let derived = group_keys(tx, &key, doc.as_ref().map(|d| &d.doc))?;
-        tx.set_lookup_keys(&group_owner(&key), &derived.keys)?;
+        let group = load_group(tx, doc.as_ref().map(|d| &d.doc))?;
+        let derived = group_keys(&key, &group);
+        tx.set_lookup_keys(&Owner::Group(key).stored(), &derived.keys)?;
     }
     Ok(())
 }
@@ -279,25 +312,18 @@ pub(crate) fn referencing_groups(tx: &dyn Transaction, name: &str) -> Result<Vec
     Ok(tx
         .lookup(LookupKind::CaReference, name.as_bytes())?
         .into_iter()
-        .filter_map(|(owner, _)| Owner::group(&owner))
+        .filter_map(|(owner, _)| Owner::parse(&owner).group().map(str::to_string))
         .collect())
 }
 
-/// The other enrollment groups on one of these CA certificates' CAs
-/// (one CA, one group), by ID.
-pub(crate) fn groups_on_cas(
-    tx: &dyn Transaction,
-    ders: &[Vec<u8>],
-    except: &str,
-) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for der in ders {
-        let Ok(k) = policy_host::certificate_keys(der) else {
-            continue;
-        };
-        for (owner, _) in tx.lookup(LookupKind::GroupCa, &k.ca_identity)? {
-            if let Some(id) = owner.strip_prefix("group:")
-                && id != except
+/// The other enrollment groups on one of `entry`'s CAs (one CA, one
+/// group), by ID.
+pub(crate) fn other_groups_on_cas(tx: &dyn Transaction, entry: &GroupEntry) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for ca in &entry.cas {
+        for (owner, _) in tx.lookup(LookupKind::GroupCa, &ca.keys.ca_identity)? {
+            if let Some(id) = Owner::parse(&owner).group()
+                && id != entry.group.group_id
                 && !out.iter().any(|o| o == id)
             {
                 out.push(id.to_string());
@@ -317,16 +343,16 @@ impl Service {
     /// the start.
     pub fn derive_lookup_keys(&self) -> Result<Vec<String>> {
         let problems = self.store.write_with(|tx| {
-            let mut stored: HashMap<String, Vec<LookupKey>> = HashMap::new();
+            let mut stored: HashMap<Owner, Vec<LookupKey>> = HashMap::new();
             for (owner, key) in tx.lookup_keys()? {
-                stored.entry(owner).or_default().push(key);
+                stored.entry(Owner::parse(&owner)).or_default().push(key);
             }
             let mut problems = Vec::new();
             let mut unloadable = Vec::new();
             for ca in tx.certificates()? {
                 let (keys, problem) = ca_keys(&ca);
                 problems.extend(problem);
-                write_if_changed(tx, &mut stored, ca_owner(&ca.name), keys)?;
+                write_if_changed(tx, &mut stored, Owner::Ca(ca.name), keys)?;
             }
             // Groups a page at a time: a large fleet's documents are never
             // all in memory at once.
@@ -337,13 +363,12 @@ impl Service {
                 after = Some(last.clone());
                 for (key, doc) in page {
                     let doc = doc.ok().map(|d| d.doc);
-                    let g = group_keys(tx, &key, doc.as_ref())?;
+                    let g = group_keys(&key, &load_group(tx, doc.as_ref())?);
                     problems.extend(g.problem);
                     if g.keys.iter().any(|k| k.kind == LookupKind::Unloadable) {
                         unloadable.push(key.clone());
                     }
-                    let owner = group_owner(&key);
-                    write_if_changed(tx, &mut stored, owner, g.keys)?;
+                    write_if_changed(tx, &mut stored, Owner::Group(key), g.keys)?;
                 }
             }
             if !unloadable.is_empty() {
@@ -354,7 +379,7 @@ impl Service {
             }
             // Keys of documents that are gone.
             for owner in stored.into_keys() {
-                tx.set_lookup_keys(&owner, &[])?;
+                tx.set_lookup_keys(&owner.stored(), &[])?;
             }
             anyhow::Ok(problems)
         })?;
@@ -402,7 +427,13 @@ impl Service {
                     let doc = complete_enrollment(doc.clone(), None, &now, &etag);
                     match tx.enrollment(kind, &key) {
                         Ok(None) => {
-                            put_enrollment(tx, kind, &key, &doc, &etag)?;
+                            let checked = match kind {
+                                EnrollmentKind::Individual => Checked::Individual,
+                                EnrollmentKind::Group => {
+                                    Checked::Group(load_group(tx, Some(&doc))?)
+                                }
+                            };
+                            put_enrollment(tx, &key, &doc, &etag, &checked)?;
                             match kind {
                                 EnrollmentKind::Individual => seeded.individuals += 1,
                                 EnrollmentKind::Group => seeded.groups += 1,
@@ -454,8 +485,8 @@ fn same_entry(a: &Value, b: &Value) -> bool {
 /// owner; the entry is taken out) holds the same.
 fn write_if_changed(
     tx: &dyn Transaction,
-    stored: &mut HashMap<String, Vec<LookupKey>>,
-    owner: String,
+    stored: &mut HashMap<Owner, Vec<LookupKey>>,
+    owner: Owner,
     mut keys: Vec<LookupKey>,
 ) -> Result<()> {
     let mut old = stored.remove(&owner).unwrap_or_default();
@@ -463,7 +494,7 @@ fn write_if_changed(
     keys.sort_by_key(order);
     old.sort_by_key(order);
     if keys != old {
-        tx.set_lookup_keys(&owner, &keys)?;
+        tx.set_lookup_keys(&owner.stored(), &keys)?;
     }
     Ok(())
 }
@@ -579,15 +610,23 @@ impl Found {
         self.group_certificates.get(group_id).map(Vec::as_slice)
     }
 
-    /// Keeps what `set` loaded for entry `id` of `kind`.
-    fn keep(&mut self, set: &EnrollmentSet, kind: EnrollmentKind, id: &str) {
-        if let Some(a) = set.allocation(kind, id) {
-            self.allocations.insert((kind, key_of(kind, id)), a.clone());
-        }
-        if kind == EnrollmentKind::Group
-            && let Some(der) = set.group_certificate(id)
-        {
-            self.group_certificates.insert(id.to_string(), der.to_vec());
+    /// Keeps what the decision needs of the individual enrollment it read
+    /// for `registration_id`.
+    fn keep_individual(&mut self, registration_id: &str, entry: &IndividualEntry) {
+        let key = key_of(EnrollmentKind::Individual, registration_id);
+        self.allocations
+            .insert((EnrollmentKind::Individual, key), entry.allocation.clone());
+    }
+
+    /// Keeps what the decision needs of a group it read.
+    fn keep_group(&mut self, entry: &GroupEntry) {
+        let id = &entry.group.group_id;
+        self.allocations.insert(
+            (EnrollmentKind::Group, key_of(EnrollmentKind::Group, id)),
+            entry.allocation.clone(),
+        );
+        if let Some(der) = entry.primary_certificate() {
+            self.group_certificates.insert(id.clone(), der.to_vec());
         }
     }
 }
@@ -692,11 +731,22 @@ impl EnrollmentSource for Lookups {
                 Err(e @ StoreError::Unreadable(_)) => Err(e.to_string()),
                 Err(e) => return Err(e.into()),
             };
-            let mut set = EnrollmentSet::default();
-            match doc.and_then(|d| set.insert_individual(&d).map_err(|e| e.to_string())) {
-                Ok(()) => {
-                    memo.found.keep(&set, EnrollmentKind::Individual, registration_id);
-                    Ok(set.individual(registration_id))
+            let loaded = doc.and_then(|d| IndividualEntry::load(&d).map_err(|e| e.to_string()));
+            // Found by its key, the document must be that enrollment.
+            let loaded = loaded.and_then(|entry| {
+                if entry.enrollment.registration_id.eq_ignore_ascii_case(registration_id) {
+                    Ok(entry)
+                } else {
+                    Err(format!(
+                        "it is stored under '{key}' but names registration ID '{}'",
+                        entry.enrollment.registration_id
+                    ))
+                }
+            });
+            match loaded {
+                Ok(entry) => {
+                    memo.found.keep_individual(registration_id, &entry);
+                    Ok(Some(entry.enrollment))
                 }
                 Err(why) => {
                     tracing::error!(
@@ -720,8 +770,8 @@ impl EnrollmentSource for Lookups {
                 let owners = tx.lookup(LookupKind::Unloadable, &[])?;
                 *memo.unloadable = Some(
                     owners
-                        .into_iter()
-                        .map(|(o, _)| Owner::group(&o).unwrap_or(o))
+                        .iter()
+                        .map(|(o, _)| Owner::parse(o).label())
                         .collect(),
                 );
             }
@@ -732,11 +782,11 @@ impl EnrollmentSource for Lookups {
             let owners = tx.lookup(LookupKind::GroupCa, ca_identity)?;
             let key = match owners.as_slice() {
                 [] => return Ok(None),
-                [(owner, _)] => match Owner::group(owner) {
-                    Some(key) => key,
+                [(owner, _)] => match Owner::parse(owner) {
+                    Owner::Group(key) => key,
                     // Keys attest never writes decide nothing.
-                    None => {
-                        let why = Unusable::NotAGroup(owner.clone());
+                    other => {
+                        let why = Unusable::NotAGroup(other.stored());
                         return Ok(Some(memo.found.refusing(why)));
                     }
                 },
@@ -745,7 +795,7 @@ impl EnrollmentSource for Lookups {
                 more => {
                     let ids: Vec<_> = more
                         .iter()
-                        .map(|(o, _)| Owner::group(o).unwrap_or_else(|| o.clone()))
+                        .map(|(o, _)| Owner::parse(o).label())
                         .collect();
                     return Ok(Some(memo.found.refusing(Unusable::SharedCa(ids))));
                 }
@@ -760,21 +810,21 @@ impl EnrollmentSource for Lookups {
                 tracing::error!("enrollment group '{key}' cannot be loaded (not JSON, or gone); the devices under its CA are refused");
                 return Ok(Some(memo.found.refusing(unloadable)));
             };
-            let references = referenced_cas(tx, &doc)?;
-            let mut set = EnrollmentSet::default();
-            if let Err(e) = set.insert_group(&doc, &|name| references.get(name).cloned()) {
-                tracing::error!(
-                    "enrollment group '{key}' cannot be loaded ({e}); the devices under its CA are refused until it is repaired"
-                );
-                return Ok(Some(memo.found.refusing(unloadable)));
-            }
-            // The keys said this CA; the document must say so too.
-            match set.group(ca_identity) {
-                Some(group) => {
-                    memo.found.keep(&set, EnrollmentKind::Group, &group.group_id);
-                    Ok(Some(group))
+            let entry = match load_group(tx, Some(&doc))?.entry {
+                Ok(entry) => entry,
+                Err(Unloaded { why, .. }) => {
+                    tracing::error!(
+                        "enrollment group '{key}' cannot be loaded ({why}); the devices under its CA are refused until it is repaired"
+                    );
+                    return Ok(Some(memo.found.refusing(unloadable)));
                 }
-                None => Ok(Some(memo.found.refusing(unloadable))),
+            };
+            // The keys said this CA; the document must say so too.
+            if entry.covers(ca_identity) {
+                memo.found.keep_group(&entry);
+                Ok(Some(entry.group))
+            } else {
+                Ok(Some(memo.found.refusing(unloadable)))
             }
         })
     }

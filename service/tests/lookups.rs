@@ -241,3 +241,37 @@ fn lookup_keys_are_derived_again_at_start() {
     before.sort_by(order);
     assert_eq!(again, before);
 }
+
+/// An individual enrollment is found by its key; a stored document under
+/// a device's key that names another registration ID (written behind the
+/// service's back) refuses that device: it is never read as "no
+/// individual enrollment", which would hand the device to its group.
+#[test]
+fn an_individual_enrollment_stored_under_another_key_refuses() {
+    let pki = pki();
+    let (_dir, service, behind) = with_a_second_connection(&pki);
+    assert_eq!(outcome(&service, &pki, 1), "assigned");
+    let other = behind
+        .read_with(|tx| tx.enrollment(EnrollmentKind::Individual, "device-3"))
+        .unwrap()
+        .unwrap();
+    let mut doc = other.doc.clone();
+    doc["registrationId"] = "device-9".into();
+    doc["provisioningStatus"] = "enabled".into();
+    behind
+        .write_with(|tx| {
+            tx.put_enrollment(EnrollmentKind::Individual, "device-1", &doc, &other.etag)
+        })
+        .unwrap();
+    // Refused as an entry that cannot be loaded is (it holds no
+    // certificate of this device): 401, not the group's assignment.
+    assert_eq!(outcome(&service, &pki, 1), "401");
+    // The same document under its own key is simply another device's.
+    behind
+        .write_with(|tx| {
+            tx.delete_enrollment(EnrollmentKind::Individual, "device-1")?;
+            tx.put_enrollment(EnrollmentKind::Individual, "device-9", &doc, &other.etag)
+        })
+        .unwrap();
+    assert_eq!(outcome(&service, &pki, 1), "assigned");
+}

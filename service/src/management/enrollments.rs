@@ -7,16 +7,16 @@ use anyhow::Result;
 use serde_json::Value;
 
 use attest_dps::documents::{complete_enrollment, etag_matches, id_field, key_of};
-use attest_dps::enrollment::{group_certificates, normalize_entry};
+use attest_dps::enrollment::{IndividualEntry, normalize_entry};
 use attest_dps::query::{Page, Paging, check_query};
-use attest_dps::{DpsError, EnrollmentSet, ErrorKind};
+use attest_dps::{DpsError, ErrorKind};
 use policy_host::EnrollmentKind;
 
 use super::{
     TxError, Unit, bad_request, collection, conflict, enrollment_not_found, item_type, judged,
     paged, stale, with_registration_state,
 };
-use crate::index;
+use crate::index::{self, Checked};
 use crate::store::{Doc, Transaction};
 use crate::{Answer, Reply, Service, new_etag, now_rfc3339};
 
@@ -242,16 +242,12 @@ fn prepare_entry(kind: EnrollmentKind, id: &str, body: &Value) -> Result<Value, 
 /// Where [`store_entry`] and [`delete_entry`] read and write entries: the
 /// transaction itself, or a bulk operation's [`Staged`] view of it.
 trait Entries {
+    /// The entry of `kind` stored under `key`.
     fn get(&mut self, tx: &dyn Transaction, kind: EnrollmentKind, key: &str)
     -> Result<Option<Doc>>;
-    fn put(
-        &mut self,
-        tx: &dyn Transaction,
-        kind: EnrollmentKind,
-        key: &str,
-        doc: &Value,
-        etag: &str,
-    ) -> Result<()>;
+    /// Writes an entry [`check_entry`] checked.
+    fn put(&mut self, tx: &dyn Transaction, key: &str, doc: &Doc, checked: &Checked) -> Result<()>;
+    /// Deletes the entry of `kind` stored under `key`.
     fn delete(&mut self, tx: &dyn Transaction, kind: EnrollmentKind, key: &str) -> Result<()>;
 }
 
@@ -267,15 +263,8 @@ impl Entries for Direct {
     ) -> Result<Option<Doc>> {
         Ok(tx.enrollment(kind, key)?)
     }
-    fn put(
-        &mut self,
-        tx: &dyn Transaction,
-        kind: EnrollmentKind,
-        key: &str,
-        doc: &Value,
-        etag: &str,
-    ) -> Result<()> {
-        index::put_enrollment(tx, kind, key, doc, etag)
+    fn put(&mut self, tx: &dyn Transaction, key: &str, doc: &Doc, checked: &Checked) -> Result<()> {
+        index::put_enrollment(tx, key, &doc.doc, &doc.etag, checked)
     }
     fn delete(&mut self, tx: &dyn Transaction, kind: EnrollmentKind, key: &str) -> Result<()> {
         index::delete_enrollment(tx, kind, key)
@@ -335,19 +324,9 @@ impl Entries for Staged {
             None => Ok(tx.enrollment(kind, key)?),
         }
     }
-    fn put(
-        &mut self,
-        _: &dyn Transaction,
-        _: EnrollmentKind,
-        key: &str,
-        doc: &Value,
-        etag: &str,
-    ) -> Result<()> {
-        let doc = Doc {
-            doc: doc.clone(),
-            etag: etag.to_string(),
-        };
-        self.current.insert(key.to_string(), Some(doc));
+    fn put(&mut self, _: &dyn Transaction, key: &str, doc: &Doc, checked: &Checked) -> Result<()> {
+        debug_assert!(matches!(checked, Checked::Individual));
+        self.current.insert(key.to_string(), Some(doc.clone()));
         self.written.insert(key.to_string());
         Ok(())
     }
@@ -388,13 +367,16 @@ fn store_entry(
         }
         _ => {}
     }
-    check_entry(tx, kind, id, &doc)?;
+    let checked = check_entry(tx, kind, id, &doc)?;
     let created = existing
         .as_ref()
         .and_then(|d| d.doc.get("createdDateTimeUtc"));
-    let doc = complete_enrollment(doc, created, now, etag);
-    entries.put(tx, kind, &key, &doc, etag)?;
-    Ok(doc)
+    let doc = Doc {
+        doc: complete_enrollment(doc, created, now, etag),
+        etag: etag.to_string(),
+    };
+    entries.put(tx, &key, &doc, &checked)?;
+    Ok(doc.doc)
 }
 
 /// Deletes an entry in `tx`: 404 when absent, 412 on a stale `If-Match`.
@@ -419,28 +401,25 @@ fn delete_entry(
 /// Whether `doc` (entry `id` of `kind`) loads as a decision will read it:
 /// for a group, against the verified CA certificates, and on a CA no
 /// other stored group is on (a second group on the same CA is a 409).
-fn check_entry(tx: &dyn Transaction, kind: EnrollmentKind, id: &str, doc: &Value) -> Unit<()> {
-    let mut scratch = EnrollmentSet::default();
-    let loaded = match kind {
-        EnrollmentKind::Individual => scratch.insert_individual(doc),
+/// The load is kept for writing the entry's lookup keys.
+fn check_entry(tx: &dyn Transaction, kind: EnrollmentKind, id: &str, doc: &Value) -> Unit<Checked> {
+    match kind {
+        EnrollmentKind::Individual => match IndividualEntry::load(doc) {
+            Ok(_) => Ok(Checked::Individual),
+            Err(e) => Err(bad_request(e.to_string()).into()),
+        },
         EnrollmentKind::Group => {
-            let references = index::referenced_cas(tx, doc)?;
-            let lookup = |name: &str| references.get(name).cloned();
-            match scratch
-                .insert_group(doc, &lookup)
-                .and_then(|()| group_certificates(doc, &lookup))
-            {
-                Ok((ders, _)) => {
-                    if let Some(other) = index::groups_on_cas(tx, &ders, id)?.first() {
-                        return Err(TxError::Refused(conflict(format!(
-                            "enrollment group '{id}': its CA (same subject and public key) is already the CA of enrollment group '{other}'"
-                        ))));
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(e),
+            let group = index::load_group(tx, Some(doc))?;
+            let entry = group
+                .entry
+                .as_ref()
+                .map_err(|unloaded| bad_request(unloaded.why.clone()))?;
+            if let Some(other) = index::other_groups_on_cas(tx, entry)?.first() {
+                return Err(TxError::Refused(conflict(format!(
+                    "enrollment group '{id}': its CA (same subject and public key) is already the CA of enrollment group '{other}'"
+                ))));
             }
+            Ok(Checked::Group(group))
         }
-    };
-    loaded.map_err(|e| bad_request(e.to_string()).into())
+    }
 }
