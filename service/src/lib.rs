@@ -20,6 +20,7 @@ pub mod files;
 mod index;
 mod management;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 pub mod store;
 

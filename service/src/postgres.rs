@@ -15,19 +15,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use postgres::{GenericClient, IsolationLevel, Row, Statement};
+use postgres::types::{ToSql, Type};
+use postgres::{GenericClient, IsolationLevel, Statement};
 use r2d2_postgres::{PostgresConnectionManager, r2d2};
 use rustls_pki_types::pem::PemObject;
-use serde_json::Value;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use attest_dps::documents::CaCert;
-use policy_host::EnrollmentKind;
-
-use crate::store::{
-    Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
-    StoreResult, Transaction, kind_str, limit_of, parse_stored,
-};
+use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql};
+use crate::store::{Snapshot, Store, StoreError, StoreResult, Transaction};
 
 mod migrations {
     refinery::embed_migrations!("migrations/postgres");
@@ -142,9 +137,10 @@ impl PostgresStore {
             .read_only(!write)
             .start()?;
         {
-            let tx = PgTx::new(&mut tx, statements);
+            let tx = Sql(PgTx::new(&mut tx, statements));
             if write {
-                tx.0.borrow_mut()
+                tx.0.0
+                    .borrow_mut()
                     .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
             }
             work(&tx)?;
@@ -257,7 +253,8 @@ impl<'a> PgTx<'a> {
     }
 }
 
-/// Queries by their SQL text, each prepared once per connection.
+/// Queries by their SQL text ([`crate::sql`]), each prepared once per
+/// connection.
 struct Queries<'a> {
     conn: &'a mut dyn Conn,
     statements: &'a mut HashMap<&'static str, Statement>,
@@ -268,7 +265,7 @@ impl Queries<'_> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.conn.prepare(sql)?;
+        let statement = self.conn.prepare(&crate::sql::postgres_text(sql))?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
@@ -282,18 +279,9 @@ impl Queries<'_> {
         &mut self,
         sql: &'static str,
         params: &Params<'_>,
-    ) -> Result<Vec<Row>, postgres::Error> {
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
         let statement = self.statement(sql)?;
         self.conn.query(&statement, params)
-    }
-
-    fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: &Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error> {
-        let statement = self.statement(sql)?;
-        self.conn.query_opt(&statement, params)
     }
 }
 
@@ -311,12 +299,7 @@ trait Conn {
         &mut self,
         statement: &Statement,
         params: &Params<'_>,
-    ) -> Result<Vec<Row>, postgres::Error>;
-    fn query_opt(
-        &mut self,
-        statement: &Statement,
-        params: &Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error>;
+    ) -> Result<Vec<postgres::Row>, postgres::Error>;
 }
 
 impl<C: GenericClient> Conn for C {
@@ -334,15 +317,8 @@ impl<C: GenericClient> Conn for C {
         &mut self,
         statement: &Statement,
         params: &Params<'_>,
-    ) -> Result<Vec<Row>, postgres::Error> {
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
         GenericClient::query(self, statement, params)
-    }
-    fn query_opt(
-        &mut self,
-        statement: &Statement,
-        params: &Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error> {
-        GenericClient::query_opt(self, statement, params)
     }
 }
 
@@ -360,7 +336,7 @@ impl Snapshot for PgSnapshot {
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
         let Cached { client, statements } = &mut **conn;
-        work(&PgTx::new(client, statements))
+        work(&Sql(PgTx::new(client, statements)))
     }
 }
 
@@ -374,324 +350,60 @@ impl Drop for PgSnapshot {
     }
 }
 
-fn doc_of(row: &postgres::Row) -> StoreResult<(String, Doc)> {
-    let id: String = row.get(0);
-    let doc: String = row.get(1);
-    Ok((
-        id,
-        Doc {
-            doc: parse_stored(&doc)?,
-            etag: row.get(2),
-        },
-    ))
-}
+impl Driver for PgTx<'_> {
+    const DIALECT: Dialect = Dialect::Postgres;
 
-fn ca_of(row: &postgres::Row) -> CaCert {
-    CaCert {
-        name: row.get(0),
-        der: row.get(1),
-        verified: row.get(2),
-        code: row.get(3),
-        etag: row.get(4),
-        created: row.get(5),
-        updated: row.get(6),
+    fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
+        Ok(self.0.borrow_mut().execute(sql, &bound(params))?)
+    }
+
+    fn query(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        let rows = self.0.borrow_mut().query(sql, &bound(params))?;
+        rows.iter().map(cells).collect()
     }
 }
 
-impl Transaction for PgTx<'_> {
-    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<Option<Doc>> {
-        self.0
-            .borrow_mut()
-            .query_opt(
-                "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id = $2",
-                &[&kind_str(kind), &key],
-            )?
-            .map(|r| doc_of(&r).map(|(_, d)| d))
-            .transpose()
-    }
+/// Parameters as the PostgreSQL client binds them.
+fn bound<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| -> &'a (dyn ToSql + Sync) {
+            match param {
+                Param::Text(v) => v,
+                Param::MaybeText(v) => v,
+                Param::Blob(v) => v,
+                Param::MaybeBlob(v) => v,
+                Param::Int(v) => v,
+                Param::Flag(v) => v,
+                Param::Texts(v) => v,
+            }
+        })
+        .collect()
+}
 
-    fn enrollments(
-        &self,
-        kind: EnrollmentKind,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, StoreResult<Doc>)>> {
-        let rows = self.0.borrow_mut().query(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id > $2
-             ORDER BY id LIMIT $3",
-            &[&kind_str(kind), &after.unwrap_or(""), &limit_of(limit)],
-        )?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get::<_, String>(0), doc_of(r).map(|(_, d)| d)))
-            .collect())
+/// A row's cells, by the column types attest's schema uses.
+fn cells(row: &postgres::Row) -> StoreResult<Row> {
+    let mut out = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let ty = column.type_();
+        let cell = if *ty == Type::TEXT || *ty == Type::VARCHAR {
+            row.try_get::<_, Option<String>>(i)?.map(Cell::Text)
+        } else if *ty == Type::BYTEA {
+            row.try_get::<_, Option<Vec<u8>>>(i)?.map(Cell::Blob)
+        } else if *ty == Type::INT8 {
+            row.try_get::<_, Option<i64>>(i)?.map(Cell::Int)
+        } else if *ty == Type::INT4 {
+            row.try_get::<_, Option<i32>>(i)?
+                .map(|n| Cell::Int(n.into()))
+        } else if *ty == Type::BOOL {
+            row.try_get::<_, Option<bool>>(i)?.map(Cell::Flag)
+        } else {
+            return Err(StoreError::Database(anyhow::anyhow!(
+                "column {} has type {ty}, which attest's schema does not use",
+                column.name()
+            )));
+        };
+        out.push(cell.unwrap_or(Cell::Null));
     }
-
-    fn put_enrollment(
-        &self,
-        kind: EnrollmentKind,
-        key: &str,
-        doc: &Value,
-        etag: &str,
-    ) -> StoreResult<()> {
-        self.0.borrow_mut().execute(
-            "INSERT INTO enrollments (kind, id, doc, etag) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
-            &[&kind_str(kind), &key, &doc.to_string(), &etag],
-        )?;
-        Ok(())
-    }
-
-    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<()> {
-        self.0.borrow_mut().execute(
-            "DELETE FROM enrollments WHERE kind = $1 AND id = $2",
-            &[&kind_str(kind), &key],
-        )?;
-        Ok(())
-    }
-
-    fn enrollments_by_keys(
-        &self,
-        kind: EnrollmentKind,
-        keys: &[String],
-    ) -> StoreResult<Vec<(String, Doc)>> {
-        let rows = self.0.borrow_mut().query(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = $1 AND id = ANY($2)",
-            &[&kind_str(kind), &keys],
-        )?;
-        rows.iter().map(doc_of).collect()
-    }
-
-    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let ids: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
-        let docs: Vec<String> = entries.iter().map(|(_, d)| d.doc.to_string()).collect();
-        let etags: Vec<&str> = entries.iter().map(|(_, d)| d.etag.as_str()).collect();
-        self.0.borrow_mut().execute(
-            "INSERT INTO enrollments (kind, id, doc, etag)
-             SELECT $1, id, doc, etag FROM unnest($2::text[], $3::text[], $4::text[]) AS e(id, doc, etag)
-             ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
-            &[&kind_str(kind), &ids, &docs, &etags],
-        )?;
-        Ok(())
-    }
-
-    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> StoreResult<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        self.0.borrow_mut().execute(
-            "DELETE FROM enrollments WHERE kind = $1 AND id = ANY($2)",
-            &[&kind_str(kind), &keys],
-        )?;
-        Ok(())
-    }
-
-    fn certificate(&self, name: &str) -> StoreResult<Option<CaCert>> {
-        Ok(self
-            .0
-            .borrow_mut()
-            .query_opt(
-                "SELECT name, der, verified, code, etag, created, updated FROM certificates
-                 WHERE name = $1",
-                &[&name],
-            )?
-            .map(|r| ca_of(&r)))
-    }
-
-    fn certificates(&self) -> StoreResult<Vec<CaCert>> {
-        Ok(self
-            .0
-            .borrow_mut()
-            .query(
-                "SELECT name, der, verified, code, etag, created, updated FROM certificates
-                 ORDER BY name",
-                &[],
-            )?
-            .iter()
-            .map(ca_of)
-            .collect())
-    }
-
-    fn put_certificate(&self, ca: &CaCert) -> StoreResult<()> {
-        self.0.borrow_mut().execute(
-            "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (name) DO UPDATE SET der = excluded.der, verified = excluded.verified,
-               code = excluded.code, etag = excluded.etag, updated = excluded.updated",
-            &[
-                &ca.name,
-                &ca.der,
-                &ca.verified,
-                &ca.code,
-                &ca.etag,
-                &ca.created,
-                &ca.updated,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn delete_certificate(&self, name: &str) -> StoreResult<()> {
-        self.0
-            .borrow_mut()
-            .execute("DELETE FROM certificates WHERE name = $1", &[&name])?;
-        Ok(())
-    }
-
-    fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>> {
-        self.0
-            .borrow_mut()
-            .query_opt(
-                "SELECT id, doc, etag, leaf_sha256 FROM registrations WHERE id = $1",
-                &[&registration_id.to_ascii_lowercase()],
-            )?
-            .map(|r| {
-                Ok(Registration {
-                    doc: doc_of(&r)?.1,
-                    leaf_sha256: r.get(3),
-                })
-            })
-            .transpose()
-    }
-
-    fn registrations_of_group(
-        &self,
-        group_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Doc)>> {
-        let rows = self.0.borrow_mut().query(
-            "SELECT id, doc, etag FROM registrations WHERE group_id = $1 AND id > $2
-             ORDER BY id LIMIT $3",
-            &[&group_id, &after.unwrap_or(""), &limit_of(limit)],
-        )?;
-        rows.iter().map(doc_of).collect()
-    }
-
-    fn put_registration(
-        &self,
-        registration_id: &str,
-        group_id: Option<&str>,
-        doc: &Value,
-        etag: &str,
-        leaf_sha256: &[u8],
-    ) -> StoreResult<()> {
-        self.0.borrow_mut().execute(
-            "INSERT INTO registrations (id, group_id, doc, etag, leaf_sha256)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, doc = excluded.doc,
-               etag = excluded.etag, leaf_sha256 = excluded.leaf_sha256",
-            &[
-                &registration_id.to_ascii_lowercase(),
-                &group_id,
-                &doc.to_string(),
-                &etag,
-                &leaf_sha256,
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn delete_registration(&self, registration_id: &str) -> StoreResult<()> {
-        let id = registration_id.to_ascii_lowercase();
-        let mut tx = self.0.borrow_mut();
-        tx.execute("DELETE FROM registrations WHERE id = $1", &[&id])?;
-        tx.execute("DELETE FROM operations WHERE registration_id = $1", &[&id])?;
-        Ok(())
-    }
-
-    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> StoreResult<()> {
-        let mut tx = self.0.borrow_mut();
-        tx.execute("DELETE FROM lookup_keys WHERE owner = $1", &[&owner])?;
-        for key in keys {
-            tx.execute(
-                "INSERT INTO lookup_keys (kind, value, owner, der) VALUES ($1, $2, $3, $4)",
-                &[&key.kind.as_str(), &key.value, &owner, &key.der],
-            )?;
-        }
-        Ok(())
-    }
-
-    fn lookup(
-        &self,
-        kind: LookupKind,
-        value: &[u8],
-    ) -> StoreResult<Vec<(String, Option<Vec<u8>>)>> {
-        Ok(self
-            .0
-            .borrow_mut()
-            .query(
-                "SELECT owner, der FROM lookup_keys WHERE kind = $1 AND value = $2 ORDER BY owner",
-                &[&kind.as_str(), &value],
-            )?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
-    }
-
-    fn lookup_keys(&self) -> StoreResult<Vec<(String, LookupKey)>> {
-        self.0
-            .borrow_mut()
-            .query("SELECT owner, kind, value, der FROM lookup_keys", &[])?
-            .iter()
-            .map(|r| {
-                Ok((
-                    r.get(0),
-                    LookupKey {
-                        kind: LookupKind::parse(r.get(1))?,
-                        value: r.get(2),
-                        der: r.get(3),
-                    },
-                ))
-            })
-            .collect()
-    }
-
-    fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>> {
-        self.0
-            .borrow_mut()
-            .query_opt(
-                "SELECT registration_id, leaf_sha256, doc FROM operations
-                 WHERE id = $1 AND created >= $2",
-                &[&operation_id, &(now - OPERATION_TTL)],
-            )?
-            .map(|r| {
-                let doc: String = r.get(2);
-                Ok(Operation {
-                    registration_id: r.get(0),
-                    leaf_sha256: r.get(1),
-                    doc: serde_json::from_str(&doc).context("stored operation is not JSON")?,
-                })
-            })
-            .transpose()
-    }
-
-    fn put_operation(
-        &self,
-        operation_id: &str,
-        operation: &Operation,
-        now: i64,
-    ) -> StoreResult<()> {
-        let registration_id = operation.registration_id.to_ascii_lowercase();
-        let mut tx = self.0.borrow_mut();
-        tx.execute(
-            "DELETE FROM operations WHERE registration_id = $1 OR created < $2",
-            &[&registration_id, &(now - OPERATION_TTL)],
-        )?;
-        tx.execute(
-            "INSERT INTO operations (id, registration_id, leaf_sha256, doc, created)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[
-                &operation_id,
-                &registration_id,
-                &operation.leaf_sha256,
-                &operation.doc.to_string(),
-                &now,
-            ],
-        )?;
-        Ok(())
-    }
+    Ok(Row(out))
 }

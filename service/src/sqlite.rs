@@ -12,16 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
+use rusqlite::Connection;
+use rusqlite::types::ValueRef;
 
-use attest_dps::documents::CaCert;
-use policy_host::EnrollmentKind;
-
-use crate::store::{
-    Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, Snapshot, Store,
-    StoreResult, Transaction, kind_str, limit_of, parse_stored,
-};
+use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql};
+use crate::store::{Snapshot, Store, StoreError, StoreResult, Transaction};
 
 /// The SQLite store.
 #[derive(Debug)]
@@ -33,6 +28,10 @@ pub struct SqliteStore {
     /// writer, each from its own consistent state).
     readers: Arc<Mutex<Vec<Connection>>>,
 }
+
+/// Prepared statements kept per connection: every statement of
+/// `crate::sql` (each is parsed once per connection).
+const STATEMENT_CACHE: usize = 32;
 
 /// Most idle read connections kept.
 const MAX_IDLE_READERS: usize = 16;
@@ -49,7 +48,7 @@ impl Snapshot for SqliteSnapshot {
             .conn
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
-        work(conn)
+        work(&Sql(conn))
     }
 }
 
@@ -109,6 +108,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         add_legacy_columns(&conn).with_context(|| format!("cannot upgrade {}", path.display()))?;
         let mut conn = conn;
         migrations::migrations::runner()
@@ -132,6 +132,7 @@ impl SqliteStore {
         )
         .with_context(|| format!("cannot open {}", self.path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
@@ -152,7 +153,7 @@ impl SqliteStore {
     ) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(behavior)?;
-        work(&*tx)?;
+        work(&Sql(&*tx))?;
         tx.commit()?;
         Ok(())
     }
@@ -181,299 +182,66 @@ impl Store for SqliteStore {
     }
 }
 
-fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-}
+impl Driver for Connection {
+    const DIALECT: Dialect = Dialect::Sqlite;
 
-fn parse_doc((_id, doc, etag): (String, String, String)) -> StoreResult<Doc> {
-    Ok(Doc {
-        doc: parse_stored(&doc)?,
-        etag,
-    })
-}
-
-fn ca_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaCert> {
-    Ok(CaCert {
-        name: r.get(0)?,
-        der: r.get(1)?,
-        verified: r.get::<_, i64>(2)? != 0,
-        code: r.get(3)?,
-        etag: r.get(4)?,
-        created: r.get(5)?,
-        updated: r.get(6)?,
-    })
-}
-
-impl Transaction for Connection {
-    fn enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<Option<Doc>> {
-        self.query_row(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id = ?2",
-            params![kind_str(kind), key],
-            doc_row,
-        )
-        .optional()?
-        .map(parse_doc)
-        .transpose()
+    fn execute(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<u64> {
+        let params = bound(params)?;
+        let mut statement = self.prepare_cached(sql)?;
+        let changed = statement.execute(rusqlite::params_from_iter(params))?;
+        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
     }
 
-    fn enrollments(
-        &self,
-        kind: EnrollmentKind,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, StoreResult<Doc>)>> {
-        let mut stmt = self.prepare(
-            "SELECT id, doc, etag FROM enrollments WHERE kind = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(
-            params![kind_str(kind), after.unwrap_or(""), limit_of(limit)],
-            doc_row,
-        )?;
-        rows.map(|r| {
-            let row = r?;
-            Ok((row.0.clone(), parse_doc(row)))
-        })
-        .collect()
-    }
-
-    fn put_enrollment(
-        &self,
-        kind: EnrollmentKind,
-        key: &str,
-        doc: &Value,
-        etag: &str,
-    ) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO enrollments (kind, id, doc, etag) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, etag = excluded.etag",
-            params![kind_str(kind), key, doc.to_string(), etag],
-        )?;
-        Ok(())
-    }
-
-    fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<()> {
-        self.execute(
-            "DELETE FROM enrollments WHERE kind = ?1 AND id = ?2",
-            params![kind_str(kind), key],
-        )?;
-        Ok(())
-    }
-
-    fn certificate(&self, name: &str) -> StoreResult<Option<CaCert>> {
-        Ok(self
-            .query_row(
-                "SELECT name, der, verified, code, etag, created, updated FROM certificates WHERE name = ?1",
-                params![name],
-                ca_row,
-            )
-            .optional()?)
-    }
-
-    fn certificates(&self) -> StoreResult<Vec<CaCert>> {
-        let mut stmt = self.prepare(
-            "SELECT name, der, verified, code, etag, created, updated FROM certificates ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], ca_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn put_certificate(&self, ca: &CaCert) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO certificates (name, der, verified, code, etag, created, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (name) DO UPDATE SET der = excluded.der, verified = excluded.verified,
-               code = excluded.code, etag = excluded.etag, updated = excluded.updated",
-            params![
-                ca.name,
-                ca.der,
-                i64::from(ca.verified),
-                ca.code,
-                ca.etag,
-                ca.created,
-                ca.updated
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn delete_certificate(&self, name: &str) -> StoreResult<()> {
-        self.execute("DELETE FROM certificates WHERE name = ?1", params![name])?;
-        Ok(())
-    }
-
-    fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>> {
-        self.query_row(
-            "SELECT id, doc, etag, leaf_sha256 FROM registrations WHERE id = ?1",
-            params![registration_id.to_ascii_lowercase()],
-            |r| {
-                Ok((
-                    (r.get(0)?, r.get(1)?, r.get(2)?),
-                    r.get::<_, Option<Vec<u8>>>(3)?,
-                ))
-            },
-        )
-        .optional()?
-        .map(|(row, leaf_sha256)| {
-            Ok(Registration {
-                doc: parse_doc(row)?,
-                leaf_sha256,
-            })
-        })
-        .transpose()
-    }
-
-    fn registrations_of_group(
-        &self,
-        group_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<(String, Doc)>> {
-        let mut stmt = self.prepare(
-            "SELECT id, doc, etag FROM registrations WHERE group_id = ?1 AND id > ?2
-             ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(
-            params![group_id, after.unwrap_or(""), limit_of(limit)],
-            doc_row,
-        )?;
-        rows.map(|r| {
-            let row = r?;
-            Ok((row.0.clone(), parse_doc(row)?))
-        })
-        .collect()
-    }
-
-    fn put_registration(
-        &self,
-        registration_id: &str,
-        group_id: Option<&str>,
-        doc: &Value,
-        etag: &str,
-        leaf_sha256: &[u8],
-    ) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO registrations (id, group_id, doc, etag, leaf_sha256)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO UPDATE SET group_id = excluded.group_id, doc = excluded.doc,
-               etag = excluded.etag, leaf_sha256 = excluded.leaf_sha256",
-            params![
-                registration_id.to_ascii_lowercase(),
-                group_id,
-                doc.to_string(),
-                etag,
-                leaf_sha256
-            ],
-        )?;
-        Ok(())
-    }
-
-    fn delete_registration(&self, registration_id: &str) -> StoreResult<()> {
-        let id = registration_id.to_ascii_lowercase();
-        self.execute("DELETE FROM registrations WHERE id = ?1", params![id])?;
-        self.execute(
-            "DELETE FROM operations WHERE registration_id = ?1",
-            params![id],
-        )?;
-        Ok(())
-    }
-
-    fn set_lookup_keys(&self, owner: &str, keys: &[LookupKey]) -> StoreResult<()> {
-        self.execute("DELETE FROM lookup_keys WHERE owner = ?1", params![owner])?;
-        let mut insert = self.prepare_cached(
-            "INSERT INTO lookup_keys (kind, value, owner, der) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for key in keys {
-            insert.execute(params![key.kind.as_str(), key.value, owner, key.der])?;
+    fn query(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        let params = bound(params)?;
+        let mut statement = self.prepare_cached(sql)?;
+        let columns = statement.column_count();
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut cells = Vec::with_capacity(columns);
+            for i in 0..columns {
+                cells.push(match row.get_ref(i)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(n) => Cell::Int(n),
+                    ValueRef::Text(t) => Cell::Text(
+                        String::from_utf8(t.to_vec())
+                            .map_err(|e| StoreError::Database(e.into()))?,
+                    ),
+                    ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+                    ValueRef::Real(_) => {
+                        return Err(StoreError::Database(anyhow::anyhow!(
+                            "column {i} holds a REAL, which attest never writes"
+                        )));
+                    }
+                });
+            }
+            out.push(Row(cells));
         }
-        Ok(())
+        Ok(out)
     }
+}
 
-    fn lookup(
-        &self,
-        kind: LookupKind,
-        value: &[u8],
-    ) -> StoreResult<Vec<(String, Option<Vec<u8>>)>> {
-        let mut stmt = self.prepare_cached(
-            "SELECT owner, der FROM lookup_keys WHERE kind = ?1 AND value = ?2 ORDER BY owner",
-        )?;
-        let rows = stmt.query_map(params![kind.as_str(), value], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    fn lookup_keys(&self) -> StoreResult<Vec<(String, LookupKey)>> {
-        let mut stmt = self.prepare("SELECT owner, kind, value, der FROM lookup_keys")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Option<Vec<u8>>>(3)?,
-            ))
-        })?;
-        rows.map(|r| {
-            let (owner, kind, value, der) = r?;
-            Ok((
-                owner,
-                LookupKey {
-                    kind: LookupKind::parse(&kind)?,
-                    value,
-                    der,
-                },
-            ))
-        })
-        .collect()
-    }
-
-    fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>> {
-        self.query_row(
-            "SELECT registration_id, leaf_sha256, doc FROM operations
-             WHERE id = ?1 AND created >= ?2",
-            params![operation_id, now - OPERATION_TTL],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            },
-        )
-        .optional()?
-        .map(|(registration_id, leaf_sha256, doc)| {
-            Ok(Operation {
-                registration_id,
-                leaf_sha256,
-                doc: serde_json::from_str(&doc).context("stored operation is not JSON")?,
+/// Parameters as rusqlite binds them (booleans as INTEGER 0 or 1).
+fn bound<'a>(params: &'a [Param<'a>]) -> StoreResult<Vec<&'a dyn rusqlite::ToSql>> {
+    params
+        .iter()
+        .map(|param| -> StoreResult<&'a dyn rusqlite::ToSql> {
+            Ok(match param {
+                Param::Text(v) => v,
+                Param::MaybeText(v) => v,
+                Param::Blob(v) => v,
+                Param::MaybeBlob(v) => v,
+                Param::Int(v) => v,
+                Param::Flag(v) => v,
+                Param::Texts(_) => {
+                    return Err(StoreError::Database(anyhow::anyhow!(
+                        "SQLite has no array parameters (a PostgreSQL statement was sent to SQLite)"
+                    )));
+                }
             })
         })
-        .transpose()
-    }
-
-    fn put_operation(
-        &self,
-        operation_id: &str,
-        operation: &Operation,
-        now: i64,
-    ) -> StoreResult<()> {
-        let registration_id = operation.registration_id.to_ascii_lowercase();
-        self.execute(
-            "DELETE FROM operations WHERE registration_id = ?1 OR created IS NULL OR created < ?2",
-            params![registration_id, now - OPERATION_TTL],
-        )?;
-        self.execute(
-            "INSERT INTO operations (id, registration_id, leaf_sha256, doc, created)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                operation_id,
-                registration_id,
-                operation.leaf_sha256,
-                operation.doc.to_string(),
-                now
-            ],
-        )?;
-        Ok(())
-    }
+        .collect()
 }
 
 /// Creates `path` readable and writable by its owner only, or narrows an

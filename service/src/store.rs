@@ -1,7 +1,9 @@
 //! What the service needs of a store: DPS documents by key, with etags, in
 //! transactions. [`crate::sqlite::SqliteStore`] is the embedded
 //! implementation and [`crate::postgres::PostgresStore`] the shared one;
-//! another database implements [`Store`], [`Snapshot`] and
+//! both hand out the one [`Transaction`] of `crate::sql` (each statement
+//! written once, over the two dialects). Another SQL database adds a
+//! driver there; any other store implements [`Store`], [`Snapshot`] and
 //! [`Transaction`], whose operations fail with a [`StoreError`].
 //!
 //! Every method of [`Transaction`] runs inside one atomic unit of work
@@ -94,6 +96,23 @@ pub struct Operation {
     pub doc: Value,
 }
 
+impl Operation {
+    /// An operation from its stored columns (the document as text).
+    pub(crate) fn from_stored(
+        registration_id: String,
+        leaf_sha256: Vec<u8>,
+        doc: &str,
+    ) -> StoreResult<Operation> {
+        Ok(Operation {
+            registration_id,
+            leaf_sha256,
+            doc: serde_json::from_str(doc).map_err(|e| {
+                StoreError::Database(anyhow::Error::new(e).context("stored operation is not JSON"))
+            })?,
+        })
+    }
+}
+
 /// How long an operation stays queryable, seconds. DPS keeps operations
 /// only for polling, which clients do within seconds of registering.
 pub const OPERATION_TTL: i64 = 3600;
@@ -142,30 +161,12 @@ pub trait Transaction {
         &self,
         kind: EnrollmentKind,
         keys: &[String],
-    ) -> StoreResult<Vec<(String, Doc)>> {
-        let mut out = Vec::new();
-        for key in keys {
-            if let Some(doc) = self.enrollment(kind, key)? {
-                out.push((key.clone(), doc));
-            }
-        }
-        Ok(out)
-    }
+    ) -> StoreResult<Vec<(String, Doc)>>;
     /// Creates or replaces enrollments (distinct keys). A store may write
     /// them in one statement.
-    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> StoreResult<()> {
-        for (key, doc) in entries {
-            self.put_enrollment(kind, key, &doc.doc, &doc.etag)?;
-        }
-        Ok(())
-    }
+    fn put_enrollments(&self, kind: EnrollmentKind, entries: &[(String, Doc)]) -> StoreResult<()>;
     /// Deletes enrollments. A store may delete them in one statement.
-    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> StoreResult<()> {
-        for key in keys {
-            self.delete_enrollment(kind, key)?;
-        }
-        Ok(())
-    }
+    fn delete_enrollments(&self, kind: EnrollmentKind, keys: &[String]) -> StoreResult<()>;
 
     /// A CA certificate by name.
     fn certificate(&self, name: &str) -> StoreResult<Option<CaCert>>;
