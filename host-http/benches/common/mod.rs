@@ -160,17 +160,25 @@ pub fn device_config(
     Arc::new(config)
 }
 
+/// A fresh mutual-TLS connection to `addr` (as `localhost`).
+pub async fn connect(
+    addr: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<MqttStream, Box<dyn std::error::Error + Send + Sync>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    Ok(tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?)
+}
+
 /// One registration over a fresh mutual-TLS connection; the HTTP status.
 pub async fn register(
     addr: &str,
     config: Arc<rustls::ClientConfig>,
     id: &str,
 ) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await?;
+    let tls = connect(addr, config).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(conn);
     let req = hyper::Request::builder()
@@ -189,6 +197,7 @@ pub async fn register(
     Ok(status)
 }
 
+/// A client TLS connection (HTTPS or MQTT).
 pub type MqttStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 /// CONNECT and SUBSCRIBE as device `id`; the SUBACK's arrival.
@@ -243,11 +252,7 @@ pub async fn register_mqtt(
 ) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
     use rumqttc::mqttbytes::QoS;
     use rumqttc::mqttbytes::v4::{Packet, Publish};
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("localhost")?, tcp)
-        .await?;
+    let mut tls = connect(addr, config).await?;
     mqtt_hello(&mut tls, id).await?;
     let mut out = bytes::BytesMut::new();
     Packet::Publish(Publish::new(
