@@ -67,6 +67,11 @@ pub struct Options {
     /// which keeps a password out of `ps`.
     #[arg(long, env = "ATTEST_DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// Positive signature checks to remember (CA-to-CA links seen again on every
+    /// registration of a line; a device's own leaf and proof are always checked);
+    /// 0: off. Kept in this process's memory only.
+    #[arg(long, default_value_t = attest_service::DEFAULT_SIGNATURE_MEMO)]
+    pub signature_memo: usize,
 }
 
 impl Options {
@@ -77,6 +82,7 @@ impl Options {
             data: self.data.clone(),
             enrollments: self.enrollments.clone(),
             database: self.database.clone(),
+            signature_memo: self.signature_memo,
         }
     }
 }

@@ -51,7 +51,14 @@ pub struct Options {
     /// A PostgreSQL URL (`postgres://user@host/db`): store everything there,
     /// shared with other replicas. `None`: SQLite in `data`.
     pub database: Option<String>,
+    /// Positive signature checks the policy's host remembers
+    /// ([`policy_host::SignatureMemo`]); 0: none.
+    pub signature_memo: usize,
 }
+
+/// Signature checks remembered by default: the CA-to-CA links of a few
+/// thousand lines, about 100 KiB.
+pub const DEFAULT_SIGNATURE_MEMO: usize = 4096;
 
 /// A successful answer: a status, an optional JSON body, and the DPS
 /// headers that go with it.
@@ -155,8 +162,19 @@ impl Service {
                 ));
             }
         };
+        let policy = if options.signature_memo == 0 {
+            Policy::new()
+        } else {
+            let memo =
+                policy_host::SignatureMemo::new(policy_host::AwsLcVerifier, options.signature_memo);
+            Policy::with_verifier(
+                policy_host::Limits::default(),
+                policy_host::CacheMode::default(),
+                std::sync::Arc::new(memo),
+            )
+        };
         let service = Service::new(
-            Policy::new().context("loading the policy component")?,
+            policy.context("loading the policy component")?,
             store,
             options.id_scope.clone(),
             config,

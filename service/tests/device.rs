@@ -20,6 +20,7 @@ fn open(dir: &std::path::Path, pki: &Canonical) -> Service {
         data: dir.join("data"),
         enrollments: Some(file),
         database: None,
+        signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
@@ -134,6 +135,7 @@ fn canonical_scenario_on_postgres() {
         data: dir.path().join("data"),
         enrollments: Some(file),
         database: Some(database),
+        signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");

@@ -37,6 +37,7 @@ pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
     host_http::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: None,
+        signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
         mqtt_listen: None,
         id_scope: SCOPE.into(),
         data: data.to_path_buf(),
