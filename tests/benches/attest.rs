@@ -1,10 +1,20 @@
 //! Attestation throughput: chain validation + proof of possession, on the
 //! same inputs in the same run, through
-//! (a) attest's native core, (b) the component via policy-host, and
-//! (c) rustls-webpki (aws-lc-rs) as the named baseline.
+//! - `{input}/native-core`: attest's core, natively;
+//! - `{input}/component`: the component via policy-host, cold: every
+//!   signature of the chain and the proof checked;
+//! - `{input}/component-warm`: the component with the host's signature
+//!   memo, as a provisioning service runs it: the CA-to-CA links were seen
+//!   before, but every iteration is a *new* device certificate (fresh
+//!   serial, so a new leaf signature) and a *fresh* challenge (a new
+//!   proof), made outside the timed part; only the CA links can hit;
+//! - `{input}/webpki`: rustls-webpki on aws-lc-rs, the named baseline;
+//! - `{input}/openssl` (with `--features openssl-baseline`, which needs
+//!   OpenSSL's headers: Debian's `libssl-dev`): `X509_verify_cert` on
+//!   pre-parsed certificates and the proof checked with `EVP_DigestVerify`.
 //!
-//! Run: `cargo bench -p attest-tests --bench attest`. Report ratios between
-//! the three rows of each input; absolute times vary by machine.
+//! Run: `cargo bench -p attest-tests --bench attest [--features openssl-baseline]`.
+//! Report ratios between the rows of each input; absolute times vary by machine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 #![allow(missing_docs)] // criterion_group! generates an undocumented public fn
@@ -15,8 +25,8 @@ use std::time::Duration;
 
 use attest_tests::pki::{Ca, Device, KeyAlg};
 use attest_tests::*;
-use criterion::{Criterion, criterion_group, criterion_main};
-use policy_host::{AwsLcVerifier, Proof};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use policy_host::{AwsLcVerifier, CacheMode, Limits, Policy, Proof, SignatureMemo};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 struct Input {
@@ -58,6 +68,12 @@ fn bench(c: &mut Criterion) {
         input("rsa2048-3cert", KeyAlg::Rsa2048, 1),
     ];
     let policy = policy();
+    let warm = Policy::with_verifier(
+        Limits::default(),
+        CacheMode::default(),
+        Arc::new(SignatureMemo::new(AwsLcVerifier, 4096)),
+    )
+    .unwrap();
     for inp in &inputs {
         let set = enrollments(&serde_json::json!({
             "enrollmentGroups": [group_json("bench", &inp.root.pem, true)]
@@ -131,7 +147,59 @@ fn bench(c: &mut Criterion) {
                     .unwrap()
             })
         });
+        // A new device of the same line per iteration: same key (RSA key
+        // generation would dominate the setup), new certificate (its serial
+        // is fresh, so its TBS and signature are new), fresh challenge.
+        let issuer = inp.intermediates.last().unwrap_or(&inp.root);
+        let key_pem = inp.device.key.serialize_pem();
+        let mut counter = 0u64;
+        let mut fresh = || {
+            counter += 1;
+            let key = rcgen::KeyPair::from_pem(&key_pem).unwrap();
+            let params = attest_tests::pki::device_params("bench-device", device_validity());
+            let device = issuer.issue_device(params, key, "bench-device").unwrap();
+            let mut challenge = vec![0u8; 32];
+            challenge[..8].copy_from_slice(&counter.to_be_bytes());
+            let message = policy_core::challenge_message("bench-device", &challenge).unwrap();
+            let signature = rcgen::SigningKey::sign(&device.key, &message).unwrap();
+            (
+                request("bench-device", &device.der, &inter),
+                Proof::ChallengeSignature {
+                    challenge,
+                    signature,
+                },
+            )
+        };
+        let (first, first_proof) = fresh();
+        assert!(
+            warm.attest(&first, &first_proof, set.clone())
+                .unwrap()
+                .is_ok()
+        );
+        group.bench_function("component-warm", |b| {
+            b.iter_batched(
+                &mut fresh,
+                |(req, proof)| {
+                    warm.attest(black_box(&req), &proof, Arc::clone(&dyn_set))
+                        .unwrap()
+                        .unwrap()
+                },
+                BatchSize::SmallInput,
+            )
+        });
         group.bench_function("webpki", |b| b.iter(webpki_attest));
+        #[cfg(feature = "openssl-baseline")]
+        {
+            let openssl_attest = openssl_baseline::attest_fn(
+                &inp.root.der,
+                &inter,
+                &inp.device.der,
+                &message,
+                &signature,
+            );
+            openssl_attest();
+            group.bench_function("openssl", |b| b.iter(&openssl_attest));
+        }
         group.finish();
     }
     // Hostile inputs from the conformance corpus: the worst cases the
@@ -254,3 +322,44 @@ fn bench(c: &mut Criterion) {
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
+
+/// The `openssl` crate's chain check and signature check, on certificates
+/// parsed before timing.
+#[cfg(feature = "openssl-baseline")]
+mod openssl_baseline {
+    use openssl::hash::MessageDigest;
+    use openssl::sign::Verifier;
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::verify::X509VerifyFlags;
+    use openssl::x509::{X509, X509StoreContext};
+
+    pub(super) fn attest_fn(
+        root: &[u8],
+        intermediates: &[&[u8]],
+        leaf: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> impl Fn() {
+        let mut builder = X509StoreBuilder::new().unwrap();
+        builder.add_cert(X509::from_der(root).unwrap()).unwrap();
+        builder.set_flags(X509VerifyFlags::NO_CHECK_TIME).unwrap();
+        let store = builder.build();
+        let mut chain = Stack::new().unwrap();
+        for der in intermediates {
+            chain.push(X509::from_der(der).unwrap()).unwrap();
+        }
+        let leaf = X509::from_der(leaf).unwrap();
+        let key = leaf.public_key().unwrap();
+        let (message, signature) = (message.to_vec(), signature.to_vec());
+        move || {
+            let mut ctx = X509StoreContext::new().unwrap();
+            let ok = ctx
+                .init(&store, &leaf, &chain, |c| c.verify_cert())
+                .unwrap();
+            assert!(ok, "openssl refused the chain");
+            let mut verifier = Verifier::new(MessageDigest::sha256(), &key).unwrap();
+            assert!(verifier.verify_oneshot(&signature, &message).unwrap());
+        }
+    }
+}
