@@ -20,6 +20,15 @@
 //! per address: how many the service holds, how many it sheds, and the
 //! server's resident memory per held session.
 //!
+//! Beside the HTTPS run, the same devices register against the baseline a
+//! user would build instead: a bare tokio-rustls server with rustls's
+//! `WebPkiClientVerifier` (same server certificate, TLS 1.3, a fixed 200
+//! after the handshake, no store), in a process of its own. The output ends
+//! with one line that tools rely on:
+//! `ratios: cpu_per_reg_vs_bare=X throughput_vs_bare=X mqtt_vs_https=X idle_p99_vs_quiet=X`
+//! (CPU: host-http's per registration ÷ the baseline's per handshake;
+//! `idle_p99_vs_quiet` is `nan` with `--idle 0`).
+//!
 //! ```text
 //! cargo bench -p host-http --bench load [-- --devices 200 --registrations 3000 --concurrency 32 --idle 2000 --idle-reopen-ms 1000 --mqtt-idle 10000]
 //! ```
@@ -59,6 +68,20 @@ fn args() -> Args {
         mqtt_idle: 10_000,
     };
     let argv: Vec<String> = std::env::args().collect();
+    // Not started by `cargo bench` (which passes `--bench`): the test suite
+    // runs this file as the `load-smoke` test, on a load small enough for a
+    // debug build, to check that the bench still runs and prints its
+    // `ratios:` line.
+    if !argv.iter().any(|a| a == "--bench") {
+        a = Args {
+            devices: 8,
+            registrations: 48,
+            concurrency: 8,
+            idle: 40,
+            idle_reopen_ms: 200,
+            mqtt_idle: 16,
+        };
+    }
     for w in argv.windows(2) {
         let n = w[1].parse().ok();
         match (w[0].as_str(), n) {
@@ -74,7 +97,14 @@ fn args() -> Args {
     a
 }
 
-fn main() {
+pub(crate) fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, flag, data, root, ..] = argv.as_slice()
+        && flag == "--bare-server"
+    {
+        common::bare_server(data.as_ref(), root.as_ref());
+        return;
+    }
     let args = args();
     let dir = tempfile::tempdir().expect("tempdir");
     let now = time::OffsetDateTime::now_utc();
@@ -162,6 +192,35 @@ fn main() {
     let server_cpu = cpu_seconds(&pid) - cpu_before;
     latencies.sort();
     let rate = latencies.len() as f64 / wall;
+    // The bare baseline, same devices, same load, right after.
+    let client_root = dir.path().join("client-root.pem");
+    std::fs::write(&client_root, &root.pem).expect("write");
+    let (mut bare, bare_addr) = common::start_bare_server(&data, &client_root);
+    let bare_pid = bare.id().to_string();
+    let bare_run = |total: usize| {
+        let (latencies, errors, _) = common::load(
+            &runtime,
+            std::slice::from_ref(&bare_addr),
+            &configs,
+            &names,
+            total,
+            args.concurrency,
+            false,
+        );
+        (latencies, errors)
+    };
+    let _ = bare_run(names.len());
+    let cpu_before = cpu_seconds(&bare_pid);
+    let started = Instant::now();
+    let (mut on_bare, bare_errors) = bare_run(args.registrations);
+    let bare_wall = started.elapsed().as_secs_f64();
+    let bare_cpu = cpu_seconds(&bare_pid) - cpu_before;
+    let _ = bare.kill();
+    let _ = bare.wait();
+    on_bare.sort();
+    let bare_rate = on_bare.len() as f64 / bare_wall;
+    let cpu_per_reg = server_cpu / latencies.len().max(1) as f64;
+    let bare_cpu_per = bare_cpu / on_bare.len().max(1) as f64;
     // The same registrations over MQTT, same process, right after.
     let cpu_before = cpu_seconds(&pid);
     let started = Instant::now();
@@ -193,6 +252,17 @@ fn main() {
     );
     let ms = |l: &[Duration], p| percentile(l, p).as_secs_f64() * 1e3;
     println!(
+        "  bare tokio-rustls baseline (WebPkiClientVerifier, fixed 200, no store): {bare_rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms, errors {bare_errors}, server CPU per handshake {:.2} ms",
+        ms(&on_bare, 0.50),
+        ms(&on_bare, 0.99),
+        1e3 * bare_cpu_per
+    );
+    println!(
+        "    host-http / bare: CPU per registration {:.2}x, throughput {:.2}x",
+        cpu_per_reg / bare_cpu_per.max(1e-12),
+        rate / bare_rate.max(1e-9)
+    );
+    println!(
         "  over MQTT (fresh TLS connection, CONNECT, SUBSCRIBE, register each): {mqtt_rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms, errors {mqtt_errors}",
         ms(&over_mqtt, 0.50),
         ms(&over_mqtt, 0.99)
@@ -209,6 +279,7 @@ fn main() {
         ms(&over_mqtt, 0.99) / ms(&latencies, 0.99).max(1e-9)
     );
 
+    let mut idle_p99_vs_quiet = f64::NAN;
     if args.idle > 0 {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let holder = hold_idle(
@@ -237,10 +308,8 @@ fn main() {
             p99(&under),
             under.last().map_or(0.0, |d| d.as_secs_f64() * 1e3)
         );
-        println!(
-            "    p99 with idle sockets / p99 without: {:.2}x",
-            p99(&under) / p99(&latencies).max(1e-9)
-        );
+        idle_p99_vs_quiet = p99(&under) / p99(&latencies).max(1e-9);
+        println!("    p99 with idle sockets / p99 without: {idle_p99_vs_quiet:.2}x");
     }
     if args.mqtt_idle > 0 {
         let before = rss_bytes(&pid);
@@ -265,6 +334,56 @@ fn main() {
         drop(sessions);
     }
     server.stop();
+    let idle = if idle_p99_vs_quiet.is_nan() {
+        "nan".to_string()
+    } else {
+        format!("{idle_p99_vs_quiet:.2}")
+    };
+    let line = format!(
+        "ratios: cpu_per_reg_vs_bare={:.2} throughput_vs_bare={:.2} mqtt_vs_https={:.2} idle_p99_vs_quiet={idle}",
+        cpu_per_reg / bare_cpu_per.max(1e-12),
+        rate / bare_rate.max(1e-9),
+        mqtt_rate / rate.max(1e-9)
+    );
+    check_ratios_line(&line);
+    println!("{line}");
+    assert_eq!(
+        errors + mqtt_errors + bare_errors,
+        0,
+        "registrations failed"
+    );
+}
+
+/// The contract of the last line: `ratios: ` and the four names in this
+/// order, each `=` a decimal number (or `nan` for the idle ratio when the
+/// idle phase is off).
+fn check_ratios_line(line: &str) {
+    let rest = line
+        .strip_prefix("ratios: ")
+        .expect("the line starts with `ratios: `");
+    let names: Vec<&str> = rest
+        .split(' ')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').expect("name=value");
+            let decimal = !value.is_empty()
+                && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && value.parse::<f64>().is_ok();
+            assert!(
+                decimal || (name == "idle_p99_vs_quiet" && value == "nan"),
+                "{pair} is not a decimal number"
+            );
+            name
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cpu_per_reg_vs_bare",
+            "throughput_vs_bare",
+            "mqtt_vs_https",
+            "idle_p99_vs_quiet"
+        ]
+    );
 }
 
 /// Opens `count` MQTT sessions (TLS, CONNECT, SUBSCRIBE) to `addr` from

@@ -342,3 +342,86 @@ pub fn load(
     latencies.sort();
     (latencies, errors, wall)
 }
+
+/// The baseline a user would build instead of host-http: tokio-rustls with
+/// rustls's `WebPkiClientVerifier` (TLS 1.3, no session resumption, the same
+/// server certificate as host-http in `data`, device chains checked against
+/// `client_root`), answering a fixed 200 to every request after the
+/// handshake; no store, no policy. Runs until killed; prints
+/// `listening on ADDR` once bound.
+pub fn bare_server(data: &Path, client_root: &Path) {
+    use rustls::server::WebPkiClientVerifier;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(data.join("tls/dev-server.pem"))
+            .expect("server certificate")
+            .map(|c| c.expect("PEM"))
+            .collect();
+    let key = PrivateKeyDer::from_pem_file(data.join("tls/dev-server.key")).expect("server key");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(client_root).expect("client root") {
+        roots.add(c.expect("PEM")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .expect("client verifier");
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .expect("server certificate");
+    // As host-http: every connection is a full handshake.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("listening on {}", listener.local_addr().expect("address"));
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"{}"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+}
+
+/// [`bare_server`] in a process of its own (this bench binary, started
+/// again with `--bare-server`), so that its CPU time is its own: the child
+/// and its address.
+pub fn start_bare_server(data: &Path, client_root: &Path) -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().expect("this binary"))
+        .arg("--bare-server")
+        .arg(data)
+        .arg(client_root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the bare baseline server");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("bare server said {line:?}"))
+        .to_string();
+    (child, addr)
+}
