@@ -55,6 +55,7 @@ fn fixture() -> &'static Fixture {
         let harness = Harness::new(&host_http::Options {
             listen: "127.0.0.1:0".parse().expect("address"),
             database: None,
+            signature_memo: host_http::DEFAULT_SIGNATURE_MEMO,
             mqtt_listen: None,
             id_scope: "0ne00000001".into(),
             data: dir.path().join("data"),

@@ -30,6 +30,7 @@ pub use attest_service::ServiceConfig;
 pub use http::{MAX_BODY, MAX_MANAGEMENT_BODY};
 /// Largest MQTT packet the MQTT device transport accepts, bytes.
 pub const MAX_MQTT_PACKET: usize = mqtt::MAX_PACKET;
+pub use attest_service::DEFAULT_SIGNATURE_MEMO;
 pub use server::{Evidence, EvidenceChain, Harness, Running, start};
 pub use slots::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, MAX_UNPROVEN};
 
