@@ -8,7 +8,19 @@
 //! the component: it imports only attest's own interfaces.
 //!
 //! The component's path is exposed as `ATTEST_POLICY_COMPONENT` for
-//! `include_bytes!`; nothing is written outside `OUT_DIR`.
+//! `include_bytes!`. The component is then precompiled with wasmtime for the
+//! engine configurations of the default limits (`src/engine.rs`, compiled
+//! into this script too, so build and runtime configure engines alike) and
+//! `$OUT_DIR/precompiled.rs` lists the results for the library to embed: the
+//! CLI then starts without reading, authenticating or compiling anything.
+//! Nothing is written outside `OUT_DIR`.
+
+#[allow(dead_code)]
+#[path = "src/engine.rs"]
+mod engine;
+#[allow(dead_code)]
+#[path = "src/footprint.rs"]
+mod footprint;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -97,7 +109,47 @@ fn run() -> Result<(), String> {
         "cargo::rustc-env=ATTEST_POLICY_COMPONENT={}",
         dest.display()
     );
-    Ok(())
+    precompile(&component, &out_dir)
+}
+
+/// Precompiles `component` for each of `engine::PRECOMPILED_SHAPES` and
+/// writes `precompiled.rs`: the component's SHA-256 and, per shape, the
+/// engine's compatibility fingerprint with the compiled bytes. Skipped
+/// (an empty list) when the code would run on another machine than this
+/// one (cross-compiling) or is being fuzzed (cargo-fuzz builds with
+/// `--cfg fuzzing`; its profile does not optimise Cranelift).
+fn precompile(component: &[u8], out_dir: &Path) -> Result<(), String> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(component);
+    let mut listing = format!(
+        "/// SHA-256 of `crate::COMPONENT`, computed when it was built.\n\
+         pub(crate) const COMPONENT_SHA256: [u8; 32] = {:?};\n\
+         pub(crate) const PRECOMPILED: &[(u64, &[u8])] = &[\n",
+        digest.as_slice()
+    );
+    let host = env::var("HOST").map_err(|e| e.to_string())?;
+    let target = env::var("TARGET").map_err(|e| e.to_string())?;
+    let fuzzing = env::var_os("CARGO_CFG_FUZZING").is_some();
+    if host == target && !fuzzing {
+        let footprint =
+            footprint::of(component).ok_or("the component's core instances cannot be counted")?;
+        for (i, shape) in engine::PRECOMPILED_SHAPES.iter().enumerate() {
+            let engine = wasmtime::Engine::new(&engine::config(shape, footprint))
+                .map_err(|e| format!("wasmtime engine for {shape:?}: {e:#}"))?;
+            let compiled = engine
+                .precompile_component(component)
+                .map_err(|e| format!("precompiling the component for {shape:?}: {e:#}"))?;
+            let path = out_dir.join(format!("attest_policy.{i}.cwasm"));
+            write_if_changed(&path, &compiled)?;
+            listing.push_str(&format!(
+                "    ({:#018x}, include_bytes!({:?})),\n",
+                engine::compatibility(&engine),
+                path.display().to_string()
+            ));
+        }
+    }
+    listing.push_str("];\n");
+    write_if_changed(&out_dir.join("precompiled.rs"), listing.as_bytes())
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<(), String> {

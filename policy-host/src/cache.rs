@@ -1,4 +1,14 @@
-//! The compiled-component cache.
+//! Where the compiled component comes from: embedded in the binary, or the
+//! compiled-component cache.
+//!
+//! The build script precompiles the component for the engine
+//! configurations of the default limits (`crate::engine::PRECOMPILED_SHAPES`)
+//! and the binary carries the results: a policy whose engine matches one of
+//! them (same wasmtime, settings and CPU features) loads it with no file,
+//! no MAC and no Cranelift at run time. The embedded code is as trusted as
+//! the binary that contains it. Any other engine (other limits, a binary
+//! copied to a machine with other CPU features, a cross-compiled build)
+//! falls back to the cache below.
 //!
 //! Compiling the component with Cranelift costs about a second; a CLI that
 //! paid it on every run would be unusable. The first load writes the
@@ -23,13 +33,11 @@
 //! replace the binary or its environment. Writes are atomic (temp file +
 //! rename), so concurrent processes never see a partial file.
 
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::hmac;
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -72,30 +80,68 @@ impl CacheMode {
     }
 }
 
-/// Loads `bytes` as a component, through the cache when one is configured
-/// and private to this user.
+/// Where a policy's compiled component came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// Precompiled when the binary was built, for this engine configuration.
+    Embedded,
+    /// Read back from the compilation cache (its tag verified).
+    Cache,
+    /// Compiled with Cranelift at this load.
+    Compiled,
+}
+
+// `PRECOMPILED: &[(u64, &[u8])]`: (engine compatibility, compiled component)
+// for each configuration the build script precompiled; empty when it could
+// not (a cross-compiled or fuzzing build).
+include!(concat!(env!("OUT_DIR"), "/precompiled.rs"));
+
+/// Loads the embedded component `crate::COMPONENT`: precompiled when the
+/// engine matches a configuration the build compiled it for, else through
+/// the cache when one is configured and private to this user.
 pub(crate) fn load(
     engine: &Engine,
-    bytes: &[u8],
     mode: &CacheMode,
-) -> Result<Component, HostError> {
+) -> Result<(Component, ComponentSource), HostError> {
+    if let Some(component) = embedded(engine) {
+        return Ok((component, ComponentSource::Embedded));
+    }
+    let bytes = crate::COMPONENT;
+    let compiled = |engine| compile(engine, bytes).map(|c| (c, ComponentSource::Compiled));
     let Some(dir) = mode.dir() else {
-        return compile(engine, bytes);
+        return compiled(engine);
     };
     let Some(key) = private_dir(&dir).and_then(|()| integrity_key(&dir)) else {
         // Not a directory only this user controls: do not run code from it.
-        return compile(engine, bytes);
+        return compiled(engine);
     };
-    let path = dir.join(file_name(engine, bytes));
+    let path = dir.join(file_name(engine));
     if let Some(component) = read_verified(engine, &path, &key) {
-        return Ok(component);
+        return Ok((component, ComponentSource::Cache));
     }
     let component = compile(engine, bytes)?;
     if let Ok(serialized) = component.serialize() {
         // A cache that cannot be written is not an error: the component works.
         let _ = write_atomically(&dir, &path, &key, &serialized);
     }
-    Ok(component)
+    Ok((component, ComponentSource::Compiled))
+}
+
+/// The precompiled component for `engine`'s configuration, if the build
+/// made one.
+#[allow(unsafe_code)]
+fn embedded(engine: &Engine) -> Option<Component> {
+    let compatibility = crate::engine::compatibility(engine);
+    let (_, compiled) = PRECOMPILED.iter().find(|(c, _)| *c == compatibility)?;
+    // SAFETY: `Component::deserialize` trusts its input to be a
+    // `Component::serialize` / `Engine::precompile_component` output of a
+    // compatible engine. These bytes are part of this binary: its build
+    // script precompiled `crate::COMPONENT` with an engine whose
+    // compatibility hash equals this engine's (checked above), so they are
+    // as trusted as the code running now. wasmtime checks the header,
+    // version and settings again and refuses a mismatch (we then fall
+    // back to the cache).
+    unsafe { Component::deserialize(engine, compiled) }.ok()
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, HostError> {
@@ -164,14 +210,13 @@ fn read_verified(engine: &Engine, path: &Path, key: &hmac::Key) -> Option<Compon
     unsafe { Component::deserialize(engine, serialized) }.ok()
 }
 
-fn file_name(engine: &Engine, bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
+/// The cache file's name: the component's SHA-256 (computed when it was
+/// built) and the engine's compatibility.
+fn file_name(engine: &Engine) -> String {
     format!(
         "policy-{}-{:016x}.cwasm",
-        hex::encode(&digest[..12]),
-        hasher.finish()
+        hex::encode(&COMPONENT_SHA256[..12]),
+        crate::engine::compatibility(engine)
     )
 }
 
@@ -226,11 +271,20 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_computed_at_build_time_is_the_components() {
+        use sha2::Digest;
+        assert_eq!(
+            COMPONENT_SHA256,
+            <[u8; 32]>::from(sha2::Sha256::digest(crate::COMPONENT))
+        );
+    }
+
+    #[test]
     fn second_load_comes_from_the_cache_and_a_corrupt_file_is_replaced() {
         let dir = fresh_dir("cache-test");
         let engine = Engine::default();
         let mode = CacheMode::Dir(dir.clone());
-        load(&engine, crate::COMPONENT, &mode).unwrap();
+        load(&engine, &mode).unwrap();
         assert_eq!(
             std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
             0o700
@@ -245,10 +299,10 @@ mod tests {
             "the key and one component, no temp files: {names:?}"
         );
         let path = cached_file(&dir);
-        load(&engine, crate::COMPONENT, &mode).unwrap();
+        load(&engine, &mode).unwrap();
 
         std::fs::write(&path, b"not a compiled component").unwrap();
-        load(&engine, crate::COMPONENT, &mode).unwrap();
+        load(&engine, &mode).unwrap();
         assert!(
             std::fs::read(&path).unwrap().len() > 1000,
             "corrupt file replaced"
@@ -265,7 +319,7 @@ mod tests {
         let dir = fresh_dir("cache-tamper");
         let engine = Engine::default();
         let mode = CacheMode::Dir(dir.clone());
-        load(&engine, crate::COMPONENT, &mode).unwrap();
+        load(&engine, &mode).unwrap();
         let path = cached_file(&dir);
         let original = std::fs::read(&path).unwrap();
         let mut tampered = original.clone();
@@ -278,7 +332,7 @@ mod tests {
         std::fs::write(&path, &tampered).unwrap();
         // The load compiles afresh (the tag does not verify) and rewrites
         // the file; the tampered bytes are never deserialized, let alone run.
-        load(&engine, crate::COMPONENT, &mode).unwrap();
+        load(&engine, &mode).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), original, "file rewritten");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -289,7 +343,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let engine = Engine::default();
-        load(&engine, crate::COMPONENT, &CacheMode::Dir(dir.clone())).unwrap();
+        load(&engine, &CacheMode::Dir(dir.clone())).unwrap();
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,

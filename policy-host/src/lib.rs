@@ -30,6 +30,7 @@
 mod cache;
 mod convert;
 mod crypto;
+mod engine;
 mod enrollments;
 mod footprint;
 pub mod input;
@@ -40,12 +41,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, PoolConcurrencyLimitError,
-    PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap,
-};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
-pub use cache::CacheMode;
+pub use cache::{CacheMode, ComponentSource};
 pub use crypto::AwsLcVerifier;
 pub use enrollments::NoEnrollments;
 pub use memo::SignatureMemo;
@@ -134,6 +132,18 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// What of these limits the engine is configured (and code compiled) for.
+    fn shape(&self) -> engine::Shape {
+        engine::Shape {
+            fuel: self.fuel.is_some(),
+            epoch: self.deadline.is_some(),
+            memory_bytes: self.memory_bytes,
+            pool: self.pooling.then_some(self.max_concurrent_calls),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -216,6 +226,7 @@ pub struct Policy {
     limits: Limits,
     footprint: footprint::Footprint,
     crypto: Arc<dyn SignatureVerifier + Send + Sync>,
+    source: ComponentSource,
     _ticker: Option<Ticker>,
 }
 
@@ -258,52 +269,9 @@ impl Policy {
         let footprint = footprint::of(COMPONENT).ok_or_else(|| {
             HostError::Load("the component's core instances cannot be counted".into())
         })?;
-        let slots = |per_call: u32| per_call.saturating_mul(limits.max_concurrent_calls);
-        let mut config = Config::new();
-        config.consume_fuel(limits.fuel.is_some());
-        config.epoch_interruption(limits.deadline.is_some());
-        // Pre-reserved sandboxes make instantiation a few microseconds: each
-        // call gets a fresh instance without mmap/munmap of its memory.
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(limits.max_concurrent_calls)
-            .total_core_instances(slots(footprint.core_instances))
-            .total_memories(slots(footprint.memories))
-            .total_tables(slots(footprint.tables))
-            .max_memories_per_component(footprint.memories)
-            .max_tables_per_component(footprint.tables)
-            .max_memory_size(limits.memory_bytes)
-            // Reset a reused sandbox's first pages with memset instead of
-            // returning them to the kernel: a typical call touches well
-            // under 1 MiB, and page faults dominate instantiation otherwise.
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(64 << 10)
-            // Where the kernel has PAGEMAP_SCAN (Linux 6.7+), reset only the
-            // pages a call dirtied instead of the whole resident megabyte.
-            .pagemap_scan(Enabled::Auto);
-        if limits.pooling {
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-            // Bounds checks in code rather than guard pages and signals:
-            // with guard pages, each call's memory.grow made pages
-            // accessible with mprotect and the next instantiation made them
-            // inaccessible again, two syscalls and a TLB shootdown per call
-            // (40 % of a trivial call's time in `perf`). Without them a
-            // recycled sandbox keeps its accessible pages (still reset
-            // between calls) and a trivial call costs 7.5 µs instead of
-            // 14.4 µs; the explicit checks cost less than that in a
-            // decision (docs/performance.md).
-            config.signals_based_traps(false);
-            config.memory_guard_size(0);
-            config.memory_reservation(u64::try_from(limits.memory_bytes).unwrap_or(u64::MAX));
-        } else {
-            // One memory at a time, reserved at its cap (not wasmtime's
-            // default 4 GiB + guard): bounds checks in code instead of
-            // guard pages, so the process fits a small `ulimit -v`.
-            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
-            config.memory_reservation(u64::try_from(limits.memory_bytes).unwrap_or(u64::MAX));
-            config.memory_guard_size(64 << 10);
-        }
+        let config = engine::config(&limits.shape(), footprint);
         let engine = Engine::new(&config).map_err(|e| HostError::Config(format!("{e:#}")))?;
-        let component = cache::load(&engine, COMPONENT, &cache)?;
+        let (component, source) = cache::load(&engine, &cache)?;
         let mut linker = Linker::<HostState>::new(&engine);
         bindings::Policy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| HostError::Config(format!("{e:#}")))?;
@@ -322,6 +290,7 @@ impl Policy {
             limits,
             footprint,
             crypto,
+            source,
             _ticker: ticker,
         })
     }
@@ -329,6 +298,12 @@ impl Policy {
     /// The limits applied to every call.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Where the compiled component came from: embedded in the binary at
+    /// build time, the compilation cache, or compiled at this load.
+    pub fn component_source(&self) -> ComponentSource {
+        self.source
     }
 
     /// The component's imports, as `interface-name` strings (e.g.
@@ -489,6 +464,34 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The build embeds code compiled for the default limits and the
+    /// CLI's: a service and `host-cli verify` must start without Cranelift
+    /// or a cache file. Fails if `engine::PRECOMPILED_SHAPES` drifts from
+    /// `Limits::default()` / `Limits::one_shot()`, or the build and the
+    /// library configure engines differently.
+    #[test]
+    fn the_default_limits_load_the_embedded_component() {
+        assert_eq!(
+            [Limits::default().shape(), Limits::one_shot().shape()],
+            engine::PRECOMPILED_SHAPES
+        );
+        for limits in [Limits::default(), Limits::one_shot()] {
+            let policy = Policy::with_options(limits, CacheMode::Disabled).unwrap();
+            assert_eq!(policy.component_source(), ComponentSource::Embedded);
+            // And it decides: the embedded code is the component's.
+            assert!(policy.certificate_keys(b"not DER").unwrap().is_err());
+        }
+        // Other limits (here: fuel metering compiled in) need other code:
+        // compiled at load, never the embedded code of another shape.
+        let fuel = Limits {
+            fuel: Some(10_000_000),
+            ..Limits::one_shot()
+        };
+        let policy = Policy::with_options(fuel, CacheMode::Disabled).unwrap();
+        assert_eq!(policy.component_source(), ComponentSource::Compiled);
+        assert!(policy.certificate_keys(b"not DER").unwrap().is_err());
+    }
 
     #[test]
     fn component_is_a_component_not_a_core_module() {
