@@ -1,4 +1,4 @@
-//! Operations on PostgreSQL when things break (the server that
+//! Operations when things break (PostgreSQL is the server that
 //! `scripts/with-postgres` starts for the suite):
 //!
 //! - the database becomes unreachable (every connection cut, new ones
@@ -8,7 +8,10 @@
 //! - one of two replica processes is killed with SIGKILL under load: the
 //!   other keeps serving, and every registration either replica
 //!   acknowledged is in the database, readable and pollable through the
-//!   survivor.
+//!   survivor;
+//! - a process on SQLite (group commit: units that queue behind one fsync
+//!   share the next) is killed with SIGKILL under load: after a restart on
+//!   the same data directory every registration it acknowledged is there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
@@ -172,11 +175,18 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(data: &Path, database: &str) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_host-http"))
+    /// A host-http process on `database` (PostgreSQL), or on SQLite in
+    /// `data` when `None`.
+    fn start(data: &Path, database: Option<&str>) -> Replica {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_host-http"));
+        command
             .args(["--listen", "127.0.0.1:0", "--id-scope", SCOPE, "--data"])
             .arg(data)
-            .env("ATTEST_DATABASE_URL", database)
+            .env_remove("ATTEST_DATABASE_URL");
+        if let Some(database) = database {
+            command.env("ATTEST_DATABASE_URL", database);
+        }
+        let mut child = command
             .env("RUST_LOG", "host_http=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -229,8 +239,8 @@ impl Drop for Replica {
 fn a_replica_killed_under_load_loses_no_acknowledged_registration() {
     let dir = tempfile::tempdir().unwrap();
     let database = fresh_database();
-    let a = Replica::start(&dir.path().join("a"), &database);
-    let b = Replica::start(&dir.path().join("b"), &database);
+    let a = Replica::start(&dir.path().join("a"), Some(&database));
+    let b = Replica::start(&dir.path().join("b"), Some(&database));
     let pki = canonical();
     let put = a.admin(
         "PUT",
@@ -346,4 +356,93 @@ fn a_replica_killed_under_load_loses_no_acknowledged_registration() {
     let (chain, key) = device(&pki, 1);
     let r = b.client().with_identity(&chain, &key).register("device-1");
     assert_eq!(r.body["status"], "assigned", "{r:?}");
+}
+
+#[test]
+fn a_process_on_sqlite_killed_under_load_loses_no_acknowledged_registration() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Replica::start(&data, None);
+    let pki = canonical();
+    let put = server.admin(
+        "PUT",
+        "/enrollmentGroups/line-a",
+        Some(&group("line-a", &pki.line_a.pem, true)),
+    );
+    assert_eq!(put.status, 200, "{put:?}");
+    const DEVICES: usize = 240;
+    let devices: Vec<(String, String, String)> = (0..DEVICES)
+        .map(|i| {
+            let id = format!("sqlite-crash-{i:03}");
+            let (chain, key) = issue(&pki.line_a, &id);
+            (id, chain, key)
+        })
+        .collect();
+    let client = server.client();
+    let next = AtomicUsize::new(0);
+    // (device, operation ID)
+    let acknowledged = Mutex::new(Vec::<(usize, String)>::new());
+    let server = Mutex::new(Some(server));
+    std::thread::scope(|s| {
+        // 16 in flight, so that units queue behind each other's commits.
+        for _ in 0..16 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= DEVICES {
+                        break;
+                    }
+                    let (id, chain, key) = &devices[i];
+                    let answer = client.clone().with_identity(chain, key).try_call(
+                        "PUT",
+                        &format!("/{SCOPE}/registrations/{id}/register?api-version=2021-06-01"),
+                        format!("{{\"registrationId\":\"{id}\"}}").into_bytes(),
+                        &[],
+                    );
+                    match answer {
+                        Ok(r) if r.status == 200 && r.body["status"] == "assigned" => {
+                            let op = r.body["operationId"].as_str().unwrap().to_string();
+                            acknowledged.lock().unwrap().push((i, op));
+                        }
+                        // The process is gone: nothing more is acknowledged.
+                        _ => break,
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            while acknowledged.lock().unwrap().len() < DEVICES / 3 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let mut server = server.lock().unwrap().take().unwrap();
+            let pid = server.child.id().to_string();
+            assert!(
+                Command::new("kill")
+                    .args(["-KILL", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            let _ = server.child.wait();
+        });
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() >= DEVICES / 3 && acknowledged.len() < DEVICES,
+        "killed part-way: {} acknowledged",
+        acknowledged.len()
+    );
+    let restarted = Replica::start(&data, None);
+    for (i, operation) in &acknowledged {
+        let (id, chain, key) = &devices[*i];
+        let record = restarted.admin("GET", &format!("/registrations/{id}"), None);
+        assert_eq!(record.body["status"], "assigned", "{id}: {record:?}");
+        let poll = restarted.client().with_identity(chain, key).call(
+            "GET",
+            &format!("/{SCOPE}/registrations/{id}/operations/{operation}?api-version=2021-06-01"),
+            Vec::new(),
+            &[],
+        );
+        assert_eq!(poll.body["status"], "assigned", "{id}: {poll:?}");
+    }
 }

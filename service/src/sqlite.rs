@@ -1,12 +1,13 @@
 //! The embedded store: SQLite in the data directory, WAL journal,
 //! `synchronous=FULL`, so a committed write survives a crash or power loss
-//! before the response that acknowledges it is sent.
+//! before the response that acknowledges it is sent. Writes are group
+//! committed: the units that queue behind one fsync share the next.
 //!
 //! Documents are stored as the JSON the APIs return (DPS shapes), with the
 //! columns needed to look them up. One connection behind a mutex: SQLite
 //! has one writer anyway, and it serialises concurrent registrations of
-//! the same device (each is one transaction: read record, decide hub,
-//! write record and operation).
+//! the same device (each is one unit of work — read record, decide hub,
+//! write record and operation — in a savepoint of its own).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,14 +20,24 @@ use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql};
 use crate::store::{Snapshot, Store, StoreError, StoreResult, Transaction};
 
 /// The SQLite store.
-#[derive(Debug)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    writer: Mutex<Writer>,
+    /// Units of work waiting for the writer connection (group commit: the
+    /// last of them commits).
+    queued: std::sync::atomic::AtomicUsize,
     /// The database file, for read connections.
     path: PathBuf,
     /// Idle read connections for snapshots (WAL lets them read beside the
     /// writer, each from its own consistent state).
     readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Prepared statements kept per connection: every statement of
@@ -115,7 +126,8 @@ impl SqliteStore {
             .run(&mut conn)
             .with_context(|| format!("cannot migrate {}", path.display()))?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            writer: Mutex::new(Writer { conn, batch: None }),
+            queued: 0.into(),
             path,
             readers: Arc::default(),
         })
@@ -136,42 +148,214 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a transaction half
-        // done (rusqlite rolls back on drop), so a poisoned lock is usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        // A unit's panic is caught and its savepoint undone before the
+        // lock is released (`run_unit`), so a poisoned lock is usable.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Most units of work one commit makes durable: a waiting writer's delay
+/// is bounded by this many units ahead of it, however busy the store.
+const MAX_BATCH: usize = 64;
+/// Longest a batch stays open to take in more units (it is committed
+/// sooner as soon as no writer is waiting for the connection).
+const MAX_BATCH_AGE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The writer connection and the batch whose transaction is open on it.
+struct Writer {
+    conn: Connection,
+    batch: Option<Arc<Batch>>,
+}
+
+/// Units of work that share one transaction, and so one commit and one
+/// fsync: group commit. Each unit runs in a savepoint of its own (its
+/// failure undoes only its own writes); none is acknowledged before the
+/// commit that makes all of them durable has returned.
+struct Batch {
+    units: std::sync::atomic::AtomicUsize,
+    opened: std::time::Instant,
+    /// `None` while open; the commit's outcome once it has run.
+    outcome: Mutex<Option<Result<(), String>>>,
+    done: std::sync::Condvar,
+}
+
+impl Batch {
+    fn finish(&self, outcome: Result<(), String>) {
+        *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        self.done.notify_all();
+    }
+
+    /// Blocks until the batch has been committed (or failed to be).
+    fn wait(&self) -> Result<()> {
+        let mut outcome = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &*outcome {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(why)) => {
+                    return Err(anyhow::anyhow!("the store could not commit: {why}"));
+                }
+                None => {
+                    outcome = self.done.wait(outcome).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
     }
 }
 
 impl SqliteStore {
-    /// One unit of work in a transaction of `behavior`, committed when
-    /// `work` succeeds (rolled back when it fails: rusqlite rolls back on drop).
-    fn unit(
-        &self,
-        behavior: rusqlite::TransactionBehavior,
-        work: &mut dyn FnMut(&dyn Transaction) -> Result<()>,
-    ) -> Result<()> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(behavior)?;
-        work(&Sql(&*tx))?;
-        tx.commit()?;
-        Ok(())
+    /// One unit of work, group-committed: it joins the transaction that is
+    /// open on the writer connection (or begins one, `BEGIN IMMEDIATE`, so
+    /// that a read-decide-write unit never fails half-way on a lock
+    /// upgrade), runs in a savepoint, and returns only once that
+    /// transaction is committed: a unit that succeeded is durable when this
+    /// returns `Ok`. The unit that leaves no writer waiting for the
+    /// connection commits (so a lone writer commits at once, as before);
+    /// the writers that queued behind an fsync share the next one. A unit
+    /// that fails is rolled back to its savepoint and reports its own
+    /// error at once. Reads take the same path: what they see includes
+    /// units not yet committed, so they too wait for that commit.
+    fn unit(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.queued.fetch_add(1, SeqCst);
+        let mut writer = self.lock();
+        self.queued.fetch_sub(1, SeqCst);
+        let batch = match &writer.batch {
+            Some(batch) => Arc::clone(batch),
+            None => {
+                writer.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let batch = Arc::new(Batch {
+                    units: 0.into(),
+                    opened: std::time::Instant::now(),
+                    outcome: Mutex::new(None),
+                    done: std::sync::Condvar::new(),
+                });
+                writer.batch = Some(Arc::clone(&batch));
+                batch
+            }
+        };
+        let (outcome, panic) = match run_unit(&writer.conn, work) {
+            Ok(outcome) => (outcome, None),
+            Err(panic) => (
+                Err(anyhow::anyhow!("the unit of work panicked")),
+                Some(panic),
+            ),
+        };
+        // SQLite rolls a whole transaction back on some errors (disk full,
+        // I/O): then the batch's earlier units are gone too, and fail.
+        let lost = writer.conn.is_autocommit();
+        let mine = match outcome {
+            Ok(()) if !lost => Some(batch.units.fetch_add(1, SeqCst) + 1),
+            Ok(()) => None,
+            Err(e) => {
+                if lost {
+                    writer.batch = None;
+                    batch.finish(Err(format!("{e:#}")));
+                } else if self.commit_now(&writer, &batch) {
+                    // Its own failure: the batch's other units stand, and
+                    // are committed here if no one else will.
+                    self.commit(&mut writer);
+                }
+                drop(writer);
+                if let Some(panic) = panic {
+                    std::panic::resume_unwind(panic);
+                }
+                return Err(e);
+            }
+        };
+        if mine.is_none() {
+            writer.batch = None;
+            batch.finish(Err("the transaction was rolled back".into()));
+            return batch.wait();
+        }
+        if self.commit_now(&writer, &batch) {
+            self.commit(&mut writer);
+        }
+        drop(writer);
+        batch.wait()
+    }
+
+    /// Whether the open batch should be committed now: nobody is waiting
+    /// to add to it, or it is full or old enough.
+    fn commit_now(&self, writer: &Writer, batch: &Batch) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        writer.batch.is_some()
+            && (self.queued.load(SeqCst) == 0
+                || batch.units.load(SeqCst) >= MAX_BATCH
+                || batch.opened.elapsed() >= MAX_BATCH_AGE)
+    }
+
+    /// Commits the open batch and tells its units the outcome.
+    fn commit(&self, writer: &mut Writer) {
+        let Some(batch) = writer.batch.take() else {
+            return;
+        };
+        let outcome = match writer.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // A failed COMMIT may leave the transaction open: end it,
+                // so the next unit begins afresh.
+                if !writer.conn.is_autocommit() {
+                    let _ = writer.conn.execute_batch("ROLLBACK");
+                }
+                Err(format!("{e:#}"))
+            }
+        };
+        batch.finish(outcome);
+    }
+}
+
+/// A panic's payload, to resume once the batch is looked after.
+type Panic = Box<dyn std::any::Any + Send>;
+
+/// Runs `work` in a savepoint of the open transaction: released when it
+/// succeeds, rolled back to when it fails or panics (the panic is handed
+/// back, after the savepoint is undone, so the batch stays usable).
+fn run_unit(
+    conn: &Connection,
+    work: &mut dyn FnMut(&dyn Transaction) -> Result<()>,
+) -> std::result::Result<Result<()>, Panic> {
+    if let Err(e) = conn.execute_batch("SAVEPOINT unit") {
+        return Ok(Err(e.into()));
+    }
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Sql(conn))));
+    let undo = |conn: &Connection| {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK TO unit; RELEASE unit");
+        }
+    };
+    match outcome {
+        Ok(Ok(())) => match conn.execute_batch("RELEASE unit") {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => {
+                undo(conn);
+                Ok(Err(e.into()))
+            }
+        },
+        Ok(Err(e)) => {
+            undo(conn);
+            Ok(Err(e))
+        }
+        Err(panic) => {
+            undo(conn);
+            Err(panic)
+        }
     }
 }
 
 impl Store for SqliteStore {
-    /// An IMMEDIATE transaction: the write lock is taken at the start, so
-    /// a read-decide-write unit never fails half-way on a lock upgrade.
+    /// A group-committed unit of work (see `SqliteStore::unit`).
     fn write(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
-        self.unit(rusqlite::TransactionBehavior::Immediate, work)
+        self.unit(work)
     }
 
     fn read(&self, work: &mut dyn FnMut(&dyn Transaction) -> Result<()>) -> Result<()> {
-        self.unit(rusqlite::TransactionBehavior::Deferred, work)
+        self.unit(work)
     }
 
     /// A read transaction on a read connection; its state is fixed by its
     /// first read (SQLite's WAL snapshots) and kept until it is dropped.
+    /// It sees committed units only.
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
         let conn = self.reader()?;
         conn.execute_batch("BEGIN DEFERRED")?;
@@ -256,4 +440,181 @@ fn private_file(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+    use policy_host::EnrollmentKind;
+
+    const IND: EnrollmentKind = EnrollmentKind::Individual;
+
+    fn put(tx: &dyn Transaction, key: &str) -> StoreResult<()> {
+        tx.put_enrollment(IND, key, &serde_json::json!({"registrationId": key}), "e")
+    }
+
+    fn stored(store: &SqliteStore, key: &str) -> bool {
+        let mut found = false;
+        store
+            .read(&mut |tx| {
+                found = tx.enrollment(IND, key)?.is_some();
+                Ok(())
+            })
+            .unwrap();
+        found
+    }
+
+    /// Counts commits on the writer connection; `fail` turns the next
+    /// commits into rollbacks (as a full disk or an I/O error would).
+    fn hook(store: &SqliteStore) -> (Arc<AtomicUsize>, Arc<AtomicBool>) {
+        let (commits, fail) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, f) = (Arc::clone(&commits), Arc::clone(&fail));
+        store.lock().conn.commit_hook(Some(move || {
+            c.fetch_add(1, SeqCst);
+            f.load(SeqCst)
+        }));
+        (commits, fail)
+    }
+
+    /// Runs two units so that B queues for the connection while A works:
+    /// `a` runs first and returns once B is waiting; then `b` runs. Returns
+    /// both outcomes (a panic in `b` is returned as `Err`).
+    fn two_units(
+        store: &SqliteStore,
+        a: impl FnMut(&dyn Transaction) -> Result<()> + Send,
+        mut b: impl FnMut(&dyn Transaction) -> Result<()> + Send,
+    ) -> (Result<()>, std::thread::Result<Result<()>>) {
+        let inside = AtomicBool::new(false);
+        let mut a = a;
+        std::thread::scope(|s| {
+            let first = s.spawn(|| {
+                store.write(&mut |tx| {
+                    a(tx)?;
+                    inside.store(true, SeqCst);
+                    while store.queued.load(SeqCst) == 0 {
+                        std::thread::yield_now();
+                    }
+                    Ok(())
+                })
+            });
+            while !inside.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            let second = s.spawn(|| store.write(&mut b));
+            (first.join().unwrap(), second.join())
+        })
+    }
+
+    #[test]
+    fn units_queued_behind_one_share_its_commit_and_both_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (commits, _) = hook(&store);
+        let (a, b) = two_units(&store, |tx| Ok(put(tx, "a")?), |tx| Ok(put(tx, "b")?));
+        a.unwrap();
+        b.unwrap().unwrap();
+        assert_eq!(commits.load(SeqCst), 1, "one commit for both units");
+        // Durable: another connection (a new process's) reads both.
+        drop(store);
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        assert!(stored(&reopened, "a") && stored(&reopened, "b"));
+    }
+
+    /// The promise group commit must keep: a unit is acknowledged only
+    /// once the commit that makes it durable has succeeded. A commit that
+    /// fails fails every unit of its batch, including the one that had
+    /// finished its work first and was waiting.
+    #[test]
+    fn a_failed_commit_fails_every_unit_of_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (commits, fail) = hook(&store);
+        fail.store(true, SeqCst);
+        let (a, b) = two_units(&store, |tx| Ok(put(tx, "a")?), |tx| Ok(put(tx, "b")?));
+        assert!(a.is_err(), "A was acknowledged but never committed");
+        assert!(b.unwrap().is_err());
+        assert_eq!(commits.load(SeqCst), 1);
+        fail.store(false, SeqCst);
+        assert!(!stored(&store, "a") && !stored(&store, "b"));
+        // And the store goes on: the next unit commits on its own.
+        store.write(&mut |tx| Ok(put(tx, "c")?)).unwrap();
+        assert!(stored(&store, "c"));
+    }
+
+    #[test]
+    fn a_unit_that_fails_undoes_only_its_own_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (a, b) = two_units(
+            &store,
+            |tx| Ok(put(tx, "a")?),
+            |tx| {
+                put(tx, "b")?;
+                Err(anyhow::anyhow!("B changed its mind"))
+            },
+        );
+        a.unwrap();
+        assert!(
+            b.unwrap()
+                .unwrap_err()
+                .to_string()
+                .contains("changed its mind")
+        );
+        assert!(stored(&store, "a"), "A's write stands");
+        assert!(!stored(&store, "b"), "B's write is undone");
+    }
+
+    #[test]
+    fn a_unit_that_panics_is_undone_and_the_batch_it_joined_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let (a, b) = two_units(
+            &store,
+            |tx| Ok(put(tx, "a")?),
+            |tx| {
+                put(tx, "b")?;
+                panic!("a bug in a unit of work")
+            },
+        );
+        a.unwrap();
+        assert!(b.is_err(), "the panic reaches B's caller");
+        assert!(
+            stored(&store, "a"),
+            "A is not left waiting, and is committed"
+        );
+        assert!(!stored(&store, "b"));
+        store.write(&mut |tx| Ok(put(tx, "c")?)).unwrap();
+        assert!(stored(&store, "c"));
+    }
+
+    /// Many writers at once: every one that is told `Ok` is there after a
+    /// reopen.
+    #[test]
+    fn concurrent_writers_are_all_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let key = format!("t{t}-{i}");
+                        store.write(&mut |tx| Ok(put(tx, &key)?)).unwrap();
+                    }
+                });
+            }
+        });
+        drop(store);
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        for t in 0..8 {
+            for i in 0..25 {
+                assert!(stored(&reopened, &format!("t{t}-{i}")));
+            }
+        }
+    }
 }
