@@ -74,6 +74,15 @@ pub enum Command {
     ///
     /// Exit codes: 0 all imported, 1 some entries refused (listed), 2 error.
     Import(import::ImportArgs),
+    /// Write the policy component this binary embeds (the exact bytes every
+    /// Rust host loads) to a file, for other hosts (Node.js, Python) to load.
+    ///
+    /// Prints the file's SHA-256 and size. Exit codes: 0 written, 2 error.
+    Component {
+        /// Where to write the component (`-` for standard output).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `pki` subcommands.
@@ -201,6 +210,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
             Ok(EXIT_ACCEPTED)
         }
         Command::Sign(args) => sign(&args).map(|()| EXIT_ACCEPTED),
+        Command::Component { out } => write_component(&out).map(|()| EXIT_ACCEPTED),
         Command::Import(args) => {
             let done = import::import(&args)?;
             const LISTED: usize = 10;
@@ -358,6 +368,39 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     } else {
         EXIT_REFUSED
     })
+}
+
+/// Writes [`policy_host::COMPONENT`] to `out` (or standard output for
+/// `-`), replacing the file in one rename so a reader never sees half of it.
+fn write_component(out: &std::path::Path) -> Result<()> {
+    use std::io::Write as _;
+    let bytes = policy_host::COMPONENT;
+    if out.as_os_str() == "-" {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(bytes)
+            .and_then(|()| stdout.flush())
+            .context("writing the component to standard output")?;
+        return Ok(());
+    }
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, out));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("cannot write {}: {e}", out.display());
+    }
+    use sha2::Digest as _;
+    println!(
+        "{}  {} ({} bytes)",
+        hex::encode(sha2::Sha256::digest(bytes)),
+        out.display(),
+        bytes.len(),
+    );
+    Ok(())
 }
 
 /// The subject CN of a DER certificate.

@@ -586,3 +586,42 @@ fn bounded_inputs_small_address_space_and_consistent_exit_codes() {
         assert!(run.stdout.contains("input-too-large"), "{}", run.stdout);
     }
 }
+
+#[test]
+fn component_writes_the_exact_embedded_bytes() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("policy.wasm");
+    let run = host_cli(&["component", "--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let written = std::fs::read(&out).unwrap();
+    assert_eq!(
+        written,
+        policy_host::COMPONENT,
+        "byte for byte what policy-host embeds"
+    );
+    let digest = hex::encode(sha2::Sha256::digest(&written));
+    assert!(
+        run.stdout.starts_with(&digest),
+        "prints the SHA-256: {}",
+        run.stdout
+    );
+    // Replaced whole, never appended to; no temporary file is left behind.
+    std::fs::write(&out, b"old").unwrap();
+    assert_eq!(
+        host_cli(&["component", "--out", out.to_str().unwrap()]).code,
+        0
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), policy_host::COMPONENT);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // An unwritable destination is exit 2 with one line.
+    let bad = host_cli(&["component", "--out", "/nonexistent-dir/policy.wasm"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr
+            .starts_with("error: cannot write /nonexistent-dir/policy.wasm"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+}
