@@ -306,9 +306,17 @@ impl EnrollmentSet {
     /// Parses an enrollment file (`individualEnrollments`, `enrollmentGroups`).
     /// Groups must carry `signingCertificates`.
     pub fn from_json(text: &str) -> Result<EnrollmentSet> {
-        let file: FileJson = serde_json::from_str(text).map_err(|e| {
+        let not_a_set = |e: String| {
             EnrollmentError::new(format!("not an enrollment set in DPS JSON shapes: {e}"))
-        })?;
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| not_a_set(e.to_string()))?;
+        // An object, nothing else: serde would also read the struct from
+        // an array (`[[…], […]]`), a second shape no other host reads.
+        if !value.is_object() {
+            return Err(not_a_set("expected an object".into()));
+        }
+        let file = FileJson::deserialize(&value).map_err(|e| not_a_set(e.to_string()))?;
         let mut set = EnrollmentSet::default();
         for (i, e) in file.individual_enrollments.iter().enumerate() {
             set.insert_individual(e)
@@ -791,6 +799,18 @@ mod tests {
                 "{garbage:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn an_enrollment_file_is_an_object() {
+        for text in ["[]", "[[], []]", "null", "3", "\"x\""] {
+            let err = EnrollmentSet::from_json(text).unwrap_err();
+            assert!(
+                err.to_string().contains("expected an object"),
+                "{text}: {err}"
+            );
+        }
+        assert!(EnrollmentSet::from_json("{}").is_ok());
     }
 
     #[test]
