@@ -20,6 +20,7 @@ pub use attest_pki as pki;
 
 pub mod corpus;
 pub mod forge;
+pub mod mutation;
 pub mod postgres;
 
 /// The fixed validation time of every test: 2026-06-01T00:00:00Z.
