@@ -1,0 +1,147 @@
+// Types of @attest/host-js: attest's policy component in Node.js.
+
+/** Extended key usage required of the leaf. */
+export type Purpose = 'clientAuth' | 'serverAuth' | 'any';
+
+/** Unix seconds (bigint or safe integer) or a Date; absent: now. */
+export type Time = bigint | number | Date;
+
+/** A certificate of a decision's path, as `host-cli verify --json` prints it. */
+export interface CertificateJson {
+  subject: string;
+  issuer: string;
+  commonName: string | null;
+  /** Upper-case hex of the serial number's DER content octets. */
+  serialNumber: string;
+  /** Upper-case hex SHA-256 of the DER. */
+  sha256Thumbprint: string;
+  notBeforeUtc: string;
+  notAfterUtc: string;
+}
+
+/** An enrollment entry, by DPS kind and ID. */
+export interface EnrollmentRefJson {
+  kind: 'individualEnrollment' | 'enrollmentGroup';
+  id: string;
+}
+
+/** Why something was refused: a stable code, one line, and where. */
+export interface RefusalJson {
+  /** A WIT `refusal-code`, e.g. `enrollment-group-disabled`. */
+  code: string;
+  message: string;
+  certificate: { position: number; subject: string; sha256Thumbprint: string } | null;
+  enrollment: EnrollmentRefJson | null;
+}
+
+/** A decision, in the shape of `host-cli verify --json`. */
+export interface Decision {
+  verdict: 'accepted' | 'refused';
+  mode: 'chain' | 'resolve' | 'attest';
+  validationTime: string;
+  extendedKeyUsage: Purpose;
+  /** Accepted: leaf first. */
+  path?: CertificateJson[];
+  registrationId?: string;
+  deviceId?: string;
+  enrollment?: EnrollmentRefJson;
+  proofOfPossession?: 'verified' | 'not-checked';
+  refusal?: RefusalJson;
+}
+
+export interface ChainRequest {
+  leaf: Uint8Array;
+  intermediates?: Uint8Array[];
+  trustAnchors?: Uint8Array[];
+  time?: Time;
+  purpose?: Purpose;
+}
+
+export interface AttestRequest {
+  registrationId: string;
+  leaf: Uint8Array;
+  intermediates?: Uint8Array[];
+  time?: Time;
+  purpose?: Purpose;
+}
+
+/** A challenge signature, or a TLS CertificateVerify (scheme, signed content, signature). */
+export type Proof =
+  | { challenge: Uint8Array; signature: Uint8Array }
+  | { scheme: number; message: Uint8Array; signature: Uint8Array };
+
+/** An individual enrollment as a lookup returns it. */
+export interface IndividualEnrollment {
+  registrationId: string;
+  deviceId?: string;
+  enabled: boolean;
+  /** SHA-256 of the enrolled device certificate(s). */
+  certificates: Uint8Array[];
+}
+
+/** An enrollment group as a lookup returns it. */
+export interface EnrollmentGroup {
+  groupId: string;
+  enabled: boolean;
+}
+
+/** What a gateway implements to answer the component's lookups. A lookup that throws fails the call (HostError). */
+export interface EnrollmentSource {
+  individual(registrationId: string): IndividualEnrollment | undefined | null;
+  group(caIdentity: Uint8Array): EnrollmentGroup | undefined | null;
+  trustAnchors(subjectKey: Uint8Array): Uint8Array[];
+}
+
+export interface CertificateKeys {
+  sha256: Uint8Array;
+  subjectKey: Uint8Array;
+  caIdentity: Uint8Array;
+}
+
+export type Result<T> = { ok: T; refusal?: undefined } | { ok?: undefined; refusal: RefusalJson };
+
+export interface PolicyOptions {
+  /** Linear-memory cap of the sandbox, bytes (default 64 MiB), checked after every call. */
+  memoryBytes?: number;
+}
+
+/** A failure of the host or the sandbox, never a decision. */
+export class HostError extends Error {}
+
+/** An enrollment document or file that is not usable. */
+export class EnrollmentError extends Error {}
+
+export class Policy {
+  constructor(options?: PolicyOptions);
+  validateChain(request: ChainRequest): Decision;
+  resolve(request: AttestRequest, enrollments: EnrollmentSource): Decision;
+  attest(request: AttestRequest, proof: Proof, enrollments: EnrollmentSource): Decision;
+  challengeMessage(registrationId: string, challenge: Uint8Array): Result<Uint8Array>;
+  indexCertificate(der: Uint8Array): Result<CertificateKeys>;
+  verifyCaPossession(caCertificate: Uint8Array, verificationCertificate: Uint8Array, verificationCode: string, time?: Time): Result<CertificateJson>;
+}
+
+/** Enrollments in DPS JSON shapes, as `host-cli verify --enrollments` reads them. */
+export class EnrollmentSet implements EnrollmentSource {
+  constructor(policy: Policy);
+  static fromJson(text: string, policy: Policy): EnrollmentSet;
+  insertIndividual(doc: unknown): void;
+  insertGroup(doc: unknown): void;
+  addAnchor(der: Uint8Array): void;
+  readonly counts: { individual: number; groups: number };
+  individual(registrationId: string): IndividualEnrollment | undefined;
+  group(caIdentity: Uint8Array): EnrollmentGroup | undefined;
+  trustAnchors(subjectKey: Uint8Array): Uint8Array[];
+}
+
+/** The component's SHA-256 (hex) and size, as the build recorded them. */
+export const component: { readonly sha256: string; readonly bytes: number };
+export const DEFAULT_MEMORY_BYTES: number;
+/** Every algorithm of the WIT `signature-algorithm` enum. */
+export const ALGORITHMS: readonly string[];
+export function verifySignature(algorithm: string, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
+/** The exact text `host-cli verify --json` prints for a decision. */
+export function toJson(decision: unknown): string;
+export function canonicalJson(value: unknown): string;
+export function rfc3339(seconds: bigint | number): string;
+export function sha256Hex(data: Uint8Array): string;
