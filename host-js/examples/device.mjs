@@ -7,7 +7,8 @@
 // Exit codes: 0 admitted, 1 refused, 2 error.
 
 import { createPrivateKey, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { connect } from 'node:tls';
 import { parseArgs } from 'node:util';
 
@@ -44,7 +45,8 @@ export function register({ chainPem, keyPem, host = '127.0.0.1', port }) {
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a program (also through a symlink), not when imported by a test.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { chain: { type: 'string' }, key: { type: 'string' }, port: { type: 'string', default: '8443' }, host: { type: 'string', default: '127.0.0.1' } } });
   if (!values.chain || !values.key) {
     console.error('usage: node examples/device.mjs --chain device.pem --key device.key [--port 8443] [--host 127.0.0.1]');

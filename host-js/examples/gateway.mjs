@@ -22,7 +22,8 @@
 // and the challenge signature, all decided by the component.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:tls';
 import { parseArgs } from 'node:util';
 
@@ -88,7 +89,8 @@ export function createGateway({ cert, key, enrollments, onDecision = () => {}, t
   return server;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a program (also through a symlink), not when imported by a test.
+if (process.argv[1] && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       cert: { type: 'string' }, key: { type: 'string' }, enrollments: { type: 'string' },

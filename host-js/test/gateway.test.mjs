@@ -34,3 +34,32 @@ test('the node:tls gateway example admits and refuses with the component\'s expl
     server.close();
   }
 });
+
+test('the examples run as programs: gateway.mjs and device.mjs, exit codes 0 and 1', async () => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const pki = demoPki();
+  const dir = mkdtempSync(join(tmpdir(), 'attest-gw-'));
+  const { cert, key } = gatewayCertificate();
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(join(dir, 'gw.pem'), cert);
+  writeFileSync(join(dir, 'gw.key'), key);
+  const examples = new URL('../examples/', import.meta.url).pathname;
+  const gateway = spawn(process.execPath, [join(examples, 'gateway.mjs'), '--cert', join(dir, 'gw.pem'), '--key', join(dir, 'gw.key'),
+    '--enrollments', pki.file('enrollments-2-line-b-disabled.json'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      gateway.stdout.setEncoding('utf8');
+      gateway.stdout.once('data', (line) => resolve(/listening on [\d.]+:(\d+)/.exec(line)?.[1]));
+      gateway.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+    });
+    const device = (n) => spawnSync(process.execPath, [join(examples, 'device.mjs'), '--chain', pki.file(`device-${n}.pem`), '--key', pki.file(`device-${n}.key`), '--port', port], { encoding: 'utf8' });
+    const one = device(1);
+    assert.equal(one.status, 0, one.stderr);
+    assert.equal(one.stdout, "admitted device-1 by enrollmentGroup 'all-devices'\n");
+    const five = device(5);
+    assert.equal(five.status, 1, five.stderr);
+    assert.match(five.stdout, /^refused enrollment-group-disabled/);
+  } finally {
+    gateway.kill();
+  }
+});

@@ -1,0 +1,7 @@
+"""``python -m attest verify CHAIN.pem [...]``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""The differential harness's Python side: reads the jobs that
+host-cli/tests/hosts.rs writes (one JSON object per line), runs each
+through this host, and prints one line per job: {"id", "out"}, where "out"
+is the decision document's exact text (or, for a CLI job, the exit code
+and standard output)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from typing import Any
+
+from attest import EnrollmentError, EnrollmentSet, Policy, to_json
+from attest.cli import run
+
+policy = Policy()
+
+
+def b(s: str) -> bytes:
+    return base64.b64decode(s)
+
+
+def load(job: dict[str, Any]) -> EnrollmentSet | None:
+    try:
+        s = EnrollmentSet.from_json(job["enrollments"], policy)
+        for t in job.get("trust") or []:
+            s.add_anchor(b(t))
+        return s
+    except EnrollmentError:
+        return None
+
+
+def one(job: dict[str, Any]) -> str:
+    op = job["op"]
+    if op == "validate":
+        return to_json(policy.validate_chain(b(job["leaf"]), [b(i) for i in job["intermediates"]], [b(a) for a in job["anchors"]], time=job["time"], purpose=job["purpose"]))
+    if op == "load":
+        return "load-error" if load(job) is None else "loaded"
+    if op in ("resolve", "attest"):
+        s = load(job)
+        if s is None:
+            return "load-error"
+        args = (job["registrationId"], b(job["leaf"]), [b(i) for i in job["intermediates"]], s)
+        if op == "resolve":
+            return to_json(policy.resolve(*args, time=job["time"], purpose=job["purpose"]))
+        p = job["proof"]
+        if "challenge" in p:
+            d = policy.attest(*args, challenge=b(p["challenge"]), signature=b(p["signature"]), time=job["time"], purpose=job["purpose"])
+        else:
+            d = policy.attest(*args, tls_scheme=p["scheme"], tls_message=b(p["message"]), signature=b(p["signature"]), time=job["time"], purpose=job["purpose"])
+        return to_json(d)
+    if op == "challengeMessage":
+        out = policy.challenge_message(job["registrationId"], b(job["challenge"]))
+        return out.hex() if isinstance(out, bytes) else to_json(out)
+    if op == "verifyCaPossession":
+        return to_json(policy.verify_ca_possession(b(job["ca"]), b(job["verification"]), job["code"], job["time"]))
+    if op == "cli":
+        code, stdout, _ = run(job["argv"], policy)
+        return f"{code}\n{stdout}"
+    raise ValueError(f"unknown job {op}")
+
+
+def main() -> None:
+    out = []
+    with open(sys.argv[1], encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            job = json.loads(line)
+            try:
+                result = one(job)
+            except Exception as e:  # noqa: BLE001 - reported per job, compared by the Rust test
+                result = f"host-error: {e}"
+            out.append(json.dumps({"id": job["id"], "out": result}, ensure_ascii=False))
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
