@@ -46,7 +46,8 @@ fn purpose_name(p: Purpose) -> &'static str {
     }
 }
 
-fn cert_json(c: &CertificateInfo) -> Value {
+/// A certificate as JSON (a path element of the decision document).
+pub fn cert_json(c: &CertificateInfo) -> Value {
     json!({
         "subject": c.subject,
         "issuer": c.issuer,

@@ -1,0 +1,719 @@
+//! The same component file decides in Node.js and in Python: every case
+//! of the conformance corpus, the mutation corpus and SPEC §1's canonical
+//! scenario (chains of every key algorithm, enrollment sets, challenge and
+//! TLS proofs, CA proofs of possession) runs through the Rust component
+//! host and through `host-js` and `host-py`, which must give the same
+//! decision document byte for byte (verdict, refusal code and message,
+//! chain position, deciding entry, path). The `verify` command lines run
+//! through all three CLIs with the same files and must print the same
+//! `--json` document with the same exit code.
+//!
+//! Set-up is part of the test, as the README promises: `npm ci` and `npm
+//! run build` in host-js (jco transpiles the component `host-cli component
+//! --out` writes), and a virtual environment `host-py/.venv` with `pip
+//! install ./host-py[test]` (wasmtime-py, cryptography, asn1crypto,
+//! pytest). Then each package's own tests run (`node --test`, `pytest`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use attest_dps::EnrollmentSet;
+use attest_tests::corpus::{corpus, pem};
+use attest_tests::mutation::{enrollments_for, mutated_corpus};
+use attest_tests::pki::{Canonical, KeyAlg};
+use attest_tests::{VALIDATION_TIME, ca_validity, device_validity};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use host_cli::report::{Outcome, Report, cert_json, refusal_json};
+use policy_host::{AttestRequest, ChainRequest, Policy, Proof, Purpose};
+use serde_json::{Value, json};
+
+/// Cases a host cannot run, with the reason: none today. A job a runner
+/// skips must be listed here; nothing is skipped silently.
+const CANNOT_RUN: &[(&str, &str, &str)] = &[];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn host_cli() -> &'static str {
+    env!("CARGO_BIN_EXE_host-cli")
+}
+
+/// Runs a set-up command with a deadline; its output is shown if it fails.
+fn run(cmd: &mut Command, limit: Duration) -> String {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            child.kill().unwrap();
+            panic!("{what} did not finish in {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.success(), "{what} failed ({status}):\n{out}\n{err}");
+    out
+}
+
+/// host-js, installed and built (once per test process).
+fn node_host() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        let dir = root().join("host-js");
+        run(
+            Command::new("npm")
+                .args(["--prefix", "host-js", "ci", "--no-audit", "--no-fund"])
+                .current_dir(root()),
+            Duration::from_secs(900),
+        );
+        run(
+            Command::new("npm")
+                .args(["--prefix", "host-js", "run", "build"])
+                .env("ATTEST_HOST_CLI", host_cli())
+                .current_dir(root()),
+            Duration::from_secs(300),
+        );
+        dir
+    })
+}
+
+/// The first Python of 3.13 or later, else `python3` (the package needs
+/// 3.10; only the `ssl` gateway example needs 3.13).
+fn base_python() -> PathBuf {
+    if let Ok(p) = std::env::var("ATTEST_PYTHON") {
+        return p.into();
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let pyenv = Path::new(&home).join(".pyenv/versions");
+    let mut candidates = vec![PathBuf::from("python3.14"), PathBuf::from("python3.13")];
+    if let Ok(dirs) = std::fs::read_dir(&pyenv) {
+        let mut found: Vec<PathBuf> = dirs
+            .flatten()
+            .map(|d| d.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("3.13") || n.starts_with("3.14"))
+            })
+            .map(|p| p.join("bin/python3"))
+            .collect();
+        found.sort();
+        candidates.extend(found.into_iter().rev());
+    }
+    candidates
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args([
+                    "-c",
+                    "import ssl, venv, sys; assert sys.version_info >= (3, 13)",
+                ])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// host-py installed into host-py/.venv (once per test process).
+fn python_host() -> &'static Path {
+    static READY: OnceLock<PathBuf> = OnceLock::new();
+    READY.get_or_init(|| {
+        let dir = root().join("host-py");
+        run(
+            Command::new(base_python())
+                .args(["-m", "venv", "--clear", ".venv"])
+                .current_dir(&dir),
+            Duration::from_secs(120),
+        );
+        let python = dir.join(".venv/bin/python");
+        run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--quiet",
+                    "./host-py[test]",
+                ])
+                .env("ATTEST_HOST_CLI", host_cli())
+                .current_dir(root()),
+            Duration::from_secs(900),
+        );
+        python
+    })
+}
+
+fn b64(der: &[u8]) -> String {
+    STANDARD.encode(der)
+}
+
+fn purpose_name(p: Purpose) -> &'static str {
+    match p {
+        Purpose::ClientAuth => "clientAuth",
+        Purpose::ServerAuth => "serverAuth",
+        Purpose::Any => "any",
+    }
+}
+
+/// A job for the hosts' runners, with what the Rust component host says.
+struct Job {
+    job: Value,
+    expect: String,
+}
+
+struct Jobs {
+    policy: Policy,
+    dir: tempfile::TempDir,
+    jobs: Vec<Job>,
+    sets: HashMap<String, Option<Arc<EnrollmentSet>>>,
+}
+
+impl Jobs {
+    fn new() -> Jobs {
+        Jobs {
+            policy: Policy::new().unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+            jobs: Vec::new(),
+            sets: HashMap::new(),
+        }
+    }
+
+    fn push(&mut self, mut job: Value, expect: String) {
+        let id = format!("{}#{}", job["id"].as_str().unwrap(), self.jobs.len());
+        job["id"] = json!(id);
+        self.jobs.push(Job { job, expect });
+    }
+
+    fn set(&mut self, text: &str, trust: &[Vec<u8>]) -> Option<Arc<EnrollmentSet>> {
+        let key = format!(
+            "{text}\u{0}{}",
+            trust.iter().map(|t| b64(t)).collect::<String>()
+        );
+        self.sets
+            .entry(key)
+            .or_insert_with(|| {
+                let mut set = EnrollmentSet::from_json(text).ok()?;
+                for t in trust {
+                    set.add_anchor(t.clone()).ok()?;
+                }
+                Some(Arc::new(set))
+            })
+            .clone()
+    }
+
+    fn validate(&mut self, id: &str, req: &ChainRequest) {
+        let verdict = self.policy.validate_chain(req).unwrap();
+        let report = Report {
+            time: req.time,
+            purpose: req.purpose,
+            outcome: Outcome::Chain(verdict),
+        };
+        self.push(
+            json!({"id": id, "op": "validate", "leaf": b64(&req.leaf),
+                "intermediates": req.intermediates.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+                "anchors": req.trust_anchors.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+                "time": req.time, "purpose": purpose_name(req.purpose)}),
+            report.json().to_string(),
+        );
+    }
+
+    fn decide(&mut self, id: &str, req: &AttestRequest, enrollments: &str, proof: Option<&Proof>) {
+        let mut job = json!({"id": id, "op": if proof.is_some() { "attest" } else { "resolve" },
+            "registrationId": req.registration_id, "leaf": b64(&req.leaf),
+            "intermediates": req.intermediates.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+            "time": req.time, "purpose": purpose_name(req.purpose), "enrollments": enrollments});
+        if let Some(proof) = proof {
+            job["proof"] = match proof {
+                Proof::ChallengeSignature {
+                    challenge,
+                    signature,
+                } => {
+                    json!({"challenge": b64(challenge), "signature": b64(signature)})
+                }
+                Proof::TlsSignature {
+                    scheme,
+                    message,
+                    signature,
+                } => {
+                    json!({"scheme": scheme, "message": b64(message), "signature": b64(signature)})
+                }
+            };
+        }
+        let expect = match self.set(enrollments, &[]) {
+            None => "load-error".to_string(),
+            Some(set) => {
+                let outcome = match proof {
+                    None => Outcome::Resolve(self.policy.resolve(req, set).unwrap()),
+                    Some(p) => Outcome::Attest(self.policy.attest(req, p, set).unwrap()),
+                };
+                Report {
+                    time: req.time,
+                    purpose: req.purpose,
+                    outcome,
+                }
+                .json()
+                .to_string()
+            }
+        };
+        self.push(job, expect);
+    }
+
+    fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// A `verify` command line: what host-cli prints (exit code, stdout).
+    fn cli(&mut self, id: &str, argv: Vec<String>) {
+        let out = Command::new(host_cli())
+            .args(&argv)
+            .output()
+            .expect("host-cli runs");
+        let expect = format!(
+            "{}\n{}",
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap()
+        );
+        self.push(json!({"id": id, "op": "cli", "argv": argv}), expect);
+    }
+
+    /// Runs every job through one host's runner; returns the mismatches.
+    fn compare(&self, host: &str, program: &Path, runner: &Path) -> Vec<String> {
+        let file = self.dir.path().join(format!("jobs-{host}.jsonl"));
+        let text: String = self.jobs.iter().map(|j| format!("{}\n", j.job)).collect();
+        std::fs::write(&file, text).unwrap();
+        let out = run(
+            Command::new(program).arg(runner).arg(&file),
+            Duration::from_secs(900),
+        );
+        let got: BTreeMap<String, String> = out
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["id"].as_str().unwrap().to_string(),
+                    v["out"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for job in &self.jobs {
+            let id = job.job["id"].as_str().unwrap();
+            let listed = CANNOT_RUN
+                .iter()
+                .any(|(h, prefix, _)| *h == host && id.starts_with(prefix));
+            match got.get(id) {
+                None if listed => {}
+                None => failures.push(format!(
+                    "{host}: {id}: no answer (skipped without a listed reason)"
+                )),
+                Some(g) if *g == job.expect => {}
+                Some(g) => failures.push(format!(
+                    "{host}: {id}\n  job:  {}\n  rust: {}\n  {host}: {g}",
+                    shorten(&job.job.to_string()),
+                    job.expect
+                )),
+            }
+        }
+        failures
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.len() > 400 {
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(400).map_or(s.len(), |(i, _)| i)]
+        )
+    } else {
+        s.to_string()
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    host_cli::report::rfc3339(t)
+}
+
+/// The job list: conformance corpus, mutation corpus, canonical scenario.
+fn jobs() -> Jobs {
+    let mut jobs = Jobs::new();
+
+    // 1. The conformance corpus: chain validation, resolution against a
+    //    group on every anchor, and `verify --trust` on the command line.
+    for case in corpus() {
+        let req = case.request();
+        jobs.validate(&case.id, &req);
+        let set = enrollments_for(case).to_string();
+        let registration_id = policy_host::certificate_common_name(&case.leaf)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "device-1".into());
+        let attest_req = AttestRequest {
+            registration_id,
+            leaf: req.leaf.clone(),
+            intermediates: req.intermediates.clone(),
+            time: req.time,
+            purpose: req.purpose,
+        };
+        jobs.decide(&case.id, &attest_req, &set, None);
+        let chain: String = std::iter::once(&case.leaf)
+            .chain(&case.intermediates)
+            .map(|d| pem(d))
+            .collect();
+        let trust: String = case.anchors.iter().map(|d| pem(d)).collect();
+        let chain = jobs.file(&format!("{}.chain.pem", case.id), &chain);
+        let trust = jobs.file(&format!("{}.trust.pem", case.id), &trust);
+        let eku = match case.purpose {
+            Purpose::ClientAuth => "clientAuth",
+            Purpose::ServerAuth => "serverAuth",
+            Purpose::Any => "anyExtendedKeyUsage",
+        };
+        let argv: Vec<String> = [
+            "verify",
+            &chain,
+            "--trust",
+            &trust,
+            "--at",
+            &rfc3339(case.time),
+            "--eku",
+            eku,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        jobs.cli(&format!("{}/cli", case.id), argv);
+        let groups = jobs.file(&format!("{}.groups.json", case.id), &set);
+        let argv: Vec<String> = [
+            "verify",
+            &chain,
+            "--enrollments",
+            &groups,
+            "--at",
+            &rfc3339(case.time),
+            "--eku",
+            eku,
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        jobs.cli(&format!("{}/cli-enrollments", case.id), argv);
+    }
+
+    // 2. The mutation corpus: the very inputs of tests/mutations.rs.
+    for (i, m) in mutated_corpus().into_iter().enumerate() {
+        let id = format!("{}/mutation-{i}", m.case.id);
+        jobs.validate(&id, &m.request);
+        let attest_req = AttestRequest {
+            registration_id: m.registration_id.to_string(),
+            leaf: m.request.leaf.clone(),
+            intermediates: m.request.intermediates.clone(),
+            time: m.request.time,
+            purpose: m.request.purpose,
+        };
+        jobs.decide(&id, &attest_req, &enrollments_for(m.case).to_string(), None);
+    }
+
+    // 3. SPEC §1's canonical scenario with every key algorithm: each step's
+    //    enrollment set, every device, resolve and attest (own key, another
+    //    device's key, a TLS 1.3 CertificateVerify), on the API and the CLI.
+    for alg in [
+        KeyAlg::P256,
+        KeyAlg::P384,
+        KeyAlg::P521,
+        KeyAlg::Rsa2048,
+        KeyAlg::Ed25519,
+    ] {
+        let pki = Canonical::generate(alg, ca_validity(), device_validity()).unwrap();
+        let tag = format!("canonical-{alg:?}");
+        for (step, set) in pki.enrollment_steps().iter().enumerate() {
+            let set = set.to_string();
+            let set_file = jobs.file(&format!("{tag}-step{step}.json"), &set);
+            for n in 1..=5 {
+                let id = format!("{tag}/step{step}/device-{n}");
+                let registration_id = format!("device-{n}");
+                let req = attest_tests::request(
+                    &registration_id,
+                    &pki.devices[n - 1].der,
+                    &[&pki.issuer_of(n).der],
+                );
+                jobs.decide(&id, &req, &set, None);
+                let own = attest_tests::challenge_proof(&registration_id, &pki.devices[n - 1].key);
+                jobs.decide(&format!("{id}/own-key"), &req, &set, Some(&own));
+                let other =
+                    attest_tests::challenge_proof(&registration_id, &pki.devices[n % 5].key);
+                jobs.decide(&format!("{id}/other-key"), &req, &set, Some(&other));
+                if let Some(tls) = tls13_proof(alg, &pki.devices[n - 1].key) {
+                    jobs.decide(&format!("{id}/tls13"), &req, &set, Some(&tls));
+                }
+                let chain = jobs.file(&format!("{tag}-device-{n}.pem"), &pki.chain_pem(n));
+                let mut argv: Vec<String> = [
+                    "verify",
+                    &chain,
+                    "--enrollments",
+                    &set_file,
+                    "--at",
+                    &rfc3339(VALIDATION_TIME),
+                    "--json",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                jobs.cli(&format!("{id}/cli"), argv.clone());
+                if let Proof::ChallengeSignature {
+                    challenge,
+                    signature,
+                } = &own
+                {
+                    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                    argv.extend([
+                        "--challenge".into(),
+                        url.encode(challenge),
+                        "--signature".into(),
+                        url.encode(signature),
+                    ]);
+                    jobs.cli(&format!("{id}/cli-proof"), argv);
+                }
+            }
+            // Human output and the registration-ID flag, too.
+            let chain = jobs.file(&format!("{tag}-device-4.pem"), &pki.chain_pem(4));
+            let argv: Vec<String> = [
+                "verify",
+                &chain,
+                "--enrollments",
+                &set_file,
+                "--at",
+                &rfc3339(VALIDATION_TIME),
+                "--registration-id",
+                "DEVICE-4",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            jobs.cli(&format!("{tag}/step{step}/cli-human"), argv);
+        }
+        // CA proof of possession: a verification certificate signed by the
+        // CA's key, by another key, and with the wrong code.
+        for (code, signer, name) in [
+            ("0A1B2C3D", &pki.line_a, "ok"),
+            ("0A1B2C3D", &pki.line_b, "other-ca"),
+            ("WRONG", &pki.line_a, "wrong-code"),
+        ] {
+            let verification = signer.device("0A1B2C3D", alg, device_validity()).unwrap();
+            let expect = match jobs
+                .policy
+                .verify_ca_possession(&pki.line_a.der, &verification.der, code, VALIDATION_TIME)
+                .unwrap()
+            {
+                Ok(c) => json!({"ok": cert_json(&c)}),
+                Err(r) => json!({"refusal": refusal_json(&r)}),
+            };
+            jobs.push(
+                json!({"id": format!("{tag}/ca-possession-{name}"), "op": "verifyCaPossession",
+                    "ca": b64(&pki.line_a.der), "verification": b64(&verification.der), "code": code, "time": VALIDATION_TIME}),
+                expect.to_string(),
+            );
+        }
+    }
+
+    // 4. Challenge messages, valid and refused.
+    for (id, challenge) in [
+        ("device-1", vec![7u8; 32]),
+        ("device-1", vec![1u8; 3]),
+        ("Bad ID!", vec![7u8; 32]),
+    ] {
+        let expect = match jobs.policy.challenge_message(id, &challenge).unwrap() {
+            Ok(m) => hex::encode(m),
+            Err(r) => refusal_json(&r).to_string(),
+        };
+        jobs.push(json!({"id": "challenge-message", "op": "challengeMessage", "registrationId": id, "challenge": b64(&challenge)}), expect);
+    }
+
+    // 5. Enrollment files the loaders must refuse or accept alike.
+    let pki = Canonical::generate(KeyAlg::P256, ca_validity(), device_validity()).unwrap();
+    for (i, doc) in loader_cases(&pki).into_iter().enumerate() {
+        let text = doc.to_string();
+        let expect = if EnrollmentSet::from_json(&text).is_ok() {
+            "loaded"
+        } else {
+            "load-error"
+        };
+        jobs.push(
+            json!({"id": format!("loader-{i}"), "op": "load", "enrollments": text}),
+            expect.into(),
+        );
+    }
+    jobs
+}
+
+/// A TLS 1.3 client CertificateVerify proof (RFC 8446 §4.4.3) for the
+/// schemes rcgen can sign with.
+fn tls13_proof(alg: KeyAlg, key: &rcgen::KeyPair) -> Option<Proof> {
+    let scheme: u16 = match alg {
+        KeyAlg::P256 => 0x0403,
+        KeyAlg::P384 => 0x0503,
+        KeyAlg::P521 => 0x0603,
+        KeyAlg::Ed25519 => 0x0807,
+        KeyAlg::Rsa2048 => return None,
+    };
+    let mut message = vec![0x20; 64];
+    message.extend_from_slice(b"TLS 1.3, client CertificateVerify\0");
+    message.extend_from_slice(&[0x42; 32]);
+    let signature = rcgen::SigningKey::sign(key, &message).ok()?;
+    Some(Proof::TlsSignature {
+        scheme,
+        message,
+        signature,
+    })
+}
+
+/// Enrollment documents, good and bad: each loader must take or refuse each.
+fn loader_cases(pki: &Canonical) -> Vec<Value> {
+    let group = |id: &str, cert: &str| attest_tests::group_json(id, cert, true);
+    let device = &pki.devices[0];
+    let mut out = vec![
+        json!({}),
+        json!({"enrollmentGroups": []}),
+        json!({"enrollmentGroups": [group("g", &pki.root.pem)]}),
+        json!({"enrollmentGroups": [group("g", &pki.root.pem), group("g", &pki.line_a.pem)]}),
+        json!({"enrollmentGroups": [group("g1", &pki.root.pem), group("g2", &pki.root.pem)]}),
+        json!({"enrollmentGroups": [group("g", &device.pem)]}),
+        json!({"enrollmentGroups": [group("-g", &pki.root.pem)]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g", "attestation": {"type": "tpm"}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g"}]}),
+        json!({"enrollmentGroups": [{"EnrollmentGroupID": "g", "ProvisioningStatus": "Disabled",
+            "attestation": {"TYPE": "X509", "x509": {"signingcertificates": {"primary": {"certificate": pki.root.pem}}}}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g", "provisioning_status": "enabled",
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pki.root.pem}}}}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g", "provisioningStatus": null,
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pki.root.pem}}}}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g", "provisioningStatus": "paused",
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pki.root.pem}}}}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g",
+            "attestation": {"type": "x509", "x509": {"caReferences": {"primary": "root"}}}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g",
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": "AAAA"}}}}}]}),
+        json!({"enrollmentGroups": [{"enrollmentGroupId": "g",
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": b64(&pki.root.der)}}}}}]}),
+        json!({"individualEnrollments": [attest_tests::individual_json("device-1", &device.pem, true)]}),
+        json!({"individualEnrollments": [attest_tests::individual_json("device-1", &device.pem, true), attest_tests::individual_json("DEVICE-1", &device.pem, false)]}),
+        json!({"individualEnrollments": [attest_tests::individual_json("device-1", &pki.line_a.pem, true)]}),
+        json!({"individualEnrollments": [attest_tests::individual_json("device 1", &device.pem, true)]}),
+        json!({"individualEnrollments": [{"registrationId": "device-1", "deviceId": "bad/id",
+            "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": device.pem}}}}}]}),
+        json!({"individualEnrollments": [{"registrationId": "device-1", "iotHubs": "hub",
+            "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": device.pem}}}}}]}),
+        json!({"individualEnrollments": [{"registrationId": "device-1", "reprovisionPolicy": {"updateHubAssignment": "yes"},
+            "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": device.pem}}}}}]}),
+        json!({"individualEnrollments": {"registrationId": "device-1"}}),
+        json!([]),
+    ];
+    out.push(json!({"individualEnrollments": [{"registrationId": 7}]}));
+    out
+}
+
+#[test]
+fn node_and_python_hosts_decide_every_case_as_the_rust_host() {
+    let jobs = jobs();
+    assert!(jobs.jobs.len() > 4000, "{} jobs", jobs.jobs.len());
+    let node = node_host();
+    let python = python_host();
+    let mut failures = jobs.compare("node", Path::new("node"), &node.join("test/run-cases.mjs"));
+    failures.extend(jobs.compare("python", python, &root().join("host-py/tests/run_cases.py")));
+    let shown: Vec<&String> = failures.iter().take(20).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} jobs differ:\n{}",
+        failures.len(),
+        jobs.jobs.len() * 2,
+        shown
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "{} jobs, identical in the Rust, Node.js and Python hosts",
+        jobs.jobs.len()
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn both_packages_carry_the_component_policy_host_embeds() {
+    let embedded = sha256_hex(policy_host::COMPONENT);
+    let node = node_host();
+    let built = std::fs::read(node.join("dist/attest-policy.wasm")).unwrap();
+    assert_eq!(
+        sha256_hex(&built),
+        embedded,
+        "host-js/dist/attest-policy.wasm"
+    );
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(node.join("dist/component.json")).unwrap())
+            .unwrap();
+    assert_eq!(recorded["sha256"], json!(embedded));
+    let python = python_host();
+    let shipped = run(
+        Command::new(python).args(["-c", "import attest; print(attest.component_sha256())"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        shipped.trim(),
+        embedded,
+        "the component inside the installed attest package"
+    );
+}
+
+#[test]
+fn host_js_tests_pass() {
+    node_host();
+    let out = run(
+        Command::new("npm")
+            .args(["--prefix", "host-js", "test"])
+            .env("ATTEST_HOST_CLI", host_cli())
+            .current_dir(root()),
+        Duration::from_secs(600),
+    );
+    assert!(out.contains("# fail 0"), "{out}");
+}
+
+#[test]
+fn host_py_tests_pass() {
+    let python = python_host();
+    // From the tests directory, so the installed package is what is tested.
+    let out = run(
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "."])
+            .env("ATTEST_HOST_CLI", host_cli())
+            .current_dir(root().join("host-py/tests")),
+        Duration::from_secs(600),
+    );
+    assert!(out.contains(" passed"), "{out}");
+}
