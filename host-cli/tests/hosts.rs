@@ -717,3 +717,102 @@ fn host_py_tests_pass() {
     );
     assert!(out.contains(" passed"), "{out}");
 }
+
+/// `node host-js/bin/attest.js verify` and `python -m attest verify` as
+/// processes, exactly as documented: the same exit code and the same
+/// `--json` bytes as `host-cli verify`, on every device and step of the
+/// canonical scenario, with a proof, and on an input error.
+#[test]
+fn the_three_verify_commands_print_the_same_bytes() {
+    let node = node_host();
+    let python = python_host();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Canonical::generate(KeyAlg::P256, ca_validity(), device_validity()).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let at = rfc3339(VALIDATION_TIME);
+    let mut command_lines: Vec<Vec<String>> = Vec::new();
+    for (step, set) in pki.enrollment_steps().iter().enumerate() {
+        let set = write(&format!("step{step}.json"), &set.to_string());
+        for n in 1..=5 {
+            let chain = write(&format!("device-{n}.pem"), &pki.chain_pem(n));
+            command_lines.push(vec![
+                "verify".into(),
+                chain,
+                "--enrollments".into(),
+                set.clone(),
+                "--at".into(),
+                at.clone(),
+                "--json".into(),
+            ]);
+        }
+    }
+    let Proof::ChallengeSignature {
+        challenge,
+        signature,
+    } = attest_tests::challenge_proof("device-1", &pki.devices[0].key)
+    else {
+        unreachable!()
+    };
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut with_proof = command_lines[0].clone();
+    with_proof.extend([
+        "--challenge".into(),
+        url.encode(&challenge),
+        "--signature".into(),
+        url.encode(&signature),
+    ]);
+    command_lines.push(with_proof);
+    let root_pem = write("root.pem", &pki.root.pem);
+    let chain = write("device-2.pem", &pki.chain_pem(2));
+    command_lines.push(vec![
+        "verify".into(),
+        chain.clone(),
+        "--trust".into(),
+        root_pem,
+        "--at".into(),
+        at.clone(),
+        "--eku".into(),
+        "any".into(),
+        "--json".into(),
+    ]);
+    command_lines.push(vec![
+        "verify".into(),
+        dir.path().join("missing.pem").to_str().unwrap().into(),
+        "--trust".into(),
+        chain,
+        "--json".into(),
+    ]);
+
+    let run_one = |program: &Path, prefix: &[&str], argv: &[String]| -> (i32, Vec<u8>) {
+        let out = Command::new(program)
+            .args(prefix)
+            .args(argv)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code().expect("exited, not killed"), out.stdout)
+    };
+    let js = node.join("bin/attest.js");
+    for argv in &command_lines {
+        let rust = run_one(Path::new(host_cli()), &[], argv);
+        let from_node = run_one(Path::new("node"), &[js.to_str().unwrap()], argv);
+        let from_python = run_one(python, &["-m", "attest"], argv);
+        assert_eq!(from_node, rust, "node: {argv:?}");
+        if rust.0 == 2 {
+            // Input errors: same exit code and shape; the message is each host's own.
+            let doc: Value = serde_json::from_slice(&from_python.1).unwrap();
+            assert_eq!(
+                (from_python.0, doc["verdict"].as_str()),
+                (2, Some("error")),
+                "python: {argv:?}"
+            );
+        } else {
+            assert_eq!(from_python, rust, "python: {argv:?}");
+        }
+    }
+}
