@@ -351,6 +351,11 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// A command line as owned strings.
+fn args(argv: &[&str]) -> Vec<String> {
+    argv.iter().map(|s| s.to_string()).collect()
+}
+
 fn rfc3339(t: i64) -> String {
     host_cli::report::rfc3339(t)
 }
@@ -389,37 +394,17 @@ fn jobs() -> Jobs {
             Purpose::ServerAuth => "serverAuth",
             Purpose::Any => "anyExtendedKeyUsage",
         };
-        let argv: Vec<String> = [
-            "verify",
-            &chain,
-            "--trust",
-            &trust,
-            "--at",
-            &rfc3339(case.time),
-            "--eku",
-            eku,
-            "--json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        jobs.cli(&format!("{}/cli", case.id), argv);
+        let at = rfc3339(case.time);
         let groups = jobs.file(&format!("{}.groups.json", case.id), &set);
-        let argv: Vec<String> = [
-            "verify",
-            &chain,
-            "--enrollments",
-            &groups,
-            "--at",
-            &rfc3339(case.time),
-            "--eku",
-            eku,
-            "--json",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        jobs.cli(&format!("{}/cli-enrollments", case.id), argv);
+        for (suffix, flag, file) in [
+            ("cli", "--trust", &trust),
+            ("cli-enrollments", "--enrollments", &groups),
+        ] {
+            let argv = args(&[
+                "verify", &chain, flag, file, "--at", &at, "--eku", eku, "--json",
+            ]);
+            jobs.cli(&format!("{}/{suffix}", case.id), argv);
+        }
     }
 
     // 2. The mutation corpus: the very inputs of tests/mutations.rs.
@@ -469,18 +454,16 @@ fn jobs() -> Jobs {
                     jobs.decide(&format!("{id}/tls13"), &req, &set, Some(&tls));
                 }
                 let chain = jobs.file(&format!("{tag}-device-{n}.pem"), &pki.chain_pem(n));
-                let mut argv: Vec<String> = [
+                let at = rfc3339(VALIDATION_TIME);
+                let mut argv = args(&[
                     "verify",
                     &chain,
                     "--enrollments",
                     &set_file,
                     "--at",
-                    &rfc3339(VALIDATION_TIME),
+                    &at,
                     "--json",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+                ]);
                 jobs.cli(&format!("{id}/cli"), argv.clone());
                 if let Proof::ChallengeSignature {
                     challenge,
@@ -499,19 +482,17 @@ fn jobs() -> Jobs {
             }
             // Human output and the registration-ID flag, too.
             let chain = jobs.file(&format!("{tag}-device-4.pem"), &pki.chain_pem(4));
-            let argv: Vec<String> = [
+            let at = rfc3339(VALIDATION_TIME);
+            let argv = args(&[
                 "verify",
                 &chain,
                 "--enrollments",
                 &set_file,
                 "--at",
-                &rfc3339(VALIDATION_TIME),
+                &at,
                 "--registration-id",
                 "DEVICE-4",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            ]);
             jobs.cli(&format!("{tag}/step{step}/cli-human"), argv);
         }
         // CA proof of possession: a verification certificate signed by the

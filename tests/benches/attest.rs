@@ -38,20 +38,11 @@ struct Input {
 }
 
 fn input(name: &'static str, alg: KeyAlg, depth: usize) -> Input {
-    let root = Ca::root("Bench Root", alg, ca_validity()).unwrap();
-    let mut intermediates: Vec<Ca> = Vec::new();
-    for i in 0..depth {
-        let parent = intermediates.last().unwrap_or(&root);
-        let next = parent
-            .intermediate(&format!("Bench CA {i}"), alg, ca_validity())
-            .unwrap();
-        intermediates.push(next);
-    }
-    let device = intermediates
-        .last()
-        .unwrap_or(&root)
-        .device("bench-device", alg, device_validity())
-        .unwrap();
+    let BenchChain {
+        root,
+        intermediates,
+        device,
+    } = bench_chain(alg, depth);
     Input {
         name,
         alg,

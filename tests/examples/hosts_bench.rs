@@ -22,7 +22,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use attest_tests::pki::{Ca, KeyAlg};
+use attest_tests::pki::KeyAlg;
 use attest_tests::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -42,20 +42,11 @@ fn main() {
         ("p256-4cert", KeyAlg::P256, 2),
         ("rsa2048-3cert", KeyAlg::Rsa2048, 1),
     ] {
-        let root = Ca::root("Bench Root", alg, ca_validity()).unwrap();
-        let mut chain: Vec<Ca> = Vec::new();
-        for i in 0..depth {
-            let parent = chain.last().unwrap_or(&root);
-            let next = parent
-                .intermediate(&format!("Bench CA {i}"), alg, ca_validity())
-                .unwrap();
-            chain.push(next);
-        }
-        let device = chain
-            .last()
-            .unwrap_or(&root)
-            .device("bench-device", alg, device_validity())
-            .unwrap();
+        let BenchChain {
+            root,
+            intermediates: chain,
+            device,
+        } = bench_chain(alg, depth);
         let enrollments = json!({"enrollmentGroups": [group_json("bench", &root.pem, true)]});
         let Proof::ChallengeSignature {
             challenge,

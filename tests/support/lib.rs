@@ -181,6 +181,40 @@ pub fn fuzz_input(flags: u8, case: &corpus::Case) -> Vec<u8> {
     out
 }
 
+/// The benchmarks' chain: "Bench Root" → `depth` intermediates ("Bench CA
+/// 0", …) → the device "bench-device", all with `alg` keys.
+pub struct BenchChain {
+    /// The root CA.
+    pub root: pki::Ca,
+    /// The intermediates, root side first.
+    pub intermediates: Vec<pki::Ca>,
+    /// The device.
+    pub device: pki::Device,
+}
+
+/// Builds a [`BenchChain`].
+pub fn bench_chain(alg: pki::KeyAlg, depth: usize) -> BenchChain {
+    let root = pki::Ca::root("Bench Root", alg, ca_validity()).unwrap();
+    let mut intermediates: Vec<pki::Ca> = Vec::new();
+    for i in 0..depth {
+        let parent = intermediates.last().unwrap_or(&root);
+        let next = parent
+            .intermediate(&format!("Bench CA {i}"), alg, ca_validity())
+            .unwrap();
+        intermediates.push(next);
+    }
+    let device = intermediates
+        .last()
+        .unwrap_or(&root)
+        .device("bench-device", alg, device_validity())
+        .unwrap();
+    BenchChain {
+        root,
+        intermediates,
+        device,
+    }
+}
+
 /// SplitMix64: a small deterministic generator for property and mutation
 /// tests (a fixed seed makes every failure reproducible).
 #[derive(Clone, Debug)]
