@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-/// One shared access policy (DPS: name and base64 key).
+/// One shared access policy (DPS: name, base64 key and rights).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SasPolicy {
@@ -19,6 +19,120 @@ pub struct SasPolicy {
     pub key_name: String,
     /// Base64 HMAC-SHA256 key.
     pub primary_key: String,
+    /// What the policy may do, as DPS writes it (`"EnrollmentRead,
+    /// RegistrationStatusRead"`). Absent: every right (configurations
+    /// written before rights existed; the generated owner policy lists
+    /// them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights: Option<Rights>,
+}
+
+impl SasPolicy {
+    /// Whether the policy grants `right`.
+    pub fn grants(&self, right: Right) -> bool {
+        self.rights.as_ref().is_none_or(|r| r.0.contains(&right))
+    }
+}
+
+/// A right a shared access policy grants, by DPS's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Right {
+    /// Certificates (CA verification) and the service's configuration.
+    ServiceConfig,
+    /// Read enrollments and enrollment groups (get, query, attestation mechanism).
+    EnrollmentRead,
+    /// Create, replace and delete enrollments and enrollment groups (and bulk operations).
+    EnrollmentWrite,
+    /// Read registration records (get, query).
+    RegistrationStatusRead,
+    /// Delete registration records.
+    RegistrationStatusWrite,
+}
+
+impl Right {
+    /// Every right, in DPS's order.
+    pub const ALL: [Right; 5] = [
+        Right::ServiceConfig,
+        Right::EnrollmentRead,
+        Right::EnrollmentWrite,
+        Right::RegistrationStatusRead,
+        Right::RegistrationStatusWrite,
+    ];
+
+    /// DPS's name of the right.
+    pub fn name(self) -> &'static str {
+        match self {
+            Right::ServiceConfig => "ServiceConfig",
+            Right::EnrollmentRead => "EnrollmentRead",
+            Right::EnrollmentWrite => "EnrollmentWrite",
+            Right::RegistrationStatusRead => "RegistrationStatusRead",
+            Right::RegistrationStatusWrite => "RegistrationStatusWrite",
+        }
+    }
+}
+
+impl std::fmt::Display for Right {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The rights of a policy, written as DPS writes them: names separated by
+/// commas (`"ServiceConfig, EnrollmentRead"`), case-insensitive.
+/// `DeviceConnect` (a DPS right for devices, which attest's X.509 devices
+/// do not use) is accepted and grants nothing; an unknown name is an
+/// error, and so is a list that grants nothing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Rights(std::collections::BTreeSet<Right>);
+
+impl Rights {
+    /// Every right.
+    pub fn all() -> Rights {
+        Rights(Right::ALL.into_iter().collect())
+    }
+
+    /// Exactly these rights.
+    pub fn of(rights: &[Right]) -> Rights {
+        Rights(rights.iter().copied().collect())
+    }
+}
+
+impl TryFrom<String> for Rights {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Rights, String> {
+        let mut out = std::collections::BTreeSet::new();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name.eq_ignore_ascii_case("DeviceConnect") {
+                continue;
+            }
+            let right = Right::ALL
+                .into_iter()
+                .find(|r| r.name().eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = Right::ALL.iter().map(|r| r.name()).collect();
+                    format!(
+                        "rights: {name:?} is not a right (known: {}, DeviceConnect)",
+                        known.join(", ")
+                    )
+                })?;
+            out.insert(right);
+        }
+        if out.is_empty() {
+            return Err(format!(
+                "rights {text:?} grants nothing; list one or more of ServiceConfig, EnrollmentRead, EnrollmentWrite, RegistrationStatusRead, RegistrationStatusWrite"
+            ));
+        }
+        Ok(Rights(out))
+    }
+}
+
+impl From<Rights> for String {
+    fn from(r: Rights) -> String {
+        let names: Vec<&str> = r.0.iter().map(|r| r.name()).collect();
+        names.join(", ")
+    }
 }
 
 /// Longest token accepted, bytes.
@@ -117,6 +231,17 @@ pub fn verify(
     now: i64,
     max_lifetime: i64,
 ) -> Result<(), String> {
+    verify_policy(header, policies, now, max_lifetime).map(|_| ())
+}
+
+/// [`verify`], answering the policy whose key signed the token (for its
+/// rights).
+pub fn verify_policy<'p>(
+    header: &str,
+    policies: &'p [SasPolicy],
+    now: i64,
+    max_lifetime: i64,
+) -> Result<&'p SasPolicy, String> {
     if header.len() > MAX_TOKEN {
         return Err("the SAS token is too long".into());
     }
@@ -170,7 +295,8 @@ pub fn verify(
         format!("{sr}\n{se}").as_bytes(),
         &signature,
     )
-    .map_err(|_| "SAS token signature does not verify".to_string())
+    .map_err(|_| "SAS token signature does not verify".to_string())?;
+    Ok(policy)
 }
 
 #[cfg(test)]
@@ -181,6 +307,7 @@ mod tests {
         SasPolicy {
             key_name: "owner".into(),
             primary_key: STANDARD.encode([7u8; 32]),
+            rights: None,
         }
     }
 
@@ -205,6 +332,7 @@ mod tests {
         let other = SasPolicy {
             key_name: "owner".into(),
             primary_key: STANDARD.encode([8u8; 32]),
+            rights: None,
         };
         assert!(verify(&t, &[other], 999, max).is_err());
         assert!(verify("Bearer x", std::slice::from_ref(&p), 0, max).is_err());
@@ -223,6 +351,51 @@ mod tests {
             verify(&t, std::slice::from_ref(&p), 999 - max - 1, max)
                 .unwrap_err()
                 .contains("maxTokenLifetimeSeconds")
+        );
+    }
+
+    #[test]
+    fn rights_parse_as_dps_writes_them_and_unknown_names_are_errors() {
+        let parse = |t: &str| Rights::try_from(t.to_string());
+        assert_eq!(
+            parse("EnrollmentRead, registrationstatusread"),
+            Ok(Rights::of(&[
+                Right::EnrollmentRead,
+                Right::RegistrationStatusRead
+            ]))
+        );
+        assert_eq!(
+            parse("DeviceConnect,ServiceConfig"),
+            Ok(Rights::of(&[Right::ServiceConfig]))
+        );
+        assert!(
+            parse("EnrollmentRead, EnrolmentWrite")
+                .unwrap_err()
+                .contains("EnrolmentWrite")
+        );
+        assert!(parse("").unwrap_err().contains("grants nothing"));
+        assert!(
+            parse("DeviceConnect")
+                .unwrap_err()
+                .contains("grants nothing")
+        );
+        let all = String::from(Rights::all());
+        assert_eq!(parse(&all), Ok(Rights::all()));
+        // A policy without rights is every right; with rights, only those.
+        let mut p = policy();
+        assert!(Right::ALL.iter().all(|r| p.grants(*r)));
+        p.rights = Some(Rights::of(&[Right::EnrollmentRead]));
+        assert!(p.grants(Right::EnrollmentRead) && !p.grants(Right::EnrollmentWrite));
+        let json: SasPolicy = serde_json::from_str(
+            r#"{"keyName":"reader","primaryKey":"x","rights":"EnrollmentRead"}"#,
+        )
+        .unwrap();
+        assert_eq!(json.rights, Some(Rights::of(&[Right::EnrollmentRead])));
+        assert!(
+            serde_json::from_str::<SasPolicy>(
+                r#"{"keyName":"r","primaryKey":"x","rights":"Admin"}"#
+            )
+            .is_err()
         );
     }
 
@@ -253,6 +426,7 @@ mod tests {
         let key = |k: &str| SasPolicy {
             key_name: "owner".into(),
             primary_key: k.into(),
+            rights: None,
         };
         // Issue 18: 32 bytes of trivial entropy passed (a repeated short
         // pattern, one byte set in zeros).

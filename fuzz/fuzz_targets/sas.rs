@@ -10,6 +10,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let policy = SasPolicy {
         key_name: "owner".into(),
         primary_key: "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=".into(),
+        rights: None,
     };
     let Ok(header) = std::str::from_utf8(data) else {
         return;

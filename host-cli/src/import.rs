@@ -145,6 +145,8 @@ fn parse_connection_string(text: &str) -> Result<ConnectionString> {
             policy: attest_dps::sas::SasPolicy {
                 key_name,
                 primary_key,
+                // The service checks rights; the client only signs.
+                rights: None,
             },
         }),
         _ => bail!("the connection string needs HostName, SharedAccessKeyName and SharedAccessKey"),

@@ -4,7 +4,7 @@
 //! host-http [--listen 127.0.0.1:8443] [--mqtt-listen 127.0.0.1:8883]
 //!           [--id-scope 0ne00000001] [--data ./attest-data]
 //!           [--tls-cert server.pem --tls-key server.key] [--enrollments FILE.json]
-//! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost]
+//! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost] [--policy NAME]
 //! host-http connection-string [--data ./attest-data] [--host localhost:8443]
 //! ```
 //!
@@ -43,6 +43,9 @@ enum Command {
         /// Resource (sr) to sign: the host name clients use.
         #[arg(long, default_value = "localhost")]
         resource: String,
+        /// Which shared access policy of config.json signs (default: the first).
+        #[arg(long)]
+        policy: Option<String>,
     },
     /// Print the management connection string (DPS form: HostName, SharedAccessKeyName,
     /// SharedAccessKey), for `host-cli import` and the DPS service SDKs. It holds the key.
@@ -53,6 +56,9 @@ enum Command {
         /// The host (and port) clients reach the service at.
         #[arg(long, default_value = "localhost:8443")]
         host: String,
+        /// Which shared access policy of config.json (default: the first).
+        #[arg(long)]
+        policy: Option<String>,
     },
 }
 
@@ -63,8 +69,11 @@ fn main() -> ExitCode {
             data,
             ttl,
             resource,
-        }) => token(&data, ttl, &resource),
-        Some(Command::ConnectionString { data, host }) => connection_string(&data, &host),
+            policy,
+        }) => token(&data, ttl, &resource, policy.as_deref()),
+        Some(Command::ConnectionString { data, host, policy }) => {
+            connection_string(&data, &host, policy.as_deref())
+        }
         None => serve(cli.serve),
     };
     match result {
@@ -87,12 +96,32 @@ fn config(data: &std::path::Path) -> Result<host_http::ServiceConfig> {
     })
 }
 
-fn connection_string(data: &std::path::Path, host: &str) -> Result<()> {
+/// The policy named `name` (or the first) of a configuration.
+fn pick<'c>(
+    config: &'c host_http::ServiceConfig,
+    name: Option<&str>,
+) -> Result<&'c attest_dps::sas::SasPolicy> {
+    let policies = &config.shared_access_policies;
+    match name {
+        None => policies
+            .first()
+            .context("config.json has no sharedAccessPolicies"),
+        Some(name) => policies
+            .iter()
+            .find(|p| p.key_name == name)
+            .with_context(|| {
+                let names: Vec<&str> = policies.iter().map(|p| p.key_name.as_str()).collect();
+                format!(
+                    "config.json has no shared access policy named {name:?} (it has: {})",
+                    names.join(", ")
+                )
+            }),
+    }
+}
+
+fn connection_string(data: &std::path::Path, host: &str, name: Option<&str>) -> Result<()> {
     let config = config(data)?;
-    let policy = config
-        .shared_access_policies
-        .first()
-        .context("config.json has no sharedAccessPolicies")?;
+    let policy = pick(&config, name)?;
     println!(
         "HostName={host};SharedAccessKeyName={};SharedAccessKey={}",
         policy.key_name, policy.primary_key
@@ -100,13 +129,10 @@ fn connection_string(data: &std::path::Path, host: &str) -> Result<()> {
     Ok(())
 }
 
-fn token(data: &std::path::Path, ttl: i64, resource: &str) -> Result<()> {
+fn token(data: &std::path::Path, ttl: i64, resource: &str, name: Option<&str>) -> Result<()> {
     let path = data.join("config.json");
     let config = config(data)?;
-    let policy = config
-        .shared_access_policies
-        .first()
-        .context("config.json has no sharedAccessPolicies")?;
+    let policy = pick(&config, name)?;
     if ttl > config.max_token_lifetime_seconds {
         anyhow::bail!(
             "--ttl {ttl} exceeds maxTokenLifetimeSeconds {} in {}; the service would refuse the token",

@@ -17,6 +17,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request};
 
 use attest_dps::query::{Paging, json_body};
+use attest_dps::sas::Right;
 use attest_dps::{DpsError, ErrorKind};
 use attest_service::{Answer, Service};
 use policy_host::EnrollmentKind::{Group, Individual};
@@ -36,7 +37,18 @@ pub(crate) async fn handle(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    service.authorize(header(AUTHORIZATION.as_str()).as_deref())?;
+    // Resource names are case-insensitive (the Node SDK writes
+    // `/enrollmentgroups/…/attestationmechanism`); IDs are not.
+    let mut lowered = segments.clone();
+    lowered[0] = lowered[0].to_ascii_lowercase();
+    if let [_, _, action] = lowered.as_mut_slice() {
+        *action = action.to_ascii_lowercase();
+    }
+    let method = req.method().clone();
+    service.authorize(
+        header(AUTHORIZATION.as_str()).as_deref(),
+        right_for(&method, &lowered),
+    )?;
     // An authenticated operator keeps the connection's slot.
     connection.prove();
     let if_match = header("if-match");
@@ -44,16 +56,8 @@ pub(crate) async fn handle(
         max_item_count: header("x-ms-max-item-count"),
         continuation: header("x-ms-continuation"),
     };
-    let method = req.method().clone();
     let body = json_body(&read_body(req, MAX_MANAGEMENT_BODY).await?)?;
     blocking(move || {
-        // Resource names are case-insensitive (the Node SDK writes
-        // `/enrollmentgroups/…/attestationmechanism`); IDs are not.
-        let mut lowered = segments.clone();
-        lowered[0] = lowered[0].to_ascii_lowercase();
-        if let [_, _, action] = lowered.as_mut_slice() {
-            *action = action.to_ascii_lowercase();
-        }
         let s: Vec<&str> = lowered.iter().map(String::as_str).collect();
         let if_match = if_match.as_deref();
         match (&method, s.as_slice()) {
@@ -111,4 +115,28 @@ pub(crate) async fn handle(
         }
     })
     .await
+}
+
+/// The right a management route needs (DPS's shared access policy rights):
+/// enrollments and groups are read with EnrollmentRead and changed with
+/// EnrollmentWrite, registration records read with RegistrationStatusRead
+/// and deleted with RegistrationStatusWrite, CA certificates (which decide
+/// what groups may trust) need ServiceConfig. `None` for a path that is no
+/// resource (any valid token, then 404).
+fn right_for(method: &Method, lowered: &[String]) -> Option<Right> {
+    let s: Vec<&str> = lowered.iter().map(String::as_str).collect();
+    let read = matches!(*method, Method::GET)
+        || (*method == Method::POST
+            && matches!(
+                s.as_slice(),
+                [_, "query"] | [_, _, "query"] | [_, _, "attestationmechanism"]
+            ));
+    match s.first().copied() {
+        Some("enrollments" | "enrollmentgroups") if read => Some(Right::EnrollmentRead),
+        Some("enrollments" | "enrollmentgroups") => Some(Right::EnrollmentWrite),
+        Some("registrations") if read => Some(Right::RegistrationStatusRead),
+        Some("registrations") => Some(Right::RegistrationStatusWrite),
+        Some("certificates") => Some(Right::ServiceConfig),
+        _ => None,
+    }
 }

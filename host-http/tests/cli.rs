@@ -111,6 +111,24 @@ fn first_start_explains_itself_and_signals_stop_it_cleanly() {
         String::from_utf8_lossy(&token.stdout)
             .starts_with("SharedAccessSignature sr=localhost&sig=")
     );
+    // --policy picks a policy by name; an unknown one is exit 2 naming those there are.
+    let named = host_http()
+        .args(["token", "--policy", "provisioningserviceowner", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&named.stdout).contains("skn=provisioningserviceowner"));
+    let unknown = host_http()
+        .args(["token", "--policy", "reader", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("no shared access policy named \"reader\" (it has: provisioningserviceowner)"),
+        "{err}"
+    );
     // The connection string `host-cli import` takes, with the stored key.
     let out = host_http()
         .args(["connection-string", "--host", "localhost:9443", "--data"])

@@ -148,6 +148,7 @@ fn management_api_needs_a_valid_sas_token() {
         &attest_dps::sas::SasPolicy {
             key_name: policy.key_name.clone(),
             primary_key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
+            rights: None,
         },
         "localhost",
         now + 600,
@@ -805,4 +806,224 @@ fn an_untrusted_certificate_with_a_devices_name_cannot_touch_its_record() {
     );
     let record = server.admin("GET", "/registrations/device-1", None);
     assert_eq!(record.body, first.body["registrationState"], "unchanged");
+}
+
+/// DPS's shared access policy rights, honoured on every management route:
+/// a token of a policy without the right a route needs is a 401 naming the
+/// missing right; with it, the request goes through. A policy can be made
+/// that reads enrollments and nothing else.
+#[test]
+fn shared_access_policy_rights_are_honoured_on_every_route() {
+    use attest_dps::sas::{Right, Rights, SasPolicy};
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    Server::start(dir.path(), None).stop();
+    let path = dir.path().join("config.json");
+    let mut config: host_http::ServiceConfig =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // The generated owner policy lists every right.
+    assert_eq!(config.shared_access_policies[0].rights, Some(Rights::all()));
+    let owner = config.shared_access_policies[0].clone();
+    let with = |name: &str, key: u8, rights: &[Right]| SasPolicy {
+        key_name: name.into(),
+        primary_key: base64::engine::general_purpose::STANDARD.encode(
+            (0..32u8)
+                .map(|i| i.wrapping_mul(key).wrapping_add(key))
+                .collect::<Vec<_>>(),
+        ),
+        rights: Some(Rights::of(rights)),
+    };
+    let single: Vec<(Right, SasPolicy)> = Right::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (*r, with(&format!("only-{r}"), 3 + 2 * i as u8, &[*r])))
+        .collect();
+    config
+        .shared_access_policies
+        .extend(single.iter().map(|(_, p)| p.clone()));
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+
+    let server = Server::start(dir.path(), None);
+    let pki = canonical();
+    assert_eq!(
+        server
+            .admin(
+                "PUT",
+                "/enrollmentGroups/g",
+                Some(&group("g", &pki.root.pem, true))
+            )
+            .status,
+        200
+    );
+    let client = server.client();
+    let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+    let token = |p: &SasPolicy| attest_dps::sas::token(p, "localhost", expiry).unwrap();
+    let g = group("g", &pki.root.pem, true).to_string();
+    // (method, path, body, the right it needs), every route of the API.
+    let routes: Vec<(&str, &str, String, Right)> = vec![
+        (
+            "GET",
+            "/enrollmentGroups/g",
+            String::new(),
+            Right::EnrollmentRead,
+        ),
+        (
+            "POST",
+            "/enrollmentGroups/query",
+            "{}".into(),
+            Right::EnrollmentRead,
+        ),
+        (
+            "POST",
+            "/enrollmentGroups/g/attestationmechanism",
+            String::new(),
+            Right::EnrollmentRead,
+        ),
+        (
+            "GET",
+            "/enrollments/device-1",
+            String::new(),
+            Right::EnrollmentRead,
+        ),
+        (
+            "POST",
+            "/enrollments/query",
+            "{}".into(),
+            Right::EnrollmentRead,
+        ),
+        (
+            "POST",
+            "/enrollments/device-1/attestationmechanism",
+            String::new(),
+            Right::EnrollmentRead,
+        ),
+        (
+            "PUT",
+            "/enrollmentGroups/g",
+            g.clone(),
+            Right::EnrollmentWrite,
+        ),
+        (
+            "DELETE",
+            "/enrollments/device-1",
+            String::new(),
+            Right::EnrollmentWrite,
+        ),
+        (
+            "POST",
+            "/enrollments",
+            r#"{"mode":"create","enrollments":[]}"#.into(),
+            Right::EnrollmentWrite,
+        ),
+        (
+            "GET",
+            "/registrations/device-1",
+            String::new(),
+            Right::RegistrationStatusRead,
+        ),
+        (
+            "POST",
+            "/registrations/g/query",
+            "{}".into(),
+            Right::RegistrationStatusRead,
+        ),
+        (
+            "DELETE",
+            "/registrations/device-1",
+            String::new(),
+            Right::RegistrationStatusWrite,
+        ),
+        ("GET", "/certificates", String::new(), Right::ServiceConfig),
+        (
+            "GET",
+            "/certificates/root",
+            String::new(),
+            Right::ServiceConfig,
+        ),
+        (
+            "PUT",
+            "/certificates/root",
+            "{}".into(),
+            Right::ServiceConfig,
+        ),
+        (
+            "DELETE",
+            "/certificates/root",
+            String::new(),
+            Right::ServiceConfig,
+        ),
+        (
+            "POST",
+            "/certificates/root/generateVerificationCode",
+            String::new(),
+            Right::ServiceConfig,
+        ),
+        (
+            "POST",
+            "/certificates/root/verify",
+            "{}".into(),
+            Right::ServiceConfig,
+        ),
+    ];
+    for (method, route, body, needed) in &routes {
+        for (has, policy) in &single {
+            let t = token(policy);
+            let a = client.call(
+                method,
+                route,
+                body.clone().into_bytes(),
+                &[("authorization", t.as_str())],
+            );
+            if has == needed {
+                assert_ne!(
+                    a.status, 401,
+                    "{} may {method} {route}: {a:?}",
+                    policy.key_name
+                );
+            } else {
+                assert_eq!(
+                    a.status, 401,
+                    "{} must not {method} {route}: {a:?}",
+                    policy.key_name
+                );
+                let message = a.body["message"].as_str().unwrap();
+                assert!(
+                    message.contains(&format!("does not grant {needed}")),
+                    "{message}"
+                );
+            }
+        }
+        let t = token(&owner);
+        let a = client.call(
+            method,
+            route,
+            body.clone().into_bytes(),
+            &[("authorization", t.as_str())],
+        );
+        assert_ne!(a.status, 401, "the owner may {method} {route}: {a:?}");
+    }
+    // A route that is no resource: 404 for any valid token.
+    let t = token(&single[1].1);
+    assert_eq!(
+        client
+            .call(
+                "GET",
+                "/nothing",
+                Vec::new(),
+                &[("authorization", t.as_str())]
+            )
+            .status,
+        404
+    );
+    server.stop();
+
+    // A right attest does not know keeps the service from starting.
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "\"EnrollmentRead\"",
+        "\"EnrollmentReed\"",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let err = host_http::ServiceConfig::load(dir.path()).unwrap_err();
+    assert!(format!("{err:#}").contains("EnrollmentReed"), "{err:#}");
 }

@@ -72,6 +72,9 @@ impl ServiceConfig {
             shared_access_policies: vec![SasPolicy {
                 key_name: "provisioningserviceowner".into(),
                 primary_key: base64::engine::general_purpose::STANDARD.encode(key),
+                // The owner's policy, as DPS's provisioningserviceowner:
+                // every right, written out so the file shows the format.
+                rights: Some(sas::Rights::all()),
             }],
             default_iot_hub_host_name: "hub.attest.local".into(),
             max_token_lifetime_seconds: sas::DEFAULT_MAX_TOKEN_LIFETIME,

@@ -154,21 +154,37 @@ fn with_registration_state(
 }
 
 impl Service {
-    /// Checks a management request's `Authorization` header.
-    pub fn authorize(&self, authorization: Option<&str>) -> Result<(), DpsError> {
+    /// Checks a management request's `Authorization` header and that the
+    /// token's policy grants `right` (`None`: any valid token, for a
+    /// route that answers 404 to everyone).
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        right: Option<attest_dps::sas::Right>,
+    ) -> Result<(), DpsError> {
         let Some(header) = authorization else {
             return Err(DpsError::new(
                 ErrorKind::Unauthenticated,
                 "the management API needs an Authorization: SharedAccessSignature … header",
             ));
         };
-        attest_dps::sas::verify(
+        let policy = attest_dps::sas::verify_policy(
             header,
             &self.config.shared_access_policies,
             now_unix(),
             self.config.max_token_lifetime_seconds,
         )
-        .map_err(|why| DpsError::new(ErrorKind::Unauthenticated, why))
+        .map_err(|why| DpsError::new(ErrorKind::Unauthenticated, why))?;
+        match right {
+            Some(right) if !policy.grants(right) => Err(DpsError::new(
+                ErrorKind::Unauthenticated,
+                format!(
+                    "shared access policy '{}' does not grant {right}, which this request needs",
+                    policy.key_name
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Runs a read, mapping a store failure to a 500.
