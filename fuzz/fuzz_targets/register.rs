@@ -62,6 +62,7 @@ fn fixture() -> &'static Fixture {
             tls_cert: None,
             tls_key: None,
             enrollments: Some(file),
+            idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
         })
         .expect("harness");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -73,7 +73,15 @@ pub struct Options {
     /// 0: off. Kept in this process's memory only.
     #[arg(long, default_value_t = attest_service::DEFAULT_SIGNATURE_MEMO)]
     pub signature_memo: usize,
+    /// Seconds an HTTPS connection may sit idle (no request in progress)
+    /// before the service closes it, proven or not; a device reconnects
+    /// for its next registration.
+    #[arg(long, default_value_t = DEFAULT_IDLE_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
 }
+
+/// Default of `--idle-timeout`, seconds.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
 
 impl Options {
     /// The transport-independent part.

@@ -92,6 +92,7 @@ struct Shared {
     service: Arc<Service>,
     tls: Arc<Tls>,
     slots: Slots,
+    idle_timeout: Duration,
 }
 
 /// Opens the service (store, configuration, policy, `--enrollments`),
@@ -105,6 +106,7 @@ pub async fn start(options: Options) -> Result<Running> {
         tls: Arc::new(server_tls(&options, &mut notes)?),
         service: Arc::new(service),
         slots: Slots::default(),
+        idle_timeout: Duration::from_secs(options.idle_timeout),
     };
     let listener =
         listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -223,7 +225,10 @@ fn handler(
     hyper::service::service_fn(move |req| {
         let service = Arc::clone(&service);
         let connection = Arc::clone(&connection);
-        async move { Ok::<_, Infallible>(route(service, connection, req).await) }
+        async move {
+            let _busy = connection.activity.begin();
+            Ok::<_, Infallible>(route(service, connection.clone(), req).await)
+        }
     })
 }
 
@@ -274,21 +279,84 @@ async fn serve_connection(
     let connection = Arc::new(Connection {
         evidence,
         slot: Some(slot),
+        activity: Activity::default(),
     });
     if protocol == Protocol::Mqtt {
         crate::mqtt::serve(shared.service, connection, stream, peer, stop).await;
         return;
     }
+    let idle_timeout = shared.idle_timeout;
+    let watched = Arc::clone(&connection);
     let conn = http1().serve_connection(TokioIo::new(stream), handler(shared.service, connection));
     tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r { tracing::debug!(%peer, "connection: {e}"); }
+    // hyper's header read timeout covers the first request only; between
+    // requests of a kept-alive connection nothing would ever close it, so
+    // a device (or anyone with a valid certificate) could hold slots for
+    // ever. Idle for `idle_timeout` with no request in progress: closed.
+    let check = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r { tracing::debug!(%peer, "connection: {e}"); }
+                return;
+            }
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(check) => {
+                if watched.activity.idle_for().is_some_and(|idle| idle >= idle_timeout) {
+                    tracing::debug!(%peer, "idle for {idle_timeout:?}; closing");
+                    break;
+                }
+            }
         }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// Requests in progress on a connection and when the last one ended.
+#[derive(Debug)]
+pub(crate) struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
+    }
+}
+
+impl Activity {
+    /// A request began; the guard ends it (also when the request is cancelled).
+    fn begin(&self) -> ActivityGuard<'_> {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ActivityGuard(self)
+    }
+
+    /// How long the connection has had no request in progress (`None`
+    /// while one is).
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return None;
+        }
+        self.last.lock().ok().map(|last| last.elapsed())
+    }
+}
+
+struct ActivityGuard<'a>(&'a Activity);
+
+impl Drop for ActivityGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut last) = self.0.last.lock() {
+            *last = tokio::time::Instant::now();
+        }
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -297,6 +365,7 @@ async fn serve_connection(
 pub(crate) struct Connection {
     pub(crate) evidence: DeviceEvidence,
     slot: Option<Arc<Slot>>,
+    activity: Activity,
 }
 
 impl Connection {
@@ -347,6 +416,7 @@ impl Harness {
         let connection = Connection {
             evidence,
             slot: None,
+            activity: Activity::default(),
         };
         let handler = handler(Arc::clone(&self.service), Arc::new(connection));
         // The request is written whole and the write side shut: answer it

@@ -333,3 +333,65 @@ fn refused_chains_cannot_starve_admissions() {
         "hostile requests answered: {asked}, of which 503 (budget): {busy}; 10 registrations in {took:?}"
     );
 }
+
+/// A proven connection that goes quiet is closed after `--idle-timeout`
+/// (hyper's header read timeout covers only the first request): a client
+/// with a valid token or certificate cannot hold its slot for ever. A
+/// connection that keeps working stays open.
+#[test]
+fn an_idle_proven_connection_is_closed_and_a_busy_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = support::options(dir.path(), None);
+    options.idle_timeout = 1;
+    let server = Server::start_with(options);
+    let client = server.client();
+    let token = server.token();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client.config())
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        let closed = tokio::spawn(conn);
+        // Busy: a management request (which proves the connection) every
+        // 300 ms for 2.4 s, more than twice the idle timeout, on the same
+        // connection.
+        for _ in 0..8 {
+            let req = hyper::Request::builder()
+                .method("GET")
+                .uri("/enrollmentGroups/none")
+                .header("host", "localhost")
+                .header("authorization", token.as_str())
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = sender
+                .send_request(req)
+                .await
+                .expect("the busy connection stays open");
+            assert_eq!(response.status(), 404);
+            let _ = response.into_body().collect().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        assert!(!closed.is_finished());
+        // Quiet: the service closes it within the timeout and a check period.
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), closed)
+            .await
+            .expect("the idle connection was closed by the service")
+            .unwrap()
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+    server.stop();
+}

@@ -44,6 +44,7 @@ pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
         tls_cert: None,
         tls_key: None,
         enrollments: enrollments.map(Path::to_path_buf),
+        idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
     }
 }
 
