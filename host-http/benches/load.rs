@@ -322,8 +322,9 @@ pub(crate) fn main() {
         std::thread::sleep(Duration::from_millis(500));
         let after = rss_bytes(&pid);
         // A session counts as held only if the server still has it open
-        // now: one that got its SUBACK may have been closed since (a newer
-        // session of the same client ID replaces it, as MQTT says).
+        // now: one that got its SUBACK may have been evicted since (a
+        // session that never registered is unproven, and unproven
+        // connections give way to new ones beyond MAX_UNPROVEN).
         let held = runtime.block_on(still_open(&mut sessions));
         println!(
             "  {} idle MQTT sessions attempted (64 per source address, one device's client ID): {opened} got their SUBACK, {held} still open 0.5 s later, {shed} shed at the connection caps",
