@@ -453,6 +453,9 @@ fn jobs() -> Jobs {
                 if let Some(tls) = tls13_proof(alg, &pki.devices[n - 1].key) {
                     jobs.decide(&format!("{id}/tls13"), &req, &set, Some(&tls));
                 }
+                for (name, tls) in tls12_proofs(alg, &pki.devices[n - 1].key) {
+                    jobs.decide(&format!("{id}/{name}"), &req, &set, Some(&tls));
+                }
                 let chain = jobs.file(&format!("{tag}-device-{n}.pem"), &pki.chain_pem(n));
                 let at = rfc3339(VALIDATION_TIME);
                 let mut argv = args(&[
@@ -570,6 +573,57 @@ fn tls13_proof(alg: KeyAlg, key: &rcgen::KeyPair) -> Option<Proof> {
     })
 }
 
+/// TLS 1.2 CertificateVerify proofs (RFC 5246 §7.4.8: the scheme names only
+/// the hash) for a P-521 key with SHA-256 and SHA-384, two of the pairs
+/// WIT 0.3.0 added for TLS 1.2 (the two with P-256 and P-384 keys and
+/// SHA-512 have no signer in aws-lc-rs; host-js and host-py verify them in
+/// their own tests with their own signers), plus the same signature under
+/// the wrong hash.
+fn tls12_proofs(alg: KeyAlg, key: &rcgen::KeyPair) -> Vec<(&'static str, Proof)> {
+    use aws_lc_rs::signature::{
+        ECDSA_P521_SHA256_ASN1_SIGNING, ECDSA_P521_SHA384_ASN1_SIGNING, EcdsaKeyPair,
+    };
+    if alg != KeyAlg::P521 {
+        return Vec::new();
+    }
+    let message = b"a TLS 1.2 handshake transcript: client hello .. client key exchange".to_vec();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let mut out = Vec::new();
+    for (name, scheme, signing) in [
+        (
+            "tls12-p521-sha256",
+            0x0403u16,
+            &ECDSA_P521_SHA256_ASN1_SIGNING,
+        ),
+        ("tls12-p521-sha384", 0x0503, &ECDSA_P521_SHA384_ASN1_SIGNING),
+    ] {
+        let pair = EcdsaKeyPair::from_pkcs8(signing, &key.serialize_der()).unwrap();
+        let signature = pair.sign(&rng, &message).unwrap().as_ref().to_vec();
+        out.push((
+            name,
+            Proof::TlsSignature {
+                scheme,
+                message: message.clone(),
+                signature: signature.clone(),
+            },
+        ));
+        // The scheme of the other hash: must not verify.
+        out.push((
+            if scheme == 0x0403 {
+                "tls12-p521-sha256-as-sha384"
+            } else {
+                "tls12-p521-sha384-as-sha256"
+            },
+            Proof::TlsSignature {
+                scheme: if scheme == 0x0403 { 0x0503 } else { 0x0403 },
+                message: message.clone(),
+                signature,
+            },
+        ));
+    }
+    out
+}
+
 /// Enrollment documents, good and bad: each loader must take or refuse each.
 fn loader_cases(pki: &Canonical) -> Vec<Value> {
     let group = |id: &str, cert: &str| attest_tests::group_json(id, cert, true);
@@ -619,6 +673,26 @@ fn loader_cases(pki: &Canonical) -> Vec<Value> {
 fn node_and_python_hosts_decide_every_case_as_the_rust_host() {
     let jobs = jobs();
     assert!(jobs.jobs.len() > 4000, "{} jobs", jobs.jobs.len());
+    // The proofs are real: the Rust host admits with each kind of proof
+    // and refuses the mismatched ones (so sameness is not only on refusals).
+    let verdict = |needle: &str, verdict: &str| {
+        jobs.jobs.iter().any(|j| {
+            j.job["id"].as_str().unwrap().contains(needle)
+                && j.expect.contains(&format!("\"verdict\":\"{verdict}\""))
+        })
+    };
+    for needle in [
+        "/own-key#",
+        "/tls13#",
+        "/tls12-p521-sha256#",
+        "/tls12-p521-sha384#",
+        "/cli-proof#",
+    ] {
+        assert!(verdict(needle, "accepted"), "no accepted {needle} job");
+    }
+    for needle in ["/other-key#", "/tls12-p521-sha256-as-sha384#"] {
+        assert!(!verdict(needle, "accepted"), "an accepted {needle} job");
+    }
     let node = node_host();
     let python = python_host();
     let mut failures = jobs.compare("node", Path::new("node"), &node.join("test/run-cases.mjs"));
