@@ -8,7 +8,7 @@
 //! ```sh
 //! cargo build --release -p host-cli   # host-js and host-py take the component from it
 //! npm --prefix host-js ci && ATTEST_HOST_CLI=target/release/host-cli npm --prefix host-js run build
-//! python3.13 -m venv host-py/.venv && ATTEST_HOST_CLI=$PWD/target/release/host-cli host-py/.venv/bin/pip install ./host-py
+//! python3 -m venv host-py/.venv && ATTEST_HOST_CLI=$PWD/target/release/host-cli host-py/.venv/bin/pip install ./host-py
 //! cargo run --release -p attest-tests --example hosts-bench [SECONDS_PER_ROUND]
 //! ```
 //!
