@@ -17,15 +17,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use attest_dps::EnrollmentSet;
 use attest_tests::corpus::{corpus, pem};
 use attest_tests::mutation::{enrollments_for, mutated_corpus};
 use attest_tests::pki::{Canonical, KeyAlg};
+use attest_tests::process::run;
 use attest_tests::{VALIDATION_TIME, ca_validity, device_validity};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -43,35 +45,6 @@ fn root() -> PathBuf {
 
 fn host_cli() -> &'static str {
     env!("CARGO_BIN_EXE_host-cli")
-}
-
-/// Runs a set-up command with a deadline; its output is shown if it fails.
-fn run(cmd: &mut Command, limit: Duration) -> String {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("{what} did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.success(), "{what} failed ({status}):\n{out}\n{err}");
-    out
 }
 
 /// host-js, installed and built (once per test process).
@@ -137,29 +110,13 @@ fn base_python() -> PathBuf {
 fn python_host() -> &'static Path {
     static READY: OnceLock<PathBuf> = OnceLock::new();
     READY.get_or_init(|| {
-        let dir = root().join("host-py");
-        run(
-            Command::new(base_python())
-                .args(["-m", "venv", "--clear", ".venv"])
-                .current_dir(&dir),
-            Duration::from_secs(120),
-        );
-        let python = dir.join(".venv/bin/python");
-        run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--quiet",
-                    "./host-py[test]",
-                ])
-                .env("ATTEST_HOST_CLI", host_cli())
-                .current_dir(root()),
-            Duration::from_secs(900),
-        );
-        python
+        attest_tests::process::venv(
+            &base_python(),
+            &root().join("host-py/.venv"),
+            &["./host-py[test]"],
+            &root(),
+            &[("ATTEST_HOST_CLI", OsStr::new(host_cli()))],
+        )
     })
 }
 

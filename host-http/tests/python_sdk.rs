@@ -31,25 +31,12 @@ fn python() -> PathBuf {
             .output()
             .is_ok_and(|o| o.status.success());
     if !ready {
-        run(
-            Command::new("python3")
-                .args(["-m", "venv", "--clear", ".venv"])
-                .current_dir(&dir),
-            Duration::from_secs(120),
-        );
-        run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--quiet",
-                    "-r",
-                    "requirements.txt",
-                ])
-                .current_dir(&dir),
-            Duration::from_secs(600),
+        attest_tests::process::venv(
+            Path::new("python3"),
+            &dir.join(".venv"),
+            &["-r", "requirements.txt"],
+            &dir,
+            &[],
         );
     }
     python

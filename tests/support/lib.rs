@@ -22,6 +22,7 @@ pub mod corpus;
 pub mod forge;
 pub mod mutation;
 pub mod postgres;
+pub mod process;
 
 /// The fixed validation time of every test: 2026-06-01T00:00:00Z.
 pub const VALIDATION_TIME: i64 = datetime!(2026-06-01 00:00 UTC).unix_timestamp();

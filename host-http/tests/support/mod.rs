@@ -484,27 +484,7 @@ pub fn individual(id: &str, pem: &str, enabled: bool) -> Value {
 
 /// Runs a command with a deadline; panics with its output on failure.
 pub fn run(cmd: &mut std::process::Command, limit: Duration) -> String {
-    let started = std::time::Instant::now();
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} (is it installed?): {e}"));
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("{cmd:?} did not finish in {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    attest_tests::process::run(cmd, limit)
 }
 
 /// The `openssl x509 -fingerprint` of a PEM certificate, as DPS writes
