@@ -20,6 +20,7 @@ import { EnrollmentSet } from './enrollments.js';
 export { ALGORITHMS, verifySignature } from './crypto.js';
 export { EnrollmentSet, EnrollmentError } from './enrollments.js';
 export { canonicalJson, rfc3339 } from './report.js';
+export { pemCertificates } from './pem.js';
 
 const DIST = new URL('../dist/', import.meta.url);
 

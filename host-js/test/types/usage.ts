@@ -1,9 +1,9 @@
 // Compiled by `npm run typecheck` (tsc --noEmit): the .d.ts describes the API as used.
-import { EnrollmentSet, HostError, Policy, toJson, type Decision, type EnrollmentSource } from '../../src/index.js';
+import { EnrollmentSet, HostError, Policy, pemCertificates, toJson, type Decision, type EnrollmentSource } from '../../src/index.js';
 
 const policy = new Policy({ memoryBytes: 32 << 20 });
 const set: EnrollmentSet = EnrollmentSet.fromJson('{}', policy);
-const leaf = new Uint8Array(0);
+const leaf: Uint8Array = pemCertificates('')[0] ?? new Uint8Array(0);
 const d: Decision = policy.resolve({ registrationId: 'device-1', leaf, intermediates: [], time: new Date(), purpose: 'clientAuth' }, set);
 if (d.verdict === 'refused' && d.refusal) console.log(d.refusal.code, d.refusal.certificate?.position, d.refusal.enrollment?.id);
 const source: EnrollmentSource = {
