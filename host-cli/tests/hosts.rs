@@ -623,6 +623,16 @@ fn loader_cases(pki: &Canonical) -> Vec<Value> {
         json!([]),
     ];
     out.push(json!({"individualEnrollments": [{"registrationId": 7}]}));
+    // serde_json reads 127 levels of nesting, not 128: every loader must
+    // draw the line there (an unknown field may hold anything, so the
+    // deeper file would otherwise load in one host and not another).
+    for depth in [127, 128] {
+        let mut nested = json!([]);
+        for _ in 0..depth - 2 {
+            nested = json!([nested]);
+        }
+        out.push(json!({"unknownField": nested}));
+    }
     out
 }
 

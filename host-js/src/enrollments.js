@@ -277,6 +277,27 @@ function checkDeviceId(id) {
 
 const key = (bytes) => Buffer.from(bytes).toString('hex');
 
+/** Deepest nesting of arrays and objects the Rust hosts' JSON parser reads (serde_json's limit). */
+export const MAX_NESTING = 127;
+
+// The deepest nesting of `[` and `{` outside strings, in one pass (a
+// document too deep for a recursive parser is measured without recursing).
+function nesting(text) {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 /**
  * An in-memory enrollment set answering the component's `enrollments`
  * lookups: pass it to Policy.resolve / Policy.attest.
@@ -295,6 +316,9 @@ export class EnrollmentSet {
 
   /** Parses an enrollment file (`individualEnrollments`, `enrollmentGroups`). */
   static fromJson(text, policy) {
+    if (nesting(text) > MAX_NESTING) {
+      throw new EnrollmentError(`not an enrollment set in DPS JSON shapes: nested more than ${MAX_NESTING} levels deep`);
+    }
     let file;
     try {
       file = JSON.parse(text);

@@ -278,6 +278,25 @@ def _check_device_id(did: str) -> None:
         raise EnrollmentError(f"deviceId {_shown(did)} must be 1 to 128 characters of a-z A-Z 0-9 {_DEVICE_SPECIALS} (IoT Hub's device ID rules)")
 
 
+#: Deepest nesting of arrays and objects the Rust hosts' JSON parser reads (serde_json's limit).
+MAX_NESTING = 127
+
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` outside strings, without recursing."""
+    depth = deepest = 0
+    for m in _STRUCTURE.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
 class EnrollmentSet:
     """An in-memory enrollment set answering the component's lookups: pass it
     to :meth:`Policy.resolve` / :meth:`Policy.attest`."""
@@ -292,10 +311,14 @@ class EnrollmentSet:
     @classmethod
     def from_json(cls, text: str, policy: Any) -> "EnrollmentSet":
         """Parses an enrollment file (``individualEnrollments``, ``enrollmentGroups``)."""
+        if _nesting(text) > MAX_NESTING:
+            raise EnrollmentError(f"not an enrollment set in DPS JSON shapes: nested more than {MAX_NESTING} levels deep")
         try:
             file = json.loads(text)
         except ValueError as e:
             raise EnrollmentError(f"not an enrollment set in DPS JSON shapes: {e}") from None
+        except RecursionError:
+            raise EnrollmentError("not an enrollment set in DPS JSON shapes: nested too deeply") from None
         if not isinstance(file, dict):
             raise EnrollmentError("not an enrollment set in DPS JSON shapes: expected an object")
         for field in ("individualEnrollments", "enrollmentGroups"):
