@@ -120,8 +120,10 @@ impl TryFrom<String> for Rights {
             out.insert(right);
         }
         if out.is_empty() {
+            let known: Vec<&str> = Right::ALL.iter().map(|r| r.name()).collect();
             return Err(format!(
-                "rights {text:?} grants nothing; list one or more of ServiceConfig, EnrollmentRead, EnrollmentWrite, RegistrationStatusRead, RegistrationStatusWrite"
+                "rights {text:?} grants nothing; list one or more of {}",
+                known.join(", ")
             ));
         }
         Ok(Rights(out))

@@ -161,20 +161,10 @@ impl Jobs {
         self.jobs.push(Job { job, expect });
     }
 
-    fn set(&mut self, text: &str, trust: &[Vec<u8>]) -> Option<Arc<EnrollmentSet>> {
-        let key = format!(
-            "{text}\u{0}{}",
-            trust.iter().map(|t| b64(t)).collect::<String>()
-        );
+    fn set(&mut self, text: &str) -> Option<Arc<EnrollmentSet>> {
         self.sets
-            .entry(key)
-            .or_insert_with(|| {
-                let mut set = EnrollmentSet::from_json(text).ok()?;
-                for t in trust {
-                    set.add_anchor(t.clone()).ok()?;
-                }
-                Some(Arc::new(set))
-            })
+            .entry(text.to_string())
+            .or_insert_with(|| EnrollmentSet::from_json(text).ok().map(Arc::new))
             .clone()
     }
 
@@ -216,7 +206,7 @@ impl Jobs {
                 }
             };
         }
-        let expect = match self.set(enrollments, &[]) {
+        let expect = match self.set(enrollments) {
             None => "load-error".to_string(),
             Some(set) => {
                 let outcome = match proof {

@@ -5,7 +5,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { constants as os } from 'node:os';
 
-import { EnrollmentSet, HostError, Policy, rfc3339, toJson } from './index.js';
+import { EnrollmentSet, HostError, Policy, toJson } from './index.js';
 import { commonName } from './enrollments.js';
 import { base64Decode, pemCertificates } from './pem.js';
 
@@ -312,4 +312,3 @@ export function run(args, policyOptions) {
   }
 }
 
-export { rfc3339 };

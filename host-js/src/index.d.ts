@@ -144,6 +144,5 @@ export function verifySignature(algorithm: string, publicKey: Uint8Array, messag
 export function toJson(decision: unknown): string;
 export function canonicalJson(value: unknown): string;
 export function rfc3339(seconds: bigint | number): string;
-export function sha256Hex(data: Uint8Array): string;
 /** The DER of every CERTIFICATE section of PEM text, in order (the bytes are not parsed). */
 export function pemCertificates(text: string): Uint8Array[];

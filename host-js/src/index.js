@@ -10,11 +10,10 @@
 // sandbox memory cap was crossed), never that a device was admitted.
 
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 
 import { instantiate } from '../dist/policy/policy.js';
 import { verifySignature } from './crypto.js';
-import { canonicalJson, decisionJson, refusalJson, rfc3339, witPurpose } from './report.js';
+import { canonicalJson, certificateJson, decisionJson, refusalJson, witPurpose } from './report.js';
 import { EnrollmentSet } from './enrollments.js';
 
 export { ALGORITHMS, verifySignature } from './crypto.js';
@@ -260,25 +259,8 @@ export class Policy {
     const out = this.#call(null, (i) =>
       i.attestation.verifyCaPossession(bytes(caCertificate, 'caCertificate'), bytes(verificationCertificate, 'verificationCertificate'), String(verificationCode), t),
     );
-    if (!('ok' in out)) return { refusal: refusalJson(out.err) };
-    const c = out.ok;
-    return {
-      ok: {
-        subject: c.subject,
-        issuer: c.issuer,
-        commonName: c.commonName ?? null,
-        serialNumber: c.serial,
-        sha256Thumbprint: Buffer.from(c.sha256).toString('hex').toUpperCase(),
-        notBeforeUtc: rfc3339(c.notBefore),
-        notAfterUtc: rfc3339(c.notAfter),
-      },
-    };
+    return 'ok' in out ? { ok: certificateJson(out.ok) } : { refusal: refusalJson(out.err) };
   }
-}
-
-/** SHA-256 of bytes, lower-case hex. */
-export function sha256Hex(data) {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 /** The document `host-cli verify --json` prints for a decision. */

@@ -28,7 +28,8 @@ export function rfc3339(seconds) {
   return `${pad(year, 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}Z`;
 }
 
-function certificateJson(c) {
+/** A WIT `certificate-info` as a path element of the decision document. */
+export function certificateJson(c) {
   return {
     subject: c.subject,
     issuer: c.issuer,

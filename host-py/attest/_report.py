@@ -28,7 +28,8 @@ def rfc3339(seconds: int) -> str:
     return f"{t.year - shift:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
 
 
-def _cert(c: Any) -> dict[str, Any]:
+def certificate_json(c: Any) -> dict[str, Any]:
+    """A WIT ``certificate-info`` as a path element of the decision document."""
     return {
         "subject": c.subject,
         "issuer": c.issuer,
@@ -38,11 +39,6 @@ def _cert(c: Any) -> dict[str, Any]:
         "notBeforeUtc": rfc3339(getattr(c, "not-before")),
         "notAfterUtc": rfc3339(getattr(c, "not-after")),
     }
-
-
-def certificate_json(c: Any) -> dict[str, Any]:
-    """A WIT ``certificate-info`` as the JSON path element."""
-    return _cert(c)
 
 
 def refusal_json(r: Any) -> dict[str, Any]:
@@ -72,12 +68,12 @@ def decision_json(mode: str, time: int, purpose: str, ok: bool, value: Any) -> d
         "extendedKeyUsage": purpose,
     }
     if ok and mode == "chain":
-        out["path"] = [_cert(c) for c in value]
+        out["path"] = [certificate_json(c) for c in value]
     elif ok:
         out["registrationId"] = getattr(value, "registration-id")
         out["deviceId"] = getattr(value, "device-id")
         out["enrollment"] = {"kind": KINDS[value.enrollment.kind], "id": value.enrollment.id}
-        out["path"] = [_cert(c) for c in value.path]
+        out["path"] = [certificate_json(c) for c in value.path]
         out["proofOfPossession"] = "verified" if mode == "attest" else "not-checked"
     else:
         out["refusal"] = refusal_json(value)

@@ -5,6 +5,7 @@ and with --json the same document, byte for byte, as ``host-cli verify --json``.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import stat
@@ -187,8 +188,6 @@ def parse_rfc3339(text: str) -> int:
 
 
 def _quote(s: str) -> str:
-    import json
-
     return json.dumps(s, ensure_ascii=False)
 
 
