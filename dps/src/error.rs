@@ -59,6 +59,9 @@ error_kinds! {
     /// The write conflicts with another entity (a CA already in a group, a
     /// CA still referenced).
     Conflict = 409, 409_000;
+    /// An edge snapshot delta from a version whose history is no longer
+    /// kept: the gateway takes a full snapshot.
+    SnapshotHistoryGone = 410, 410_000;
     /// `If-Match` does not match the entity's etag, or is missing where
     /// it is required. (DPS documents only the status; the detail digits
     /// are attest's.)

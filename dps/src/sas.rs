@@ -47,16 +47,20 @@ pub enum Right {
     RegistrationStatusRead,
     /// Delete registration records.
     RegistrationStatusWrite,
+    /// attest's own: read edge snapshots (`GET /attest/snapshot`) and
+    /// nothing else, for gateways.
+    SnapshotRead,
 }
 
 impl Right {
-    /// Every right, in DPS's order.
-    pub const ALL: [Right; 5] = [
+    /// Every right, in DPS's order, then attest's own.
+    pub const ALL: [Right; 6] = [
         Right::ServiceConfig,
         Right::EnrollmentRead,
         Right::EnrollmentWrite,
         Right::RegistrationStatusRead,
         Right::RegistrationStatusWrite,
+        Right::SnapshotRead,
     ];
 
     /// DPS's name of the right.
@@ -67,6 +71,7 @@ impl Right {
             Right::EnrollmentWrite => "EnrollmentWrite",
             Right::RegistrationStatusRead => "RegistrationStatusRead",
             Right::RegistrationStatusWrite => "RegistrationStatusWrite",
+            Right::SnapshotRead => "SnapshotRead",
         }
     }
 }

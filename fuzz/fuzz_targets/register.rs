@@ -63,6 +63,8 @@ fn fixture() -> &'static Fixture {
             tls_key: None,
             enrollments: Some(file),
             idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
+            snapshot_key: None,
+            snapshot_history: 100_000,
         })
         .expect("harness");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -11,6 +11,7 @@ pub mod input;
 mod mqtt;
 pub mod register;
 pub mod report;
+pub mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,12 @@ pub enum Command {
     ///
     /// Exit codes: 0 all imported, 1 some entries refused (listed), 2 error.
     Import(import::ImportArgs),
+    /// Gateway side: create or update DIR with the service's newest verified
+    /// edge snapshot (its enrollments, for deciding offline).
+    ///
+    /// Exit codes: 0 synced, 2 any error (bad signature, rollback, another
+    /// service's key, unreachable server), DIR's last good snapshot untouched.
+    Sync(sync::SyncArgs),
     /// Write the policy component this binary embeds (the exact bytes every
     /// Rust host loads) to a file, for other hosts (Node.js, Python) to load.
     ///
@@ -129,8 +136,16 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub trust: Option<PathBuf>,
     /// Enrollment set (DPS JSON shapes); runs full enrollment resolution.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "snapshot")]
     pub enrollments: Option<PathBuf>,
+    /// A gateway's snapshot directory (`host-cli sync --dir`): decides from the
+    /// service's enrollments as the service would have at that version.
+    #[arg(long, conflicts_with = "trust")]
+    pub snapshot: Option<PathBuf>,
+    /// With --snapshot: refuse every device (enrollments-stale) once the snapshot
+    /// is older than this at the validation time (e.g. 30m, 24h, 7d).
+    #[arg(long, requires = "snapshot", default_value = "24h")]
+    pub max_age: humantime::Duration,
     /// Validation time, RFC 3339 (default: now).
     #[arg(long)]
     pub at: Option<String>,
@@ -236,6 +251,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
                 EXIT_REFUSED
             })
         }
+        Command::Sync(args) => {
+            println!("{}", sync::sync(&args)?.summary());
+            Ok(EXIT_ACCEPTED)
+        }
         Command::Register(args) => {
             let (registration_id, answer) = register::register(&args)?;
             if args.json {
@@ -285,8 +304,35 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     let purpose = Purpose::from(args.eku);
     let policy = load_policy()?;
 
-    let report = match &args.enrollments {
-        None => {
+    let report = match (&args.enrollments, &args.snapshot) {
+        (None, Some(dir)) => {
+            if !dir.join("attest.db").is_file() {
+                bail!(
+                    "{} holds no snapshot: run host-cli sync --dir {} first",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            let replica = attest_service::replica::Replica::open(dir)?;
+            let request = AttestRequest {
+                registration_id: registration_id_of(args, &leaf)?,
+                leaf,
+                intermediates,
+                time,
+                purpose,
+            };
+            let proof = proof_of(args)?;
+            let outcome = replica.decide(&policy, &request, proof.as_ref(), *args.max_age)?;
+            Report {
+                time,
+                purpose,
+                outcome: match proof {
+                    Some(_) => Outcome::Attest(outcome),
+                    None => Outcome::Resolve(outcome),
+                },
+            }
+        }
+        (None, None) => {
             if args.challenge.is_some() {
                 bail!(
                     "--challenge/--signature need --enrollments (proof of possession is part of attestation)"
@@ -309,7 +355,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 outcome: Outcome::Chain(verdict),
             }
         }
-        Some(path) => {
+        (Some(path), _) => {
             let text = input::read_limited(path, input::MAX_JSON_FILE)?;
             let text = String::from_utf8(text)
                 .map_err(|_| anyhow!("{} is not UTF-8 text", path.display()))?;
@@ -318,18 +364,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             for anchor in trust.unwrap_or_default() {
                 set.add_anchor(anchor)?;
             }
-            let registration_id = match &args.registration_id {
-                Some(id) => id.clone(),
-                None => match policy_host::certificate_common_name(&leaf) {
-                    Ok(Some(cn)) => cn,
-                    Ok(None) => {
-                        bail!("the leaf has no subject CN; pass --registration-id explicitly")
-                    }
-                    // An unusable leaf is the policy's to refuse, with the
-                    // same code and exit status (1) as with --trust.
-                    Err(_) => "unreadable-leaf".to_string(),
-                },
-            };
+            let registration_id = registration_id_of(args, &leaf)?;
             let request = AttestRequest {
                 registration_id,
                 leaf,
@@ -338,19 +373,13 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 purpose,
             };
             let set = Arc::new(set);
-            match (&args.challenge, &args.signature) {
-                (Some(c), Some(s)) => {
-                    let proof = Proof::ChallengeSignature {
-                        challenge: input::base64_decode(c, "--challenge")?,
-                        signature: input::base64_decode(s, "--signature")?,
-                    };
-                    Report {
-                        time,
-                        purpose,
-                        outcome: Outcome::Attest(policy.attest(&request, &proof, set)?),
-                    }
-                }
-                _ => Report {
+            match proof_of(args)? {
+                Some(proof) => Report {
+                    time,
+                    purpose,
+                    outcome: Outcome::Attest(policy.attest(&request, &proof, set)?),
+                },
+                None => Report {
                     time,
                     purpose,
                     outcome: Outcome::Resolve(policy.resolve(&request, set)?),
@@ -367,6 +396,32 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
         EXIT_ACCEPTED
     } else {
         EXIT_REFUSED
+    })
+}
+
+/// The registration ID a verification decides for: `--registration-id`,
+/// else the leaf's subject CN.
+fn registration_id_of(args: &VerifyArgs, leaf: &[u8]) -> Result<String> {
+    Ok(match &args.registration_id {
+        Some(id) => id.clone(),
+        None => match policy_host::certificate_common_name(leaf) {
+            Ok(Some(cn)) => cn,
+            Ok(None) => bail!("the leaf has no subject CN; pass --registration-id explicitly"),
+            // An unusable leaf is the policy's to refuse, with the
+            // same code and exit status (1) as with --trust.
+            Err(_) => "unreadable-leaf".to_string(),
+        },
+    })
+}
+
+/// The `--challenge`/`--signature` proof of possession, if given.
+fn proof_of(args: &VerifyArgs) -> Result<Option<Proof>> {
+    Ok(match (&args.challenge, &args.signature) {
+        (Some(c), Some(s)) => Some(Proof::ChallengeSignature {
+            challenge: input::base64_decode(c, "--challenge")?,
+            signature: input::base64_decode(s, "--signature")?,
+        }),
+        _ => None,
     })
 }
 

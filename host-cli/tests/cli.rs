@@ -625,3 +625,205 @@ fn component_writes_the_exact_embedded_bytes() {
     );
     assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
 }
+
+/// A host-http on a free loopback port, seeded with `enrollments`.
+struct Service {
+    runtime: tokio::runtime::Runtime,
+    running: Option<host_http::Running>,
+    data: PathBuf,
+    url: String,
+}
+
+impl Service {
+    fn start(data: &Path, enrollments: &str) -> Service {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let options = host_http::Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            mqtt_listen: None,
+            id_scope: "0ne00000001".into(),
+            data: data.to_path_buf(),
+            tls_cert: None,
+            tls_key: None,
+            enrollments: Some(enrollments.into()),
+            database: None,
+            signature_memo: 0,
+            idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
+            snapshot_key: None,
+            snapshot_history: 1000,
+        };
+        let running = runtime.block_on(host_http::start(options)).unwrap();
+        let url = format!("https://localhost:{}", running.addr.port());
+        Service {
+            runtime,
+            running: Some(running),
+            data: data.to_path_buf(),
+            url,
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            self.runtime.block_on(r.shutdown());
+        }
+    }
+
+    fn token(&self) -> String {
+        let config = host_http::ServiceConfig::load(&self.data).unwrap();
+        let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+        attest_dps::sas::token(&config.shared_access_policies[0], "localhost", expiry).unwrap()
+    }
+
+    /// A management write through another replica of the same store.
+    fn replica(&self) -> attest_service::Service {
+        attest_service::Service::open(&attest_service::Options {
+            id_scope: "0ne00000001".into(),
+            data: self.data.clone(),
+            enrollments: None,
+            database: None,
+            signature_memo: 0,
+            snapshot_key: None,
+            snapshot_history: 1000,
+        })
+        .unwrap()
+        .0
+    }
+}
+
+/// `host-cli sync` and `verify --snapshot` as the contract says: exit 0
+/// and one summary line on a sync; 2 and one line on stderr on any error,
+/// the last good snapshot untouched; verify decides from the snapshot as
+/// the service would, offline too, and refuses every device once the
+/// snapshot is older than --max-age at --at.
+#[test]
+fn sync_and_verify_from_a_snapshot() {
+    let f = Fixture::new();
+    let mut service = Service::start(&f.path.join("data"), &f.p("step2.json"));
+    let key =
+        attest_service::snapshot::SigningKey::load(&f.path.join("data/snapshot-key.pem")).unwrap();
+    let trust = f.write("trust.pem", key.public_pem());
+    let ca = service
+        .data
+        .join("tls/dev-server-ca.pem")
+        .display()
+        .to_string();
+    let token = service.token();
+    let url = service.url.clone();
+    let gw = f.p("gateway");
+    let sync = |trust: &str| {
+        host_cli(&[
+            "sync",
+            "--server",
+            &url,
+            "--ca",
+            &ca,
+            "--token",
+            &token,
+            "--trust-key",
+            trust,
+            "--dir",
+            &gw,
+        ])
+    };
+    let verify = |n: usize, extra: &[&str]| {
+        let chain = f.p(&format!("device-{n}.pem"));
+        let mut args = vec!["verify", chain.as_str(), "--snapshot", gw.as_str()];
+        args.extend_from_slice(extra);
+        host_cli(&args)
+    };
+    // Before any sync: a usage error, not a decision.
+    let r = verify(1, &[]);
+    assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
+
+    let r = sync(&trust);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("synced ") && r.stdout.contains("full snapshot"),
+        "{}",
+        r.stdout
+    );
+    let codes: Vec<i32> = (1..=5).map(|n| verify(n, &[]).code).collect();
+    assert_eq!(codes, [0, 0, 0, 1, 1], "step 2: line B disabled");
+
+    // Another service's key: exit 2, one line, the snapshot kept.
+    let other = attest_service::snapshot::SigningKey::load_or_create(&f.path.join("other.pem"))
+        .unwrap()
+        .0;
+    let other = f.write("other-trust.pem", other.public_pem());
+    let r = sync(&other);
+    assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
+    assert!(r.stderr.contains("another key"), "{}", r.stderr);
+    assert_eq!(verify(1, &[]).code, 0, "the last good snapshot is kept");
+    // Garbage as the key, a wrong token: exit 2, one line.
+    let junk = f.write("junk.pem", "not a key");
+    let r = sync(&junk);
+    assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
+    let r = host_cli(&[
+        "sync",
+        "--server",
+        &url,
+        "--ca",
+        &ca,
+        "--token",
+        "SharedAccessSignature sr=x&sig=y&se=1&skn=z",
+        "--trust-key",
+        &trust,
+        "--dir",
+        &gw,
+    ]);
+    assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
+    assert!(r.stderr.contains("401"), "{}", r.stderr);
+
+    // The root's group disabled on the service: the gateway syncs a delta
+    // and refuses devices 1-3 too.
+    let steps = f.pki.enrollment_steps();
+    let mut root = steps[1]["enrollmentGroups"][0].clone();
+    root["provisioningStatus"] = serde_json::json!("disabled");
+    service
+        .replica()
+        .put_enrollment(
+            policy_host::EnrollmentKind::Group,
+            "all-devices",
+            &root,
+            Some("*"),
+        )
+        .unwrap();
+    let r = sync(&trust);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("delta from version"), "{}", r.stdout);
+    let r = verify(1, &["--json"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("enrollment-group-disabled"),
+        "{}",
+        r.stdout
+    );
+
+    // The service down: sync fails (2, one line), the gateway still decides.
+    service.stop();
+    let r = sync(&trust);
+    assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
+    assert_eq!(verify(1, &[]).code, 1);
+    // Aged out at --at: every device refused with enrollments-stale.
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for n in 1..=5 {
+        let r = verify(n, &["--max-age", "1h", "--at", &later, "--json"]);
+        assert_eq!(r.code, 1, "{}", r.stdout);
+        assert!(r.stdout.contains("enrollments-stale"), "{}", r.stdout);
+    }
+    let r = verify(1, &["--max-age", "3h", "--at", &later]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("enrollment-group-disabled"),
+        "{}",
+        r.stdout
+    );
+    let r = verify(1, &["--max-age", "soon"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--max-age"), "{}", r.stderr);
+}

@@ -26,8 +26,15 @@ pub const MAX_MANAGEMENT_BODY: usize = 4 << 20;
 /// trickling bytes must not hold a connection slot for ever.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A response body.
-pub(crate) type Body = Full<Bytes>;
+/// A response body: a whole one, or a stream (an edge snapshot).
+pub(crate) type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// A whole response body.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 /// Routes a request: management resources by their first segment,
 /// everything else with an ID scope to the device API.
@@ -51,6 +58,15 @@ pub(crate) async fn route(
     let answer = match segments.first().map(|s| s.to_ascii_lowercase()).as_deref() {
         Some("enrollments" | "enrollmentgroups" | "registrations" | "certificates") => {
             crate::management::handle(service, &connection, req, segments).await
+        }
+        Some("attest") => {
+            match crate::snapshot::handle(service, &connection, req, &segments).await {
+                Ok(response) => {
+                    tracing::info!(%method, %path, status = 200, ms = started.elapsed().as_millis() as u64, "request (streaming)");
+                    return response;
+                }
+                Err(e) => Err(e),
+            }
         }
         Some(scope) if !scope.is_empty() && segments.len() >= 3 => {
             let answer = crate::device::handle(service, &connection, req, segments).await;
@@ -125,7 +141,7 @@ pub(crate) fn respond(answer: Answer) -> Response<Body> {
 fn reply_response(reply: Reply) -> Response<Body> {
     let mut r = match &reply.body {
         Some(body) => json_response(&body.to_string()),
-        None => Response::new(Body::default()),
+        None => Response::new(full(Bytes::new())),
     };
     *r.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
     let headers = r.headers_mut();
@@ -168,7 +184,7 @@ fn error_response(error: &DpsError) -> Response<Body> {
 }
 
 fn json_response(text: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text.to_string())));
+    let mut r = Response::new(full(text.to_string()));
     r.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),

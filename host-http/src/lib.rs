@@ -24,6 +24,7 @@ mod management;
 mod mqtt;
 pub mod server;
 mod slots;
+mod snapshot;
 mod tls;
 
 pub use attest_service::ServiceConfig;
@@ -78,6 +79,15 @@ pub struct Options {
     /// for its next registration.
     #[arg(long, default_value_t = DEFAULT_IDLE_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: u64,
+    /// The edge snapshot signing key (Ed25519, PKCS#8 PEM); default:
+    /// DATA/snapshot-key.pem, created at first start. Replicas on one
+    /// PostgreSQL database must share one key (gateways trust one).
+    #[arg(long)]
+    pub snapshot_key: Option<PathBuf>,
+    /// Versions of deletes remembered for snapshot deltas (`?since=N`); a
+    /// gateway further behind is told to take a full snapshot.
+    #[arg(long, default_value_t = attest_service::store::DEFAULT_HISTORY, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_history: u64,
 }
 
 /// Default of `--idle-timeout`, seconds.
@@ -92,6 +102,8 @@ impl Options {
             enrollments: self.enrollments.clone(),
             database: self.database.clone(),
             signature_memo: self.signature_memo,
+            snapshot_key: self.snapshot_key.clone(),
+            snapshot_history: self.snapshot_history,
         }
     }
 }

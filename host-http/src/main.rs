@@ -6,6 +6,7 @@
 //!           [--tls-cert server.pem --tls-key server.key] [--enrollments FILE.json]
 //! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost] [--policy NAME]
 //! host-http connection-string [--data ./attest-data] [--host localhost:8443]
+//! host-http snapshot-key [--data ./attest-data]   # the edge snapshot public key (PEM)
 //! ```
 //!
 //! Exit codes: 0 clean shutdown (SIGINT/SIGTERM), 2 start-up error.
@@ -60,6 +61,16 @@ enum Command {
         #[arg(long)]
         policy: Option<String>,
     },
+    /// Print the public key gateways trust edge snapshots with (PEM), creating the
+    /// signing key (DATA/snapshot-key.pem) if the service has not yet.
+    SnapshotKey {
+        /// Data directory holding snapshot-key.pem.
+        #[arg(long, default_value = "attest-data")]
+        data: PathBuf,
+        /// The signing key given to the service with --snapshot-key, if not the default.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +85,7 @@ fn main() -> ExitCode {
         Some(Command::ConnectionString { data, host, policy }) => {
             connection_string(&data, &host, policy.as_deref())
         }
+        Some(Command::SnapshotKey { data, key }) => snapshot_key(&data, key.as_deref()),
         None => serve(cli.serve),
     };
     match result {
@@ -145,6 +157,25 @@ fn token(data: &std::path::Path, ttl: i64, resource: &str, name: Option<&str>) -
         "{}",
         attest_dps::sas::token(policy, resource, expiry).map_err(anyhow::Error::msg)?
     );
+    Ok(())
+}
+
+fn snapshot_key(data: &std::path::Path, key: Option<&std::path::Path>) -> Result<()> {
+    use attest_service::snapshot::SigningKey;
+    let key = match key {
+        Some(path) => SigningKey::load(path)?,
+        None => {
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("cannot create {}", data.display()))?;
+            let path = attest_service::Service::snapshot_key_path(data);
+            let (key, created) = SigningKey::load_or_create(&path)?;
+            if created {
+                eprintln!("created {}", path.display());
+            }
+            key
+        }
+    };
+    print!("{}", key.public_pem());
     Ok(())
 }
 

@@ -349,6 +349,27 @@ impl Activity {
 
 struct ActivityGuard<'a>(&'a Activity);
 
+/// A request in progress that outlives its handler (a streamed response
+/// body): the connection is busy until it is dropped.
+pub(crate) struct Streaming(Arc<Connection>);
+
+impl Streaming {
+    /// Marks `connection` busy until the returned guard is dropped.
+    pub(crate) fn begin(connection: &Arc<Connection>) -> Streaming {
+        connection
+            .activity
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Streaming(Arc::clone(connection))
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        drop(ActivityGuard(&self.0.activity));
+    }
+}
+
 impl Drop for ActivityGuard<'_> {
     fn drop(&mut self) {
         if let Ok(mut last) = self.0.last.lock() {

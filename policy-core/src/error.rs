@@ -65,6 +65,7 @@ macro_rules! foreach_refusal_code {
             UnsupportedSignatureScheme      "unsupported-signature-scheme"       2 Untrusted "The TLS signature scheme does not fit the leaf's key or is not allowed.";
             VerificationCodeMismatch        "verification-code-mismatch"         2 Untrusted "A verification certificate's subject CN is not the expected verification code.";
             AmbiguousCommonName             "ambiguous-common-name"              2 Untrusted "The leaf names more than one commonName, so its registration ID is ambiguous.";
+            EnrollmentsStale                "enrollments-stale"                  2 Untrusted "The enrollments an edge gateway holds are older than its maximum age: it refuses every device until it syncs.";
         }
     };
 }
@@ -288,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_table_has_every_code_once_and_three_trusted_stages() {
-        assert_eq!(Code::ALL.len(), 40);
+        assert_eq!(Code::ALL.len(), 41);
         let trusted: Vec<Code> = Code::ALL
             .iter()
             .copied()

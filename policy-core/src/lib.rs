@@ -6,7 +6,7 @@
 //! arithmetic through [`SignatureVerifier`]. The same code runs natively and,
 //! compiled to `wasm32-unknown-unknown` with the `component` feature and
 //! encoded as a WebAssembly component, behind the WIT world
-//! `attest:policy/policy@0.3.0` (`wit/attest.wit`).
+//! `attest:policy/policy@0.4.0` (`wit/attest.wit`).
 #![deny(unsafe_code)]
 
 mod alg;

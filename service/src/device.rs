@@ -17,11 +17,11 @@ use sha2::{Digest, Sha256};
 use attest_dps::documents::{self, Previous, RegistrationState, refusal_group, refusal_message};
 use attest_dps::{DpsError, ErrorKind};
 use policy_host::{
-    AttestRequest, Decision, EnrollmentKind, HostError, Proof, Purpose, Refusal, Stage,
+    AttestRequest, Decision, EnrollmentKind, HostError, Policy, Proof, Purpose, Refusal, Stage,
 };
 
 use crate::index::{Found, Lookups};
-use crate::store::{Operation, Transaction};
+use crate::store::{Operation, Store, Transaction};
 use crate::{
     Answer, Reply, Service, internal, new_etag, now_rfc3339, now_unix, random_id, unavailable,
 };
@@ -189,42 +189,26 @@ impl Service {
             time: now_unix(),
             purpose: Purpose::ClientAuth,
         };
-        let lookups =
-            Lookups::open(&*self.store).map_err(|e| unavailable("the store cannot be read", &e))?;
-        let outcome = self.policy.attest(&request, proof, lookups.clone());
-        // A store failure during the lookups voids the decision, whatever
-        // it was (the failed lookup answered as a refusal would).
-        let found = lookups
-            .finish()
-            .map_err(|e| unavailable("the store failed during the decision", &e))?;
-        match outcome {
-            Ok(outcome) => Ok(Verdict {
-                outcome: outcome.map_err(|r| found.explain(r)),
-                found,
-                leaf_sha256: Sha256::digest(leaf).into(),
-                leaf: leaf.clone(),
-            }),
-            Err(HostError::Busy(n)) => Err(DpsError::new(
-                ErrorKind::Unavailable,
-                format!("all {n} policy sandboxes are busy; retry shortly"),
-            )),
-            // Nothing was decided: the device may retry (a deadline is
-            // wall-clock time, which a busy machine can run out of).
-            Err(e @ HostError::Timeout(_)) => {
-                tracing::warn!("policy component: {e}");
-                Err(DpsError::new(
-                    ErrorKind::Unavailable,
-                    format!("the decision did not finish in time ({e}); retry shortly"),
-                ))
-            }
-            Err(e) => {
-                tracing::error!("policy component: {e}");
-                Err(DpsError::new(
-                    ErrorKind::Internal,
-                    format!("the policy component failed: {e}"),
-                ))
-            }
-        }
+        let (found, outcome) = decide_with(&self.policy, &*self.store, &request, Some(proof))?;
+        Ok(Verdict {
+            outcome,
+            found,
+            leaf_sha256: Sha256::digest(leaf).into(),
+            leaf: leaf.clone(),
+        })
+    }
+
+    /// The decision the service makes on `request` from the enrollments it
+    /// holds now, recording nothing: with a proof, full attestation (as a
+    /// registration decides); without, enrollment resolution. For tools
+    /// that ask "what would the service decide on this chain?", and for
+    /// comparing an edge replica's decisions with the service's.
+    pub fn decision(
+        &self,
+        request: &AttestRequest,
+        proof: Option<&Proof>,
+    ) -> Result<Result<Decision, Refusal>, DpsError> {
+        decide_with(&self.policy, &*self.store, request, proof).map(|(_, outcome)| outcome)
     }
 
     /// [`Service::attest`], with any refusal already answered (401): what
@@ -465,6 +449,56 @@ impl Service {
                 ErrorKind::RegistrationNotFound,
                 format!("no registration record for '{registration_id}'"),
             )),
+        }
+    }
+}
+
+/// The component's decision on `request` from the enrollments `store`
+/// holds, with what its lookups found: with a proof, full attestation (as
+/// a registration decides); without, enrollment resolution alone (as
+/// `host-cli verify` decides without `--challenge`). A service and an edge
+/// replica decide through this one function, so a gateway decides exactly
+/// as the service would have at the version it holds.
+pub(crate) fn decide_with(
+    policy: &Policy,
+    store: &dyn Store,
+    request: &AttestRequest,
+    proof: Option<&Proof>,
+) -> Result<(Found, Result<Decision, Refusal>), DpsError> {
+    let lookups = Lookups::open(store).map_err(|e| unavailable("the store cannot be read", &e))?;
+    let outcome = match proof {
+        Some(proof) => policy.attest(request, proof, lookups.clone()),
+        None => policy.resolve(request, lookups.clone()),
+    };
+    // A store failure during the lookups voids the decision, whatever
+    // it was (the failed lookup answered as a refusal would).
+    let found = lookups
+        .finish()
+        .map_err(|e| unavailable("the store failed during the decision", &e))?;
+    match outcome {
+        Ok(outcome) => {
+            let outcome = outcome.map_err(|r| found.explain(r));
+            Ok((found, outcome))
+        }
+        Err(HostError::Busy(n)) => Err(DpsError::new(
+            ErrorKind::Unavailable,
+            format!("all {n} policy sandboxes are busy; retry shortly"),
+        )),
+        // Nothing was decided: the device may retry (a deadline is
+        // wall-clock time, which a busy machine can run out of).
+        Err(e @ HostError::Timeout(_)) => {
+            tracing::warn!("policy component: {e}");
+            Err(DpsError::new(
+                ErrorKind::Unavailable,
+                format!("the decision did not finish in time ({e}); retry shortly"),
+            ))
+        }
+        Err(e) => {
+            tracing::error!("policy component: {e}");
+            Err(DpsError::new(
+                ErrorKind::Internal,
+                format!("the policy component failed: {e}"),
+            ))
         }
     }
 }

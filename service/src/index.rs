@@ -333,6 +333,50 @@ pub(crate) fn other_groups_on_cas(tx: &dyn Transaction, entry: &GroupEntry) -> R
     Ok(out)
 }
 
+/// [`Service::derive_lookup_keys`] in a unit of work of the caller's (an
+/// edge replica derives them in the transaction that applies a snapshot).
+pub(crate) fn derive_lookup_keys_in(tx: &dyn Transaction) -> Result<Vec<String>> {
+    let mut stored: HashMap<Owner, Vec<LookupKey>> = HashMap::new();
+    for (owner, key) in tx.lookup_keys()? {
+        stored.entry(Owner::parse(&owner)).or_default().push(key);
+    }
+    let mut problems = Vec::new();
+    let mut unloadable = Vec::new();
+    for ca in tx.certificates()? {
+        let (keys, problem) = ca_keys(&ca);
+        problems.extend(problem);
+        write_if_changed(tx, &mut stored, Owner::Ca(ca.name), keys)?;
+    }
+    // Groups a page at a time: a large fleet's documents are never
+    // all in memory at once.
+    let mut after: Option<String> = None;
+    loop {
+        let page = tx.enrollments(EnrollmentKind::Group, after.as_deref(), 256)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, doc) in page {
+            let doc = doc.ok().map(|d| d.doc);
+            let g = group_keys(&key, &load_group(tx, doc.as_ref())?);
+            problems.extend(g.problem);
+            if g.keys.iter().any(|k| k.kind == LookupKind::Unloadable) {
+                unloadable.push(key.clone());
+            }
+            write_if_changed(tx, &mut stored, Owner::Group(key), g.keys)?;
+        }
+    }
+    if !unloadable.is_empty() {
+        problems.push(format!(
+            "the CA of enrollment group(s) {} cannot be determined: every device decided by a group is refused until they are repaired",
+            unloadable.join(", ")
+        ));
+    }
+    // Keys of documents that are gone.
+    for owner in stored.into_keys() {
+        tx.set_lookup_keys(&owner.stored(), &[])?;
+    }
+    Ok(problems)
+}
+
 impl Service {
     /// Re-derives every lookup key from the stored enrollment groups and
     /// CA certificates (at start: keys written by an older version, or rows
@@ -342,47 +386,7 @@ impl Service {
     /// a device asks for one, not here: a fleet of a million does not slow
     /// the start.
     pub fn derive_lookup_keys(&self) -> Result<Vec<String>> {
-        let problems = self.store.write_with(|tx| {
-            let mut stored: HashMap<Owner, Vec<LookupKey>> = HashMap::new();
-            for (owner, key) in tx.lookup_keys()? {
-                stored.entry(Owner::parse(&owner)).or_default().push(key);
-            }
-            let mut problems = Vec::new();
-            let mut unloadable = Vec::new();
-            for ca in tx.certificates()? {
-                let (keys, problem) = ca_keys(&ca);
-                problems.extend(problem);
-                write_if_changed(tx, &mut stored, Owner::Ca(ca.name), keys)?;
-            }
-            // Groups a page at a time: a large fleet's documents are never
-            // all in memory at once.
-            let mut after: Option<String> = None;
-            loop {
-                let page = tx.enrollments(EnrollmentKind::Group, after.as_deref(), 256)?;
-                let Some((last, _)) = page.last() else { break };
-                after = Some(last.clone());
-                for (key, doc) in page {
-                    let doc = doc.ok().map(|d| d.doc);
-                    let g = group_keys(&key, &load_group(tx, doc.as_ref())?);
-                    problems.extend(g.problem);
-                    if g.keys.iter().any(|k| k.kind == LookupKind::Unloadable) {
-                        unloadable.push(key.clone());
-                    }
-                    write_if_changed(tx, &mut stored, Owner::Group(key), g.keys)?;
-                }
-            }
-            if !unloadable.is_empty() {
-                problems.push(format!(
-                    "the CA of enrollment group(s) {} cannot be determined: every device decided by a group is refused until they are repaired",
-                    unloadable.join(", ")
-                ));
-            }
-            // Keys of documents that are gone.
-            for owner in stored.into_keys() {
-                tx.set_lookup_keys(&owner.stored(), &[])?;
-            }
-            anyhow::Ok(problems)
-        })?;
+        let problems = self.store.write_with(derive_lookup_keys_in)?;
         for p in &problems {
             tracing::error!("{p}");
         }

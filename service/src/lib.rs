@@ -20,6 +20,8 @@ pub mod files;
 mod index;
 mod management;
 pub mod postgres;
+pub mod replica;
+pub mod snapshot;
 mod sql;
 pub mod sqlite;
 pub mod store;
@@ -54,6 +56,13 @@ pub struct Options {
     /// Positive signature checks the policy's host remembers
     /// ([`policy_host::SignatureMemo`]); 0: none.
     pub signature_memo: usize,
+    /// The edge snapshot signing key (Ed25519 PKCS#8 PEM); `None`:
+    /// `snapshot-key.pem` in `data`, created at first start.
+    pub snapshot_key: Option<PathBuf>,
+    /// Versions of deletes kept for snapshot deltas
+    /// ([`store::DEFAULT_HISTORY`]): a gateway further behind takes a full
+    /// snapshot.
+    pub snapshot_history: u64,
 }
 
 /// Signature checks remembered by default: the CA-to-CA links of a few
@@ -125,6 +134,7 @@ pub struct Service {
     config: ServiceConfig,
     refused_time: budget::RefusedTime,
     refusal_records: budget::RefusalRecords,
+    snapshot_key: Option<std::sync::Arc<snapshot::SigningKey>>,
 }
 
 impl Service {
@@ -151,10 +161,27 @@ impl Service {
                 p.primary_key
             ));
         }
+        let snapshot_key = match &options.snapshot_key {
+            Some(path) => snapshot::SigningKey::load(path)?,
+            None => {
+                let path = Service::snapshot_key_path(&options.data);
+                let (key, created) = snapshot::SigningKey::load_or_create(&path)?;
+                if created {
+                    notes.push(format!(
+                        "created the edge snapshot signing key {} (gateways trust its public key: host-http snapshot-key --data {})",
+                        path.display(),
+                        options.data.display()
+                    ));
+                }
+                key
+            }
+        };
         let store: Box<dyn Store> = match options.database.as_deref() {
-            None => Box::new(sqlite::SqliteStore::open(&options.data)?),
+            None => Box::new(
+                sqlite::SqliteStore::open(&options.data)?.with_history(options.snapshot_history),
+            ),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Box::new(postgres::PostgresStore::open(url)?)
+                Box::new(postgres::PostgresStore::open(url)?.with_history(options.snapshot_history))
             }
             Some(_) => {
                 return Err(anyhow!(
@@ -178,7 +205,8 @@ impl Service {
             store,
             options.id_scope.clone(),
             config,
-        );
+        )
+        .with_snapshot_key(snapshot_key);
         if let Some(path) = &options.enrollments {
             let seeded = service.seed_file(path)?;
             notes.push(format!(
@@ -217,7 +245,15 @@ impl Service {
             config,
             refused_time: budget::RefusedTime::default(),
             refusal_records: budget::RefusalRecords::default(),
+            snapshot_key: None,
         }
+    }
+
+    /// The service with a key to sign edge snapshots with (without one,
+    /// it serves none).
+    pub fn with_snapshot_key(mut self, key: snapshot::SigningKey) -> Service {
+        self.snapshot_key = Some(std::sync::Arc::new(key));
+        self
     }
 
     /// The ID scope devices must name.

@@ -21,8 +21,8 @@ use r2d2_postgres::{PostgresConnectionManager, r2d2};
 use rustls_pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql};
-use crate::store::{Snapshot, Store, StoreError, StoreResult, Transaction};
+use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql, Versioning};
+use crate::store::{DEFAULT_HISTORY, Snapshot, Store, StoreError, StoreResult, Transaction};
 
 mod migrations {
     refinery::embed_migrations!("migrations/postgres");
@@ -40,6 +40,8 @@ const POOL_SIZE: u32 = 16;
 pub struct PostgresStore {
     /// `None` only while dropping.
     pool: Option<r2d2::Pool<Manager>>,
+    /// Versions of deletes kept for snapshot deltas.
+    history: u64,
 }
 
 /// A connection and the statements prepared on it: each query is parsed
@@ -113,7 +115,17 @@ impl PostgresStore {
             .connection_timeout(Duration::from_secs(5))
             .build(manager)
             .context("cannot connect to PostgreSQL")?;
-        Ok(PostgresStore { pool: Some(pool) })
+        Ok(PostgresStore {
+            pool: Some(pool),
+            history: DEFAULT_HISTORY,
+        })
+    }
+
+    /// Keeps `versions` versions of deletes for snapshot deltas (see
+    /// [`crate::store::Versions`]) instead of [`DEFAULT_HISTORY`].
+    pub fn with_history(mut self, versions: u64) -> PostgresStore {
+        self.history = versions;
+        self
     }
 
     fn unit(
@@ -137,7 +149,10 @@ impl PostgresStore {
             .read_only(!write)
             .start()?;
         {
-            let tx = Sql(PgTx::new(&mut tx, statements));
+            let tx = Sql(
+                PgTx::new(&mut tx, statements),
+                Versioning::new(self.history),
+            );
             if write {
                 tx.0.0
                     .borrow_mut()
@@ -336,7 +351,7 @@ impl Snapshot for PgSnapshot {
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
         let Cached { client, statements } = &mut **conn;
-        work(&Sql(PgTx::new(client, statements)))
+        work(&Sql(PgTx::new(client, statements), Versioning::new(0)))
     }
 }
 

@@ -16,7 +16,7 @@ use policy_host::EnrollmentKind;
 
 use crate::store::{
     Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, StoreError, StoreResult,
-    Transaction, kind_str, limit_of, parse_stored,
+    Transaction, Versions, kind_str, limit_of, parse_stored,
 };
 
 /// The SQL dialect of a [`Driver`].
@@ -132,8 +132,32 @@ impl<D: Driver> Driver for &D {
 }
 
 /// A unit of work over a [`Driver`]: the one [`Transaction`] both stores
-/// hand out.
-pub(crate) struct Sql<D>(pub(crate) D);
+/// hand out, with the snapshot version it writes at.
+pub(crate) struct Sql<D>(pub(crate) D, pub(crate) Versioning);
+
+/// How a unit of work versions what it changes (edge snapshots): the first
+/// change to an enrollment or CA certificate bumps the store's version
+/// once, and every change records that version for its document. Writes
+/// are serialised (SQLite's one writer, PostgreSQL's advisory lock), so
+/// versions commit in order and a reader's snapshot holds every version up
+/// to the one it reads, and none after.
+pub(crate) struct Versioning {
+    /// The version this unit of work writes at, once it has one.
+    version: std::cell::Cell<Option<i64>>,
+    /// Versions of tombstones kept ([`crate::store::DEFAULT_HISTORY`]).
+    history: i64,
+}
+
+impl Versioning {
+    /// Versioning for a unit of work of a store that keeps `history`
+    /// versions of tombstones.
+    pub(crate) fn new(history: u64) -> Versioning {
+        Versioning {
+            version: std::cell::Cell::new(None),
+            history: i64::try_from(history).unwrap_or(i64::MAX),
+        }
+    }
+}
 
 /// One enrollment by kind and stored key.
 pub(crate) const ENROLLMENT: &str =
@@ -229,6 +253,50 @@ pub(crate) const PUT_OPERATION: &str =
     "INSERT INTO operations (id, registration_id, leaf_sha256, doc, created)
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
+/// Bumps the store's version; the new one.
+pub(crate) const BUMP_VERSION: &str =
+    "UPDATE meta SET value = value + 1 WHERE key = 'version' RETURNING value";
+/// The store's version and history horizon.
+pub(crate) const VERSIONS: &str =
+    "SELECT key, value FROM meta WHERE key = 'version' OR key = 'horizon'";
+/// Records that a document changed (or went: `deleted`) at a version.
+pub(crate) const PUT_CHANGE: &str = "INSERT INTO changes (kind, id, version, deleted)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted";
+/// PostgreSQL only: records that documents changed at a version.
+pub(crate) const PUT_CHANGES: &str = "INSERT INTO changes (kind, id, version, deleted)
+     SELECT ?1, id, ?2, ?3 FROM unnest(?4::text[]) AS c(id)
+     ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted";
+/// A keyset page of the documents changed after a version.
+pub(crate) const CHANGES_AFTER: &str = "SELECT kind, id FROM changes
+     WHERE version > ?1 AND (kind > ?2 OR (kind = ?2 AND id > ?3))
+     ORDER BY kind, id LIMIT ?4";
+/// The newest tombstone at or before a version.
+pub(crate) const NEWEST_TOMBSTONE: &str =
+    "SELECT max(version) FROM changes WHERE deleted = ?1 AND version <= ?2";
+/// Prunes the tombstones at or before a version.
+pub(crate) const PRUNE_TOMBSTONES: &str =
+    "DELETE FROM changes WHERE deleted = ?1 AND version <= ?2";
+/// Raises the history horizon.
+pub(crate) const RAISE_HORIZON: &str =
+    "UPDATE meta SET value = ?1 WHERE key = 'horizon' AND value < ?1";
+/// An edge replica's state.
+pub(crate) const EDGE_STATE: &str = "SELECT value FROM edge_state WHERE key = ?1";
+/// Sets an edge replica's state.
+pub(crate) const PUT_EDGE_STATE: &str = "INSERT INTO edge_state (key, value) VALUES (?1, ?2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+/// An edge replica's full snapshot replaces every document and key.
+pub(crate) const CLEAR_ENROLLMENTS: &str = "DELETE FROM enrollments";
+/// See [`CLEAR_ENROLLMENTS`].
+pub(crate) const CLEAR_CERTIFICATES: &str = "DELETE FROM certificates";
+/// See [`CLEAR_ENROLLMENTS`].
+pub(crate) const CLEAR_LOOKUP_KEYS: &str = "DELETE FROM lookup_keys";
+/// See [`CLEAR_ENROLLMENTS`].
+pub(crate) const CLEAR_CHANGES: &str = "DELETE FROM changes";
+
+/// The `kind` of a CA certificate's row in `changes`.
+pub(crate) const CERTIFICATE_KIND: &str = "certificate";
+
 /// `(id, doc, etag)` columns as a key and a document.
 fn doc_of(mut row: Row) -> StoreResult<(String, StoreResult<Doc>)> {
     let id = row.text(0)?;
@@ -254,6 +322,71 @@ impl<D: Driver> Sql<D> {
     /// The first row a query answers, if any.
     fn one(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Option<Row>> {
         Ok(self.0.query(sql, params)?.into_iter().next())
+    }
+
+    /// The version this unit of work writes at (bumping the store's the
+    /// first time it is asked).
+    fn version(&self) -> StoreResult<i64> {
+        if let Some(v) = self.1.version.get() {
+            return Ok(v);
+        }
+        let mut row = self
+            .one(BUMP_VERSION, &[])?
+            .ok_or_else(|| StoreError::Database(anyhow!("the store has no version row")))?;
+        let v = match row.take(0) {
+            Cell::Int(v) => v,
+            other => return Err(Row::mismatch(0, "an integer", &other)),
+        };
+        self.1.version.set(Some(v));
+        Ok(v)
+    }
+
+    /// Records that documents of `kind` (a stored enrollment kind or
+    /// [`CERTIFICATE_KIND`]) changed or went in this unit of work; a
+    /// delete also prunes the tombstones older than the history kept.
+    fn changed(&self, kind: &str, ids: &[&str], deleted: bool) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let version = self.version()?;
+        match D::DIALECT {
+            Dialect::Postgres if ids.len() > 1 => {
+                let params = [
+                    Param::Text(kind),
+                    Param::Int(version),
+                    Param::Flag(deleted),
+                    Param::Texts(ids),
+                ];
+                self.0.execute(PUT_CHANGES, &params)?;
+            }
+            _ => {
+                for id in ids {
+                    let params = [
+                        Param::Text(kind),
+                        Param::Text(id),
+                        Param::Int(version),
+                        Param::Flag(deleted),
+                    ];
+                    self.0.execute(PUT_CHANGE, &params)?;
+                }
+            }
+        }
+        if deleted && version > self.1.history {
+            let bound = version - self.1.history;
+            let params = [Param::Flag(true), Param::Int(bound)];
+            let newest = match self.one(NEWEST_TOMBSTONE, &params)? {
+                Some(mut row) => match row.take(0) {
+                    Cell::Int(v) => Some(v),
+                    _ => None,
+                },
+                None => None,
+            };
+            if let Some(newest) = newest {
+                self.0.execute(PRUNE_TOMBSTONES, &params)?;
+                self.0.execute(RAISE_HORIZON, &[Param::Int(newest)])?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -291,21 +424,30 @@ impl<D: Driver> Transaction for Sql<D> {
         doc: &Value,
         etag: &str,
     ) -> StoreResult<()> {
-        let doc = doc.to_string();
+        self.put_enrollment_text(kind, key, &doc.to_string(), etag)
+    }
+
+    fn put_enrollment_text(
+        &self,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &str,
+        etag: &str,
+    ) -> StoreResult<()> {
         let params = [
             Param::Text(kind_str(kind)),
             Param::Text(key),
-            Param::Text(&doc),
+            Param::Text(doc),
             Param::Text(etag),
         ];
         self.0.execute(PUT_ENROLLMENT, &params)?;
-        Ok(())
+        self.changed(kind_str(kind), &[key], false)
     }
 
     fn delete_enrollment(&self, kind: EnrollmentKind, key: &str) -> StoreResult<()> {
         let params = [Param::Text(kind_str(kind)), Param::Text(key)];
         self.0.execute(DELETE_ENROLLMENT, &params)?;
-        Ok(())
+        self.changed(kind_str(kind), &[key], true)
     }
 
     fn enrollments_by_keys(
@@ -348,6 +490,7 @@ impl<D: Driver> Transaction for Sql<D> {
                     Param::Texts(&etags),
                 ];
                 self.0.execute(PUT_ENROLLMENTS, &params)?;
+                self.changed(kind_str(kind), &ids, false)?;
             }
             _ => {
                 for (key, doc) in entries {
@@ -364,6 +507,7 @@ impl<D: Driver> Transaction for Sql<D> {
                 let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                 let params = [Param::Text(kind_str(kind)), Param::Texts(&keys)];
                 self.0.execute(DELETE_ENROLLMENTS, &params)?;
+                self.changed(kind_str(kind), &keys, true)?;
             }
             _ => {
                 for key in keys {
@@ -399,12 +543,12 @@ impl<D: Driver> Transaction for Sql<D> {
             Param::Text(&ca.updated),
         ];
         self.0.execute(PUT_CERTIFICATE, &params)?;
-        Ok(())
+        self.changed(CERTIFICATE_KIND, &[&ca.name], false)
     }
 
     fn delete_certificate(&self, name: &str) -> StoreResult<()> {
         self.0.execute(DELETE_CERTIFICATE, &[Param::Text(name)])?;
-        Ok(())
+        self.changed(CERTIFICATE_KIND, &[name], true)
     }
 
     fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>> {
@@ -514,6 +658,66 @@ impl<D: Driver> Transaction for Sql<D> {
             .collect()
     }
 
+    fn versions(&self) -> StoreResult<Versions> {
+        let mut out = Versions::default();
+        for mut row in self.0.query(VERSIONS, &[])? {
+            let key = row.text(0)?;
+            let value = match row.take(1) {
+                Cell::Int(v) => u64::try_from(v).unwrap_or(0),
+                other => return Err(Row::mismatch(1, "an integer", &other)),
+            };
+            match key.as_str() {
+                "version" => out.version = value,
+                _ => out.horizon = value,
+            }
+        }
+        Ok(out)
+    }
+
+    fn changes_after(
+        &self,
+        since: u64,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let (kind, id) = after.unwrap_or(("", ""));
+        let params = [
+            Param::Int(i64::try_from(since).unwrap_or(i64::MAX)),
+            Param::Text(kind),
+            Param::Text(id),
+            Param::Int(limit_of(limit)),
+        ];
+        self.0
+            .query(CHANGES_AFTER, &params)?
+            .into_iter()
+            .map(|mut row| Ok((row.text(0)?, row.text(1)?)))
+            .collect()
+    }
+
+    fn edge_state(&self, key: &str) -> StoreResult<Option<String>> {
+        self.one(EDGE_STATE, &[Param::Text(key)])?
+            .map(|mut row| row.text(0))
+            .transpose()
+    }
+
+    fn put_edge_state(&self, key: &str, value: &str) -> StoreResult<()> {
+        self.0
+            .execute(PUT_EDGE_STATE, &[Param::Text(key), Param::Text(value)])?;
+        Ok(())
+    }
+
+    fn clear_documents(&self) -> StoreResult<()> {
+        for sql in [
+            CLEAR_ENROLLMENTS,
+            CLEAR_CERTIFICATES,
+            CLEAR_LOOKUP_KEYS,
+            CLEAR_CHANGES,
+        ] {
+            self.0.execute(sql, &[])?;
+        }
+        Ok(())
+    }
+
     fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>> {
         let params = [Param::Text(operation_id), Param::Int(now - OPERATION_TTL)];
         let Some(mut row) = self.one(OPERATION, &params)? else {
@@ -593,6 +797,20 @@ mod tests {
         OPERATION,
         DELETE_OLD_OPERATIONS,
         PUT_OPERATION,
+        BUMP_VERSION,
+        VERSIONS,
+        PUT_CHANGE,
+        PUT_CHANGES,
+        CHANGES_AFTER,
+        NEWEST_TOMBSTONE,
+        PRUNE_TOMBSTONES,
+        RAISE_HORIZON,
+        EDGE_STATE,
+        PUT_EDGE_STATE,
+        CLEAR_ENROLLMENTS,
+        CLEAR_CERTIFICATES,
+        CLEAR_LOOKUP_KEYS,
+        CLEAR_CHANGES,
     ];
 
     #[test]

@@ -16,8 +16,8 @@ use anyhow::{Context, Result};
 use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
-use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql};
-use crate::store::{Snapshot, Store, StoreError, StoreResult, Transaction};
+use crate::sql::{Cell, Dialect, Driver, Param, Row, Sql, Versioning};
+use crate::store::{DEFAULT_HISTORY, Snapshot, Store, StoreError, StoreResult, Transaction};
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -30,6 +30,8 @@ pub struct SqliteStore {
     /// Idle read connections for snapshots (WAL lets them read beside the
     /// writer, each from its own consistent state).
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Versions of deletes kept for snapshot deltas.
+    history: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -42,7 +44,7 @@ impl std::fmt::Debug for SqliteStore {
 
 /// Prepared statements kept per connection: every statement of
 /// `crate::sql` (each is parsed once per connection).
-const STATEMENT_CACHE: usize = 32;
+const STATEMENT_CACHE: usize = 64;
 
 /// Most idle read connections kept.
 const MAX_IDLE_READERS: usize = 16;
@@ -59,7 +61,7 @@ impl Snapshot for SqliteSnapshot {
             .conn
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("the snapshot has ended"))?;
-        work(&Sql(conn))
+        work(&Sql(conn, Versioning::new(0)))
     }
 }
 
@@ -130,7 +132,15 @@ impl SqliteStore {
             queued: 0.into(),
             path,
             readers: Arc::default(),
+            history: DEFAULT_HISTORY,
         })
+    }
+
+    /// Keeps `versions` versions of deletes for snapshot deltas (see
+    /// [`crate::store::Versions`]) instead of [`DEFAULT_HISTORY`].
+    pub fn with_history(mut self, versions: u64) -> SqliteStore {
+        self.history = versions;
+        self
     }
 
     /// A read connection: an idle one, or a new one.
@@ -234,7 +244,7 @@ impl SqliteStore {
                 batch
             }
         };
-        let (outcome, panic) = match run_unit(&writer.conn, work) {
+        let (outcome, panic) = match run_unit(&writer.conn, self.history, work) {
             Ok(outcome) => (outcome, None),
             Err(panic) => (
                 Err(anyhow::anyhow!("the unit of work panicked")),
@@ -313,12 +323,15 @@ type Panic = Box<dyn std::any::Any + Send>;
 /// back, after the savepoint is undone, so the batch stays usable).
 fn run_unit(
     conn: &Connection,
+    history: u64,
     work: &mut dyn FnMut(&dyn Transaction) -> Result<()>,
 ) -> std::result::Result<Result<()>, Panic> {
     if let Err(e) = conn.execute_batch("SAVEPOINT unit") {
         return Ok(Err(e.into()));
     }
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&Sql(conn))));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work(&Sql(conn, Versioning::new(history)))
+    }));
     let undo = |conn: &Connection| {
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK TO unit; RELEASE unit");

@@ -113,6 +113,21 @@ impl Operation {
     }
 }
 
+/// A store's snapshot version (bumped once by every write transaction that
+/// changes an enrollment or a CA certificate) and its history horizon:
+/// deletes up to `horizon` are forgotten, so a delta from a version before
+/// it cannot be told.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Versions {
+    /// The version of the last write.
+    pub version: u64,
+    /// The newest version whose deletes were pruned (0: none).
+    pub horizon: u64,
+}
+
+/// Versions of deletes a store remembers for snapshot deltas by default.
+pub const DEFAULT_HISTORY: u64 = 100_000;
+
 /// How long an operation stays queryable, seconds. DPS keeps operations
 /// only for polling, which clients do within seconds of registering.
 pub const OPERATION_TTL: i64 = 3600;
@@ -150,6 +165,16 @@ pub trait Transaction {
         kind: EnrollmentKind,
         key: &str,
         doc: &Value,
+        etag: &str,
+    ) -> StoreResult<()>;
+    /// Creates or replaces an enrollment with its stored text as it is
+    /// (an edge replica copies a document that is not JSON as such, so that
+    /// it refuses there as it refuses on the service).
+    fn put_enrollment_text(
+        &self,
+        kind: EnrollmentKind,
+        key: &str,
+        doc: &str,
         etag: &str,
     ) -> StoreResult<()>;
     /// Deletes an enrollment.
@@ -209,6 +234,25 @@ pub trait Transaction {
     -> StoreResult<Vec<(String, Option<Vec<u8>>)>>;
     /// Every lookup key, by owner (to compare when re-deriving them all).
     fn lookup_keys(&self) -> StoreResult<Vec<(String, LookupKey)>>;
+
+    /// The store's snapshot version and history horizon.
+    fn versions(&self) -> StoreResult<Versions>;
+    /// At most `limit` documents changed (or deleted) after version
+    /// `since`, as `(kind, id)` in that order, following `after`: `kind`
+    /// is a stored enrollment kind or `certificate`.
+    fn changes_after(
+        &self,
+        since: u64,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, String)>>;
+    /// An edge replica's state under `key`.
+    fn edge_state(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets an edge replica's state under `key`.
+    fn put_edge_state(&self, key: &str, value: &str) -> StoreResult<()>;
+    /// Deletes every enrollment, CA certificate, lookup key and change: an
+    /// edge replica applying a full snapshot (never a service's store).
+    fn clear_documents(&self) -> StoreResult<()>;
 
     /// An operation that has not expired at `now` (Unix seconds).
     fn operation(&self, operation_id: &str, now: i64) -> StoreResult<Option<Operation>>;

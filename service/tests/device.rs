@@ -21,6 +21,8 @@ fn open(dir: &std::path::Path, pki: &Canonical) -> Service {
         enrollments: Some(file),
         database: None,
         signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
+        snapshot_key: None,
+        snapshot_history: attest_service::store::DEFAULT_HISTORY,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
@@ -136,6 +138,8 @@ fn canonical_scenario_on_postgres() {
         enrollments: Some(file),
         database: Some(database),
         signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
+        snapshot_key: None,
+        snapshot_history: attest_service::store::DEFAULT_HISTORY,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");

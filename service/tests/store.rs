@@ -375,10 +375,93 @@ fn contract(store: &dyn Store) {
     assert!(store.read_with(|tx| tx.certificates()).unwrap().is_empty());
 }
 
+/// Snapshot versions: one per write transaction that changes an
+/// enrollment or a CA certificate (none for registrations or reads), and
+/// the changes after a version, deletes included, in key order.
+fn versioning_contract(store: &dyn Store) {
+    let versions = || store.read_with(|tx| tx.versions()).unwrap();
+    let start = versions().version;
+    let doc = json!({"registrationId": "v"});
+    store
+        .write_with(|tx| {
+            tx.put_enrollment(Individual, "a", &doc, "\"1\"")?;
+            tx.put_enrollment(Individual, "b", &doc, "\"1\"")?;
+            tx.put_enrollment(Group, "g", &json!({"enrollmentGroupId": "g"}), "\"1\"")
+        })
+        .unwrap();
+    assert_eq!(versions().version, start + 1, "one write, one version");
+    store
+        .write_with(|tx| tx.put_registration("a", None, &doc, "\"r\"", &[1; 32]))
+        .unwrap();
+    assert_eq!(
+        versions().version,
+        start + 1,
+        "registrations are no snapshot change"
+    );
+    let v1 = start + 1;
+    store
+        .write_with(|tx| {
+            tx.delete_enrollment(Individual, "a")?;
+            tx.put_enrollments(
+                Individual,
+                &[
+                    (
+                        "c".into(),
+                        Doc {
+                            doc: doc.clone(),
+                            etag: "\"1\"".into(),
+                        },
+                    ),
+                    (
+                        "d".into(),
+                        Doc {
+                            doc: doc.clone(),
+                            etag: "\"1\"".into(),
+                        },
+                    ),
+                ],
+            )?;
+            tx.delete_enrollments(Individual, &["d".into()])
+        })
+        .unwrap();
+    assert_eq!(versions().version, v1 + 1);
+    let changed = store
+        .read_with(|tx| tx.changes_after(v1, None, 10))
+        .unwrap();
+    let ids: Vec<&str> = changed.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["a", "c", "d"],
+        "puts and deletes after v1, in key order"
+    );
+    let page = store
+        .read_with(|tx| tx.changes_after(v1, Some(("individual", "a")), 1))
+        .unwrap();
+    assert_eq!(page, [("individual".to_string(), "c".to_string())]);
+    let all = store
+        .read_with(|tx| tx.changes_after(0, None, 100))
+        .unwrap();
+    assert!(all.contains(&("group".to_string(), "g".to_string())));
+    assert!(
+        store
+            .read_with(|tx| tx.changes_after(v1 + 1, None, 10))
+            .unwrap()
+            .is_empty()
+    );
+    // A failed write changes no version.
+    let failed: anyhow::Result<()> = store.write_with(|tx| {
+        tx.put_enrollment(Individual, "e", &doc, "\"1\"")?;
+        anyhow::bail!("undone")
+    });
+    assert!(failed.is_err());
+    assert_eq!(versions().version, v1 + 1);
+}
+
 #[test]
 fn postgres_store_keeps_the_contract() {
     let store = PostgresStore::open(&support::fresh_database()).unwrap();
     contract(&store);
+    versioning_contract(&PostgresStore::open(&support::fresh_database()).unwrap());
 }
 
 /// Two stores (replicas) opening one new database at once migrate it once.
@@ -414,6 +497,8 @@ fn sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     contract(&store);
+    let dir = tempfile::tempdir().unwrap();
+    versioning_contract(&SqliteStore::open(dir.path()).unwrap());
 }
 
 #[test]

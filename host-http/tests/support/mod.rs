@@ -45,6 +45,8 @@ pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
         tls_key: None,
         enrollments: enrollments.map(Path::to_path_buf),
         idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
+        snapshot_key: None,
+        snapshot_history: attest_service::store::DEFAULT_HISTORY,
     }
 }
 

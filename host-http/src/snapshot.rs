@@ -1,0 +1,148 @@
+//! attest's own routes beside the DPS API, SAS-authenticated:
+//!
+//! - `GET /attest/snapshot[?since=N]` (right `SnapshotRead`): the edge
+//!   snapshot, streamed (`application/x-ndjson`, see
+//!   `attest_service::snapshot`): written from one store snapshot on a
+//!   blocking thread, a chunk at a time, through a small channel, so a
+//!   slow gateway holds back the writer instead of filling memory.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::{Frame, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response};
+
+use attest_dps::sas::Right;
+use attest_dps::{DpsError, ErrorKind};
+use attest_service::Service;
+use attest_service::snapshot::MEDIA_TYPE;
+
+use crate::http::Body;
+use crate::server::{Connection, Streaming};
+
+/// Chunks in flight between the store reader and the socket.
+const CHANNEL: usize = 8;
+
+pub(crate) async fn handle(
+    service: Arc<Service>,
+    connection: &Arc<Connection>,
+    req: Request<Incoming>,
+    segments: &[String],
+) -> Result<Response<Body>, DpsError> {
+    let lowered: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let known = matches!(
+        (
+            req.method(),
+            lowered
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+        ),
+        (&Method::GET, ["attest", "snapshot"])
+    );
+    service.authorize(header.as_deref(), known.then_some(Right::SnapshotRead))?;
+    connection.prove();
+    if !known {
+        return Err(DpsError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no attest resource {} /{}",
+                req.method(),
+                segments.join("/")
+            ),
+        ));
+    }
+    let since = since_of(req.uri().query())?;
+    let opened = {
+        let service = Arc::clone(&service);
+        tokio::task::spawn_blocking(move || service.snapshot(since))
+            .await
+            .map_err(|_| DpsError::new(ErrorKind::Internal, "the snapshot could not be opened"))??
+    };
+    let version = opened.header().version;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL);
+    let busy = Streaming::begin(connection);
+    tokio::task::spawn_blocking(move || {
+        let _busy = busy;
+        let mut sink = |chunk: Vec<u8>| {
+            tx.blocking_send(Ok(Bytes::from(chunk)))
+                .map_err(|_| anyhow::anyhow!("the gateway went away"))
+        };
+        match opened.write(&mut sink) {
+            Ok(records) => tracing::info!(version, records, "snapshot sent"),
+            Err(e) => {
+                tracing::warn!(version, "snapshot stream ended early: {e:#}");
+                // The stream ends without its signature: the reader refuses it.
+                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+            }
+        }
+    });
+    let mut response = Response::new(ChannelBody(rx).boxed());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    headers.insert("x-attest-snapshot-version", HeaderValue::from(version));
+    Ok(response)
+}
+
+/// `since=N` of a query string.
+fn since_of(query: Option<&str>) -> Result<Option<u64>, DpsError> {
+    let mut since = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("since", n)) => {
+                since = Some(n.parse::<u64>().map_err(|_| {
+                    DpsError::new(
+                        ErrorKind::BadRequest,
+                        format!("since={n:?} is not a snapshot version (a whole number)"),
+                    )
+                })?);
+            }
+            _ => {
+                return Err(DpsError::new(
+                    ErrorKind::BadRequest,
+                    format!("unknown query parameter {pair:?} (the snapshot takes since=N)"),
+                ));
+            }
+        }
+    }
+    Ok(since)
+}
+
+/// A response body fed by a channel.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_whole_number_and_nothing_else_is_taken() {
+        assert_eq!(since_of(None).unwrap(), None);
+        assert_eq!(since_of(Some("since=12")).unwrap(), Some(12));
+        for bad in ["since=-1", "since=x", "since=", "full=1", "since=1&x=2"] {
+            assert!(since_of(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
