@@ -50,17 +50,21 @@ pub enum Right {
     /// attest's own: read edge snapshots (`GET /attest/snapshot`) and
     /// nothing else, for gateways.
     SnapshotRead,
+    /// attest's own: upload the decisions a gateway made
+    /// (`POST /attest/edgeDecisions`).
+    EdgeDecisionWrite,
 }
 
 impl Right {
     /// Every right, in DPS's order, then attest's own.
-    pub const ALL: [Right; 6] = [
+    pub const ALL: [Right; 7] = [
         Right::ServiceConfig,
         Right::EnrollmentRead,
         Right::EnrollmentWrite,
         Right::RegistrationStatusRead,
         Right::RegistrationStatusWrite,
         Right::SnapshotRead,
+        Right::EdgeDecisionWrite,
     ];
 
     /// DPS's name of the right.
@@ -72,6 +76,7 @@ impl Right {
             Right::RegistrationStatusRead => "RegistrationStatusRead",
             Right::RegistrationStatusWrite => "RegistrationStatusWrite",
             Right::SnapshotRead => "SnapshotRead",
+            Right::EdgeDecisionWrite => "EdgeDecisionWrite",
         }
     }
 }

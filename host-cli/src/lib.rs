@@ -146,6 +146,10 @@ pub struct VerifyArgs {
     /// is older than this at the validation time (e.g. 30m, 24h, 7d).
     #[arg(long, requires = "snapshot", default_value = "24h")]
     pub max_age: humantime::Duration,
+    /// With --snapshot: append the decision to DIR's decision log, which the
+    /// next `host-cli sync` uploads to the service.
+    #[arg(long, requires = "snapshot")]
+    pub record: bool,
     /// Validation time, RFC 3339 (default: now).
     #[arg(long)]
     pub at: Option<String>,
@@ -323,6 +327,9 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             };
             let proof = proof_of(args)?;
             let outcome = replica.decide(&policy, &request, proof.as_ref(), *args.max_age)?;
+            if args.record {
+                replica.log(&request, proof.is_some(), &outcome)?;
+            }
             Report {
                 time,
                 purpose,

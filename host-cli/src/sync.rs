@@ -52,6 +52,8 @@ pub struct Synced {
     pub service: String,
     /// What was applied.
     pub applied: Applied,
+    /// Logged decisions uploaded, and how many of them the service recorded.
+    pub uploaded: (usize, u64),
 }
 
 impl Synced {
@@ -63,8 +65,12 @@ impl Synced {
             (false, Some(from)) if from == self.applied.version => "no changes".to_string(),
             (false, from) => format!("delta from version {}", from.unwrap_or(0)),
         };
+        let uploaded = match self.uploaded {
+            (0, _) => String::new(),
+            (n, recorded) => format!("; uploaded {n} edge decision(s), {recorded} recorded"),
+        };
         format!(
-            "synced {} to version {} of service {} ({how}, {} record(s))",
+            "synced {} to version {} of service {} ({how}, {} record(s)){uploaded}",
             self.dir.display(),
             self.applied.version,
             self.service,
@@ -120,11 +126,64 @@ pub fn sync(args: &SyncArgs) -> Result<Synced> {
         .state()?
         .map(|s| s.service)
         .ok_or_else(|| anyhow!("the replica has no state after a sync"))?;
+    let uploaded = runtime
+        .block_on(upload(&replica, &host, port, &roots, &args.token))
+        .with_context(|| {
+            format!(
+                "synced {} to version {}, but its decision log could not be uploaded",
+                args.dir.display(),
+                applied.version
+            )
+        })?;
     Ok(Synced {
         dir: args.dir.clone(),
         service,
         applied,
+        uploaded,
     })
+}
+
+/// Uploads the replica's logged decisions not uploaded yet, a batch at a
+/// time, each batch marked uploaded once the service answered for it.
+async fn upload(
+    replica: &Replica,
+    host: &str,
+    port: u16,
+    roots: &[Vec<u8>],
+    token: &str,
+) -> Result<(usize, u64)> {
+    let (mut sent, mut recorded) = (0usize, 0u64);
+    let mut sender = None;
+    loop {
+        let (batch, offset) = replica.pending(attest_service::edge::MAX_UPLOAD)?;
+        if batch.is_empty() {
+            return Ok((sent, recorded));
+        }
+        if sender.is_none() {
+            let config = register::server_config(roots)?;
+            sender = Some(register::connect(host, port, config).await?);
+        }
+        let s = sender
+            .as_mut()
+            .ok_or_else(|| anyhow!("no connection to the service"))?;
+        let body = serde_json::json!({ "decisions": batch });
+        let (status, answer, _) = register::send(
+            s,
+            host,
+            hyper::Method::POST,
+            "/attest/edgeDecisions",
+            &body,
+            Some(token),
+        )
+        .await?;
+        if status != 200 {
+            let message = answer["message"].as_str().unwrap_or("no message");
+            bail!("the service answered {status}: {message}");
+        }
+        replica.uploaded_to(offset)?;
+        sent += batch.len();
+        recorded += answer["recorded"].as_u64().unwrap_or(0);
+    }
 }
 
 enum Download {

@@ -59,15 +59,13 @@ pub(crate) async fn route(
         Some("enrollments" | "enrollmentgroups" | "registrations" | "certificates") => {
             crate::management::handle(service, &connection, req, segments).await
         }
-        Some("attest") => {
-            match crate::snapshot::handle(service, &connection, req, &segments).await {
-                Ok(response) => {
-                    tracing::info!(%method, %path, status = 200, ms = started.elapsed().as_millis() as u64, "request (streaming)");
-                    return response;
-                }
-                Err(e) => Err(e),
+        Some("attest") => match crate::edge::handle(service, &connection, req, &segments).await {
+            Ok(response) => {
+                tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+                return response;
             }
-        }
+            Err(e) => Err(e),
+        },
         Some(scope) if !scope.is_empty() && segments.len() >= 3 => {
             let answer = crate::device::handle(service, &connection, req, segments).await;
             if answer.is_ok() {

@@ -19,12 +19,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod device;
+mod edge;
 mod http;
 mod management;
 mod mqtt;
 pub mod server;
 mod slots;
-mod snapshot;
 mod tls;
 
 pub use attest_service::ServiceConfig;

@@ -148,6 +148,41 @@ fn first_start_explains_itself_and_signals_stop_it_cleanly() {
     );
 }
 
+/// `host-http snapshot-key --data DIR` prints the public key of the key
+/// the service signs snapshots with (created at first start, the same on
+/// every call); `--key FILE` reads a given one; a file that is no key is
+/// exit 2 with one line.
+#[test]
+fn snapshot_key_prints_the_signing_keys_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (out, code) = start_and_stop(&data, "-TERM");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("created the edge snapshot signing key"),
+        "{out}"
+    );
+    let key = |args: &[&str]| host_http().arg("snapshot-key").args(args).output().unwrap();
+    let data_arg = data.display().to_string();
+    let first = key(&["--data", &data_arg]);
+    assert!(first.status.success());
+    let pem = String::from_utf8(first.stdout).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pem}");
+    let signing =
+        attest_service::snapshot::SigningKey::load(&data.join("snapshot-key.pem")).unwrap();
+    assert_eq!(pem, signing.public_pem());
+    assert!(attest_service::snapshot::TrustKey::from_pem(pem.as_bytes()).is_ok());
+    assert_eq!(key(&["--data", &data_arg]).stdout, pem.as_bytes(), "stable");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a key").unwrap();
+    let bad = key(&["--key", &junk.display().to_string()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+    // The second start reuses it: it is not created again.
+    let (out, _) = start_and_stop(&data, "-TERM");
+    assert!(!out.contains("snapshot signing key"), "{out}");
+}
+
 #[test]
 fn start_up_errors_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -964,6 +964,19 @@ fn shared_access_policy_rights_are_honoured_on_every_route() {
             "{}".into(),
             Right::ServiceConfig,
         ),
+        // attest's own, for edge gateways.
+        (
+            "GET",
+            "/attest/snapshot",
+            String::new(),
+            Right::SnapshotRead,
+        ),
+        (
+            "POST",
+            "/attest/edgeDecisions",
+            r#"{"decisions":[]}"#.into(),
+            Right::EdgeDecisionWrite,
+        ),
     ];
     for (method, route, body, needed) in &routes {
         for (has, policy) in &single {

@@ -88,11 +88,11 @@ impl Decided {
 
 /// The component's verdict on a device, with the leaf it judged and what
 /// its lookups found.
-struct Verdict {
-    found: Found,
-    outcome: Result<Decision, Refusal>,
-    leaf: Vec<u8>,
-    leaf_sha256: [u8; 32],
+pub(crate) struct Verdict {
+    pub(crate) found: Found,
+    pub(crate) outcome: Result<Decision, Refusal>,
+    pub(crate) leaf: Vec<u8>,
+    pub(crate) leaf_sha256: [u8; 32],
 }
 
 /// The entry whose refusals a refusal's record counts against: the
@@ -268,9 +268,9 @@ impl Service {
         }
         let operation_id = random_id()?;
         let etag = new_etag()?;
-        let recorded = self
-            .store
-            .write_with(|tx| self.record(tx, registration_id, &verdict, &operation_id, &etag));
+        let recorded = self.store.write_with(|tx| {
+            self.record(tx, registration_id, &verdict, &operation_id, &etag, None)
+        });
         match recorded {
             Ok(operation) => match &verdict.outcome {
                 // A failed registration is answered 401 (recorded or not).
@@ -299,14 +299,26 @@ impl Service {
     /// reads nothing back). The answer is the same whether or not anything
     /// was written, so that the holder of a refused chain (a disabled CA's
     /// key, say) learns nothing about whether the registration ID exists.
-    fn record(
+    ///
+    /// `edge` marks a record written for a decision made at an edge
+    /// gateway (see `crate::edge`): it is kept in the record as
+    /// `attestEdge`.
+    pub(crate) fn record(
         &self,
         tx: &dyn Transaction,
         registration_id: &str,
         verdict: &Verdict,
         operation_id: &str,
         etag: &str,
+        edge: Option<&Value>,
     ) -> anyhow::Result<Value> {
+        let marked = |state: &RegistrationState| -> anyhow::Result<Value> {
+            let mut doc = state.to_json()?;
+            if let (Some(edge), Some(obj)) = (edge, doc.as_object_mut()) {
+                obj.insert("attestEdge".into(), edge.clone());
+            }
+            Ok(doc)
+        };
         let registration_id = &registration_id.to_ascii_lowercase();
         let existing = tx.registration(registration_id)?;
         let now = now_rfc3339();
@@ -328,7 +340,7 @@ impl Service {
                     tx.put_registration(
                         registration_id,
                         refusal_group(r),
-                        &state.to_json()?,
+                        &marked(&state)?,
                         etag,
                         &verdict.leaf_sha256,
                     )?;
@@ -384,7 +396,7 @@ impl Service {
         tx.put_registration(
             registration_id,
             group_id,
-            &state.to_json()?,
+            &marked(&state)?,
             etag,
             &verdict.leaf_sha256,
         )?;

@@ -16,6 +16,7 @@
 pub mod budget;
 mod config;
 mod device;
+pub mod edge;
 pub mod files;
 mod index;
 mod management;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use policy_host::{AttestRequest, Code, Decision, Policy, Proof, Refusal};
 
+use crate::edge::EdgeDecision;
 use crate::snapshot::{self, DeleteKind, Record, TrustKey};
 use crate::sqlite::SqliteStore;
 use crate::store::{Store, Transaction};
@@ -203,6 +204,110 @@ impl Replica {
         crate::device::decide_with(policy, &self.store, request, proof)
             .map(|(_, outcome)| outcome)
             .map_err(|e| anyhow!("{}", e.message))
+    }
+}
+
+/// The decision log's file in a replica's directory (JSON Lines, append
+/// only), and the file holding how much of it was uploaded.
+const LOG: &str = "decisions.ndjson";
+const UPLOADED: &str = "decisions.uploaded";
+
+impl Replica {
+    /// Appends a decision to the replica's log (flushed to disk before it
+    /// returns), for the next upload to the service.
+    pub fn log(
+        &self,
+        request: &AttestRequest,
+        proof: bool,
+        outcome: &Result<Decision, Refusal>,
+    ) -> Result<EdgeDecision> {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let version = self.state()?.map_or(0, |s| s.version);
+        let (verdict, enrollment) = EdgeDecision::verdict_of(outcome);
+        let decision = EdgeDecision {
+            id: crate::random_id().map_err(|e| anyhow!("{}", e.message))?,
+            registration_id: request.registration_id.clone(),
+            leaf: b64.encode(&request.leaf),
+            intermediates: request
+                .intermediates
+                .iter()
+                .map(|c| b64.encode(c))
+                .collect(),
+            decided_at: request.time,
+            snapshot_version: version,
+            proof,
+            verdict,
+            enrollment,
+        };
+        let path = self.dir.join(LOG);
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut line = serde_json::to_vec(&decision)?;
+        line.push(b'\n');
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot append to {}", path.display()))?;
+        Ok(decision)
+    }
+
+    /// At most `max` logged decisions not uploaded yet, and the log offset
+    /// after them (for [`Replica::uploaded_to`]). A line cut short by a
+    /// crash while it was appended ends the pending ones.
+    pub fn pending(&self, max: usize) -> Result<(Vec<EdgeDecision>, u64)> {
+        use std::io::{BufRead as _, Seek as _};
+        let start = self.uploaded()?;
+        let path = self.dir.join(LOG);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), start)),
+            Err(e) => return Err(anyhow!("cannot read {}: {e}", path.display())),
+        };
+        let mut reader = std::io::BufReader::new(file);
+        reader.seek(std::io::SeekFrom::Start(start))?;
+        let (mut out, mut offset) = (Vec::new(), start);
+        let mut line = String::new();
+        while out.len() < max {
+            line.clear();
+            let n = reader.read_line(&mut line)?;
+            if n == 0 || !line.ends_with('\n') {
+                break;
+            }
+            let decision: EdgeDecision = serde_json::from_str(&line).with_context(|| {
+                format!(
+                    "{}: line at byte {offset} is not a logged decision",
+                    path.display()
+                )
+            })?;
+            out.push(decision);
+            offset += n as u64;
+        }
+        Ok((out, offset))
+    }
+
+    /// How much of the log was uploaded (bytes).
+    fn uploaded(&self) -> Result<u64> {
+        let path = self.dir.join(UPLOADED);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .with_context(|| format!("{} is not a byte offset", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Records that the log was uploaded up to `offset` (atomically).
+    pub fn uploaded_to(&self, offset: u64) -> Result<()> {
+        let path = self.dir.join(UPLOADED);
+        let tmp = self.dir.join(format!("{UPLOADED}.tmp"));
+        crate::files::write_private(&tmp, offset.to_string().as_bytes())?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }
 }
 

@@ -83,6 +83,14 @@ fn thumbprint(public: &[u8; 32]) -> String {
     B64URL.encode(Sha256::digest(jwk.as_bytes()))
 }
 
+/// PEM text with `\n` line ends (the `pem` crate's default is `\r\n`).
+fn pem_lf(p: &pem::Pem) -> String {
+    pem::encode_config(
+        p,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 /// The service's snapshot signing key (Ed25519).
 pub struct SigningKey {
     pkcs8: Vec<u8>,
@@ -108,7 +116,7 @@ impl SigningKey {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
             .map_err(|_| anyhow!("cannot generate a snapshot signing key"))?;
-        let text = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+        let text = pem_lf(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
         crate::files::write_private(path, text.as_bytes())?;
         Ok((SigningKey::from_pkcs8(pkcs8.as_ref())?, true))
     }
@@ -149,7 +157,7 @@ impl SigningKey {
     pub fn public_pem(&self) -> String {
         let mut spki = ED25519_SPKI_PREFIX.to_vec();
         spki.extend_from_slice(&self.public);
-        pem::encode(&pem::Pem::new("PUBLIC KEY", spki))
+        pem_lf(&pem::Pem::new("PUBLIC KEY", spki))
     }
 
     /// The key's ID (RFC 7638 thumbprint).

@@ -598,3 +598,124 @@ fn sqlite_gateway_decisions_equal_the_services_for_random_stores() {
 fn postgres_gateway_decisions_equal_the_services_for_random_stores() {
     decisions_are_equal_for_random_stores(true, 7, 25);
 }
+
+/// A gateway's logged decisions, uploaded: each kept as the device's
+/// record marked as decided at the edge, with the snapshot version; an
+/// untrusted refusal and a refusal the service would admit are not; a
+/// second upload changes nothing; where the service now refuses what the
+/// gateway admitted, the record says they disagreed.
+#[test]
+fn edge_decisions_are_recorded_as_the_service_would_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = open(dir.path(), false, 1000);
+    let key = trust(dir.path());
+    let pki = support::pki();
+    seed(&service, &pki);
+    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
+    sync(&service, &replica, &key);
+    let version = replica.state().unwrap().unwrap().version;
+    let policy = policy_host::Policy::new().unwrap();
+    let decide_and_log = |n: usize, id: &str| {
+        let req = request(&pki, n, id);
+        let outcome = replica
+            .decide(&policy, &req, None, Duration::from_secs(3600))
+            .unwrap();
+        replica.log(&req, false, &outcome).unwrap()
+    };
+    let d1 = decide_and_log(1, "device-1");
+    let d4 = decide_and_log(4, "device-4");
+    let forged = decide_and_log(2, "device-1");
+    assert_eq!(d1.verdict, "admitted");
+    assert_eq!(d4.verdict, "enrollment-group-disabled");
+    assert_eq!(forged.verdict, "registration-id-mismatch");
+    // A crash half-way through appending leaves a line without its end:
+    // it is not uploaded.
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("gateway/decisions.ndjson"))
+        .unwrap()
+        .write_all(b"{\"id\":\"half")
+        .unwrap();
+    let (pending, offset) = replica.pending(100).unwrap();
+    assert_eq!(pending, [d1.clone(), d4.clone(), forged.clone()]);
+
+    let upload = |decisions: &[attest_service::edge::EdgeDecision]| {
+        service
+            .edge_decisions("gateway-7", &json!({"decisions": decisions}))
+            .unwrap()
+            .body
+            .unwrap()
+    };
+    let answer = upload(&pending);
+    assert_eq!(answer["recorded"], 2, "{answer}");
+    assert_eq!(answer["skipped"][0]["id"], json!(forged.id), "{answer}");
+    replica.uploaded_to(offset).unwrap();
+    assert!(replica.pending(100).unwrap().0.is_empty());
+
+    let record = |id: &str| service.get_registration(id).unwrap().body.unwrap();
+    let r1 = record("device-1");
+    assert_eq!(r1["status"], "assigned");
+    assert_eq!(r1["attestEdge"]["decisionId"], json!(d1.id));
+    assert_eq!(r1["attestEdge"]["snapshotVersion"], json!(version));
+    assert_eq!(r1["attestEdge"]["gateway"], "gateway-7");
+    assert_eq!(r1["attestEdge"]["agreed"], true);
+    let r4 = record("device-4");
+    assert_eq!(r4["status"], "disabled");
+    assert_eq!(r4["attestEdge"]["verdict"], "enrollment-group-disabled");
+
+    // Uploaded again: nothing changes.
+    let again = upload(&pending);
+    assert_eq!(again["recorded"], 0, "{again}");
+    assert_eq!(record("device-1"), r1);
+
+    // The root's group disabled after the gateway's snapshot: a later
+    // edge admission of device-2 is recorded as the service's refusal,
+    // marked as a disagreement.
+    let s = steps(&pki);
+    put(
+        &service,
+        Group,
+        "all-devices",
+        &with_status(&s["enrollmentGroups"][0], "disabled"),
+    );
+    let mut d2 = decide_and_log(2, "device-2");
+    assert_eq!(d2.verdict, "admitted");
+    d2.decided_at = support::now() + 1;
+    let answer = upload(&[d2.clone()]);
+    assert_eq!(answer["recorded"], 1, "{answer}");
+    let r2 = record("device-2");
+    assert_eq!(r2["status"], "disabled");
+    assert_eq!(r2["attestEdge"]["verdict"], "admitted");
+    assert_eq!(r2["attestEdge"]["agreed"], false);
+
+    // A gateway refusal where the service admits records nothing.
+    put(&service, Group, "all-devices", &s["enrollmentGroups"][0]);
+    let mut stale = d2.clone();
+    stale.id = "stale-1".into();
+    stale.registration_id = "device-3".into();
+    stale.leaf = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&pki.devices[2].der)
+    };
+    stale.verdict = "enrollments-stale".into();
+    stale.decided_at = support::now() + 2;
+    service
+        .delete_enrollment(Individual, "device-3", Some("*"))
+        .unwrap();
+    let answer = upload(&[stale]);
+    assert_eq!(answer["recorded"], 0, "{answer}");
+    assert!(service.get_registration("device-3").is_err());
+    // Garbage in an upload is skipped, never a failure of the others.
+    let answer = service
+        .edge_decisions("g", &json!({"decisions": [{"id": 1}, "x", null]}))
+        .unwrap()
+        .body
+        .unwrap();
+    assert_eq!(answer["skipped"].as_array().unwrap().len(), 3);
+    assert!(
+        service
+            .edge_decisions("g", &json!({"nothing": []}))
+            .is_err()
+    );
+}

@@ -156,12 +156,12 @@ fn with_registration_state(
 impl Service {
     /// Checks a management request's `Authorization` header and that the
     /// token's policy grants `right` (`None`: any valid token, for a
-    /// route that answers 404 to everyone).
+    /// route that answers 404 to everyone); the policy's name.
     pub fn authorize(
         &self,
         authorization: Option<&str>,
         right: Option<attest_dps::sas::Right>,
-    ) -> Result<(), DpsError> {
+    ) -> Result<String, DpsError> {
         let Some(header) = authorization else {
             return Err(DpsError::new(
                 ErrorKind::Unauthenticated,
@@ -183,7 +183,7 @@ impl Service {
                     policy.key_name
                 ),
             )),
-            _ => Ok(()),
+            _ => Ok(policy.key_name.clone()),
         }
     }
 

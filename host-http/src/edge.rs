@@ -1,10 +1,13 @@
-//! attest's own routes beside the DPS API, SAS-authenticated:
+//! attest's own routes for edge gateways, beside the DPS API,
+//! SAS-authenticated:
 //!
 //! - `GET /attest/snapshot[?since=N]` (right `SnapshotRead`): the edge
 //!   snapshot, streamed (`application/x-ndjson`, see
 //!   `attest_service::snapshot`): written from one store snapshot on a
 //!   blocking thread, a chunk at a time, through a small channel, so a
 //!   slow gateway holds back the writer instead of filling memory.
+//! - `POST /attest/edgeDecisions` (right `EdgeDecisionWrite`): the
+//!   decisions a gateway made offline (`attest_service::edge`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,7 +24,9 @@ use attest_dps::{DpsError, ErrorKind};
 use attest_service::Service;
 use attest_service::snapshot::MEDIA_TYPE;
 
-use crate::http::Body;
+use attest_dps::query::json_body;
+
+use crate::http::{Body, MAX_MANAGEMENT_BODY, blocking, read_body, respond};
 use crate::server::{Connection, Streaming};
 
 /// Chunks in flight between the store reader and the socket.
@@ -39,28 +44,31 @@ pub(crate) async fn handle(
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let known = matches!(
-        (
-            req.method(),
-            lowered
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .as_slice()
-        ),
-        (&Method::GET, ["attest", "snapshot"])
-    );
-    service.authorize(header.as_deref(), known.then_some(Right::SnapshotRead))?;
+    let route: Vec<&str> = lowered.iter().map(String::as_str).collect();
+    let right = match (req.method(), route.as_slice()) {
+        (&Method::GET, ["attest", "snapshot"]) => Some(Right::SnapshotRead),
+        (&Method::POST, ["attest", "edgedecisions"]) => Some(Right::EdgeDecisionWrite),
+        _ => None,
+    };
+    let gateway = service.authorize(header.as_deref(), right)?;
     connection.prove();
-    if !known {
-        return Err(DpsError::new(
-            ErrorKind::NotFound,
-            format!(
-                "no attest resource {} /{}",
-                req.method(),
-                segments.join("/")
-            ),
-        ));
+    match right {
+        Some(Right::SnapshotRead) => {}
+        Some(_) => {
+            let body = json_body(&read_body(req, MAX_MANAGEMENT_BODY).await?)?;
+            let answer = blocking(move || service.edge_decisions(&gateway, &body)).await;
+            return answer.map(|reply| respond(Ok(reply)));
+        }
+        None => {
+            return Err(DpsError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no attest resource {} /{}",
+                    req.method(),
+                    segments.join("/")
+                ),
+            ));
+        }
     }
     let since = since_of(req.uri().query())?;
     let opened = {
