@@ -7,6 +7,7 @@
 //! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost] [--policy NAME]
 //! host-http connection-string [--data ./attest-data] [--host localhost:8443]
 //! host-http snapshot-key [--data ./attest-data]   # the edge snapshot public key (PEM)
+//! host-http add-policy NAME --rights R1,R2 [--data ./attest-data]
 //! ```
 //!
 //! Exit codes: 0 clean shutdown (SIGINT/SIGTERM), 2 start-up error.
@@ -61,6 +62,19 @@ enum Command {
         #[arg(long)]
         policy: Option<String>,
     },
+    /// Add a shared access policy with a fresh random key and only the rights listed
+    /// (e.g. a gateway's: SnapshotRead,EdgeDecisionWrite). Restart host-http to load it.
+    AddPolicy {
+        /// The policy's name (its tokens' skn).
+        name: String,
+        /// Comma-separated rights: ServiceConfig, EnrollmentRead, EnrollmentWrite,
+        /// RegistrationStatusRead, RegistrationStatusWrite, SnapshotRead, EdgeDecisionWrite.
+        #[arg(long)]
+        rights: String,
+        /// Data directory holding config.json.
+        #[arg(long, default_value = "attest-data")]
+        data: PathBuf,
+    },
     /// Print the public key gateways trust edge snapshots with (PEM), creating the
     /// signing key (DATA/snapshot-key.pem) if the service has not yet.
     SnapshotKey {
@@ -86,6 +100,7 @@ fn main() -> ExitCode {
             connection_string(&data, &host, policy.as_deref())
         }
         Some(Command::SnapshotKey { data, key }) => snapshot_key(&data, key.as_deref()),
+        Some(Command::AddPolicy { name, rights, data }) => add_policy(&data, &name, rights),
         None => serve(cli.serve),
     };
     match result {
@@ -156,6 +171,28 @@ fn token(data: &std::path::Path, ttl: i64, resource: &str, name: Option<&str>) -
     println!(
         "{}",
         attest_dps::sas::token(policy, resource, expiry).map_err(anyhow::Error::msg)?
+    );
+    Ok(())
+}
+
+fn add_policy(data: &std::path::Path, name: &str, rights: String) -> Result<()> {
+    let rights = attest_dps::sas::Rights::try_from(rights).map_err(anyhow::Error::msg)?;
+    if host_http::ServiceConfig::load_or_create(data)?.1 {
+        println!(
+            "created {} with management policy 'provisioningserviceowner' (its key is in that file)",
+            data.join("config.json").display()
+        );
+    }
+    let policy = host_http::ServiceConfig::add_policy(data, name, rights)?;
+    let listed: Vec<&str> = attest_dps::sas::Right::ALL
+        .iter()
+        .filter(|r| policy.grants(**r))
+        .map(|r| r.name())
+        .collect();
+    println!(
+        "added shared access policy '{name}' ({}) to {}; restart host-http to load it, then: host-http token --policy {name}",
+        listed.join(", "),
+        data.join("config.json").display()
     );
     Ok(())
 }

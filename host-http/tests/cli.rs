@@ -178,6 +178,43 @@ fn snapshot_key_prints_the_signing_keys_public_key() {
     let bad = key(&["--key", &junk.display().to_string()]);
     assert_eq!(bad.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&bad.stderr).lines().count(), 1);
+    // A policy for gateways: only the rights named, a fresh key.
+    let add = |args: &[&str]| {
+        host_http()
+            .arg("add-policy")
+            .args(args)
+            .args(["--data", &data_arg])
+            .output()
+            .unwrap()
+    };
+    let added = add(&["gateway", "--rights", "SnapshotRead,EdgeDecisionWrite"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&added.stdout)
+            .contains("'gateway' (SnapshotRead, EdgeDecisionWrite)")
+    );
+    let config = host_http::ServiceConfig::load(&data).unwrap();
+    let gateway = config.shared_access_policies.last().unwrap();
+    assert_eq!(gateway.key_name, "gateway");
+    assert!(gateway.grants(attest_dps::sas::Right::SnapshotRead));
+    assert!(!gateway.grants(attest_dps::sas::Right::EnrollmentRead));
+    for bad in [
+        &["gateway", "--rights", "SnapshotRead"][..],
+        &["other", "--rights", "Everything"],
+        &["a b", "--rights", "SnapshotRead"],
+    ] {
+        let r = add(bad);
+        assert_eq!(r.status.code(), Some(2), "{bad:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&r.stderr).lines().count(),
+            1,
+            "{bad:?}"
+        );
+    }
     // The second start reuses it: it is not created again.
     let (out, _) = start_and_stop(&data, "-TERM");
     assert!(!out.contains("snapshot signing key"), "{out}");

@@ -1,103 +1,97 @@
-//! How a gateway embeds attest: implement `EnrollmentSource` over your own
-//! store, load the policy once, attest each device.
+//! An edge gateway on the service's signed snapshots: sync when the
+//! service can be reached, decide from the replica in DIR either way, log
+//! every decision (the next sync uploads the log).
 //!
 //! ```sh
-//! cargo run -p host-cli -- pki demo /tmp/demo
-//! cargo run -p policy-host --example gateway -- /tmp/demo/device-4.pem /tmp/demo/root-ca.pem /tmp/demo/line-b-ca.pem
+//! cargo run -p policy-host --example gateway -- \
+//!     --server https://localhost:8443 --ca attest-data/tls/dev-server-ca.pem \
+//!     --token "$(host-http token --policy gateway)" --trust-key snapshot-key.pem \
+//!     --dir gateway attest-demo/device-1.pem attest-demo/device-4.pem
 //! ```
 //!
-//! The example enrolls the second CA file as a *disabled* group and the
-//! first as an enabled one, then resolves the device chain.
+//! The replica is `attest_service::replica::Replica` (the service's own
+//! store and lookups, so the gateway decides exactly as the service would
+//! have at the version it holds); the sync is `host_cli::sync`, the same as
+//! `host-cli sync`. A real gateway decides each device as it connects, with
+//! the TLS handshake's CertificateVerify as the proof (`Some(&proof)` where
+//! this example passes `None`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use policy_host::{
-    AttestRequest, EnrollmentGroup, EnrollmentSource, IndividualEnrollment, Policy, Purpose,
-};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
+use anyhow::{Context, Result, anyhow};
+use clap::Parser;
 
-/// A gateway's enrollment store: here two maps, in practice a database.
-struct Store {
-    groups: HashMap<[u8; 32], EnrollmentGroup>,
-    anchors: Vec<Vec<u8>>,
+use attest_service::replica::{DEFAULT_MAX_AGE, Replica};
+use policy_host::{AttestRequest, Policy, Purpose};
+
+/// Sync from the service (when it can be reached), then decide each chain.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    sync: host_cli::sync::SyncArgs,
+    /// Refuse every device once the snapshot is older than this.
+    #[arg(long, default_value_t = DEFAULT_MAX_AGE.into())]
+    max_age: humantime::Duration,
+    /// Decide at this time (RFC 3339) instead of now.
+    #[arg(long)]
+    at: Option<String>,
+    /// Device chains (PEM, leaf first) to decide.
+    chains: Vec<PathBuf>,
 }
 
-impl EnrollmentSource for Store {
-    fn individual(&self, _registration_id: &str) -> Option<IndividualEnrollment> {
-        None
-    }
-    fn group(&self, ca_identity: &[u8; 32]) -> Option<EnrollmentGroup> {
-        self.groups.get(ca_identity).cloned()
-    }
-    fn trust_anchors(&self, _subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
-        // Returning every anchor is allowed; the component keeps only those
-        // whose subject matches. Index by subject when there are many.
-        self.anchors.clone()
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e:#}");
+            std::process::ExitCode::from(2)
+        }
     }
 }
 
-fn pem(path: &str) -> Result<Vec<Vec<u8>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{path}: {e}"))?
-        .map(|c| c.map(|c| c.to_vec()).map_err(|e| format!("{path}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if certs.is_empty() {
-        return Err(format!("{path}: no certificate"));
+fn run(args: Args) -> Result<()> {
+    match host_cli::sync::sync(&args.sync) {
+        Ok(synced) => println!("{}", synced.summary()),
+        Err(e) => println!("offline ({e:#}): deciding from the snapshot held"),
     }
-    Ok(certs)
-}
-
-fn main() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [chain, enabled_ca, disabled_ca] = args.as_slice() else {
-        return Err("usage: gateway CHAIN.pem ENABLED_CA.pem DISABLED_CA.pem".into());
+    let replica = Replica::open(&args.sync.dir)?;
+    let state = replica
+        .state()?
+        .ok_or_else(|| anyhow!("no snapshot yet: the gateway needs one sync"))?;
+    let time = match &args.at {
+        Some(at) => humantime::parse_rfc3339(at)
+            .with_context(|| format!("--at {at}"))?
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            .try_into()?,
+        None => attest_service::now_unix(),
     };
-    let chain = pem(chain)?;
-    let mut store = Store {
-        groups: HashMap::new(),
-        anchors: Vec::new(),
-    };
-    for (file, id, enabled) in [
-        (enabled_ca, "enabled-group", true),
-        (disabled_ca, "disabled-group", false),
-    ] {
-        let ca = pem(file)?.remove(0);
-        let group = EnrollmentGroup {
-            group_id: id.into(),
-            enabled,
+    let policy = Policy::new()?; // once per process
+    for path in &args.chains {
+        let chain = host_cli::input::pem_file(path)?;
+        let leaf = chain.first().context("no certificate")?.clone();
+        let request = AttestRequest {
+            registration_id: host_cli::common_name_of(&leaf)?,
+            leaf,
+            intermediates: chain[1..].to_vec(),
+            time,
+            purpose: Purpose::ClientAuth,
         };
-        // Groups are keyed by CA identity (subject and key), so a renewed
-        // certificate of the same CA still belongs to its group.
-        let keys = policy_host::certificate_keys(&ca).map_err(|r| r.to_string())?;
-        store.groups.insert(keys.ca_identity, group);
-        store.anchors.push(ca);
-    }
-
-    let policy = Policy::new().map_err(|e| e.to_string())?; // once per process
-    let leaf = chain[0].clone();
-    let registration_id = policy_host::certificate_common_name(&leaf)
-        .map_err(|r| r.to_string())?
-        .ok_or("leaf has no CN")?;
-    let request = AttestRequest {
-        registration_id,
-        leaf,
-        intermediates: chain[1..].to_vec(),
-        time: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|e| e.to_string())?
-            .as_secs() as i64,
-        purpose: Purpose::ClientAuth,
-    };
-    // A real gateway calls `policy.attest` with the TLS handshake signature
-    // or a challenge signature as the proof; `resolve` is the dry run.
-    match policy
-        .resolve(&request, Arc::new(store))
-        .map_err(|e| e.to_string())?
-    {
-        Ok(decision) => println!("admit {} via {}", decision.device_id, decision.enrollment),
-        Err(refusal) => println!("refuse: {refusal}"),
+        let outcome = replica.decide(&policy, &request, None, *args.max_age)?;
+        replica.log(&request, false, &outcome)?;
+        match outcome {
+            Ok(d) => println!(
+                "{}: admitted by {} as '{}' (snapshot version {})",
+                request.registration_id, d.enrollment, d.device_id, state.version
+            ),
+            Err(r) => println!(
+                "{}: refused, {}: {} (snapshot version {})",
+                request.registration_id,
+                r.code.as_str(),
+                r.message,
+                state.version
+            ),
+        }
     }
     Ok(())
 }

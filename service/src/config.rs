@@ -61,6 +61,48 @@ impl ServiceConfig {
         Ok(config)
     }
 
+    /// Adds a shared access policy named `name` with `rights` and a fresh
+    /// random key to `config.json` in `data` (replacing the file in one
+    /// rename); the policy added. A running service loads it at its next
+    /// start.
+    pub fn add_policy(data: &Path, name: &str, rights: sas::Rights) -> Result<SasPolicy> {
+        let mut config = ServiceConfig::load(data)?;
+        let path = data.join("config.json");
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(anyhow!(
+                "policy name {name:?} must be 1 to 64 ASCII letters, digits, '-', '_' or '.'"
+            ));
+        }
+        if config
+            .shared_access_policies
+            .iter()
+            .any(|p| p.key_name == name)
+        {
+            return Err(anyhow!(
+                "{} already has a policy named {name:?}",
+                path.display()
+            ));
+        }
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| anyhow!("no system randomness"))?;
+        let policy = SasPolicy {
+            key_name: name.into(),
+            primary_key: base64::engine::general_purpose::STANDARD.encode(key),
+            rights: Some(rights),
+        };
+        config.shared_access_policies.push(policy.clone());
+        let tmp = data.join("config.json.tmp");
+        crate::files::write_private(&tmp, serde_json::to_string_pretty(&config)?.as_bytes())?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+        Ok(policy)
+    }
+
     /// Creates `config.json` in `data` with a fresh random management key.
     fn create(data: &Path) -> Result<ServiceConfig> {
         let path = data.join("config.json");
