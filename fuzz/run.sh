@@ -20,7 +20,7 @@ features=()
 targets=(chain)
 case "${2:-}" in
   --component) features=(--features component) ;;
-  --service) features=(--features service); targets=(enrollments sas register) ;;
+  --service) features=(--features service); targets=(enrollments sas register snapshot) ;;
   "") ;;
   *) echo "usage: fuzz/run.sh [SECONDS] [--component | --service]" >&2; exit 2 ;;
 esac

@@ -54,6 +54,8 @@ pub struct Synced {
     pub applied: Applied,
     /// Logged decisions uploaded, and how many of them the service recorded.
     pub uploaded: (usize, u64),
+    /// Bytes of snapshot downloaded.
+    pub downloaded: u64,
 }
 
 impl Synced {
@@ -114,6 +116,7 @@ pub fn sync(args: &SyncArgs) -> Result<Synced> {
                 }),
         }
     });
+    let downloaded = std::fs::metadata(&incoming).map_or(0, |m| m.len());
     let applied = fetched.and_then(|()| {
         let file = std::fs::File::open(&incoming)
             .with_context(|| format!("cannot read {}", incoming.display()))?;
@@ -140,6 +143,7 @@ pub fn sync(args: &SyncArgs) -> Result<Synced> {
         service,
         applied,
         uploaded,
+        downloaded,
     })
 }
 

@@ -12,7 +12,11 @@
 //!    enrollments and for groups, resident memory of the replica), then
 //!    `--entries` individual enrollments and `--groups` enrollment groups are
 //!    imported through the bulk API with `host-cli import` (timed), and the
-//!    same measurements repeat against the full store.
+//!    same measurements repeat against the full store. Then edge
+//!    snapshots of the full store: a full snapshot synced into a gateway
+//!    replica (`host-cli sync`: streamed, verified, applied; time, bytes,
+//!    host-http's peak memory while it streams against its memory before),
+//!    and a delta of 100 changes (the baseline: the full snapshot, same run).
 //!
 //! ```text
 //! scripts/with-postgres cargo bench -p host-http --bench scale -- \
@@ -383,6 +387,94 @@ fn replicas(
 /// Writes the fleet file: `groups` enrollment groups (each on a CA of its
 /// own) and `entries` individual enrollments (certificates from a pool of
 /// 1,000 device certificates), one per line.
+/// Edge snapshots of the full store: a full one synced into a new gateway
+/// replica, then a delta of 100 changes.
+fn snapshots(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    data: &Path,
+    server: &HostHttp,
+    store: &str,
+    entries: usize,
+) {
+    let key = attest_service::snapshot::SigningKey::load(&data.join("snapshot-key.pem"))
+        .expect("snapshot key");
+    let trust = dir.join(format!("trust-{store}.pem"));
+    std::fs::write(&trust, key.public_pem()).expect("trust key");
+    let text = std::fs::read_to_string(data.join("config.json")).expect("config.json");
+    let config: host_http::ServiceConfig = serde_json::from_str(&text).expect("config");
+    let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    let port = server.addr.rsplit_once(':').expect("port").1;
+    let args = host_cli::sync::SyncArgs {
+        server: format!("https://localhost:{port}"),
+        ca: data.join("tls/dev-server-ca.pem"),
+        token: attest_dps::sas::token(&config.shared_access_policies[0], "localhost", expiry)
+            .expect("token"),
+        trust_key: trust,
+        dir: dir.join(format!("gateway-{store}")),
+    };
+    // host-http's memory while it streams: sampled every 20 ms.
+    let before = rss_bytes(&server.pid);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (pid, done) = (server.pid.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_bytes(&pid));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        })
+    };
+    let t = Instant::now();
+    let full = host_cli::sync::sync(&args).expect("full snapshot");
+    let full_secs = t.elapsed().as_secs_f64();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().expect("sampler");
+    let der = base64::engine::general_purpose::STANDARD.encode(fleet_device_der());
+    let changes: Vec<(String, Value)> = (0..100)
+        .map(|i| {
+            let id = format!("fleet-{:07}", i * (entries / 100).max(1));
+            (
+                format!("/enrollments/{id}"),
+                json!({"registrationId": id, "provisioningStatus": "disabled",
+                    "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": der}}}}}),
+            )
+        })
+        .collect();
+    let written = management_writes(runtime, data, &server.addr, &changes).len();
+    let t = Instant::now();
+    let delta = host_cli::sync::sync(&args).expect("delta");
+    let delta_secs = t.elapsed().as_secs_f64();
+    println!(
+        "   {store}: full snapshot {} records, {:.0} MiB, synced (streamed, verified, applied) in {full_secs:.1} s ({:.0} records/s); host-http memory {:.1} MiB before, {:.1} MiB peak while streaming ({:.2}x)",
+        full.applied.records,
+        full.downloaded as f64 / 1048576.0,
+        full.applied.records as f64 / full_secs,
+        before as f64 / 1048576.0,
+        peak as f64 / 1048576.0,
+        peak as f64 / before.max(1) as f64,
+    );
+    println!(
+        "   {store}: delta of {written} changes: {} records, {:.1} KiB, synced in {:.0} ms ({:.4}x the full snapshot's time, {:.5}x its bytes)",
+        delta.applied.records,
+        delta.downloaded as f64 / 1024.0,
+        delta_secs * 1e3,
+        delta_secs / full_secs,
+        delta.downloaded as f64 / full.downloaded.max(1) as f64,
+    );
+}
+
+/// A device certificate for the 100 changed enrollments.
+fn fleet_device_der() -> Vec<u8> {
+    let issuer = Ca::root("Delta Issuer", KeyAlg::P256, validity()).expect("issuer");
+    issuer
+        .device("delta", KeyAlg::P256, validity())
+        .expect("device")
+        .der
+}
+
 fn fleet_file(dir: &Path, entries: usize, groups: usize) -> PathBuf {
     let path = dir.join("fleet.ndjson");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
@@ -601,6 +693,7 @@ fn large_fleet(
                 m.rss as f64 / 1048576.0
             );
         }
+        snapshots(runtime, dir, &data, &server, store, args.entries);
         println!(
             "   full / empty: throughput {:.2}x, registration p50 {:.2}x, p99 {:.2}x; individual write p50 {:.2}x; group write p50 {:.2}x; memory {:.2}x",
             full.rate / empty.rate,

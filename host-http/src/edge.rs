@@ -31,6 +31,8 @@ use crate::server::{Connection, Streaming};
 
 /// Chunks in flight between the store reader and the socket.
 const CHANNEL: usize = 8;
+/// Longest a gateway may stop reading a snapshot.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub(crate) async fn handle(
     service: Arc<Service>,
@@ -80,18 +82,29 @@ pub(crate) async fn handle(
     let version = opened.header().version;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL);
     let busy = Streaming::begin(connection);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _busy = busy;
+        // A gateway that stops reading for STALL is dropped: the stream
+        // must not hold its read transaction and thread for ever.
         let mut sink = |chunk: Vec<u8>| {
-            tx.blocking_send(Ok(Bytes::from(chunk)))
-                .map_err(|_| anyhow::anyhow!("the gateway went away"))
+            runtime
+                .block_on(tx.send_timeout(Ok(Bytes::from(chunk)), STALL))
+                .map_err(|e| match e {
+                    tokio::sync::mpsc::error::SendTimeoutError::Timeout(_) => {
+                        anyhow::anyhow!("the gateway stopped reading for {STALL:?}")
+                    }
+                    tokio::sync::mpsc::error::SendTimeoutError::Closed(_) => {
+                        anyhow::anyhow!("the gateway went away")
+                    }
+                })
         };
         match opened.write(&mut sink) {
             Ok(records) => tracing::info!(version, records, "snapshot sent"),
             Err(e) => {
                 tracing::warn!(version, "snapshot stream ended early: {e:#}");
                 // The stream ends without its signature: the reader refuses it.
-                let _ = tx.blocking_send(Err(std::io::Error::other(format!("{e:#}"))));
+                let _ = tx.try_send(Err(std::io::Error::other(format!("{e:#}"))));
             }
         }
     });

@@ -326,3 +326,68 @@ fn snapshots_through_either_replica() {
         policy_host::Code::EnrollmentGroupDisabled
     );
 }
+
+/// A gateway further behind than the history the service keeps is told
+/// so (410), and `sync` takes a full snapshot by itself: deletes it could
+/// no longer hear of are gone from its copy too.
+#[test]
+fn sync_takes_a_full_snapshot_when_the_history_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = support::options(dir.path(), None);
+    options.snapshot_history = 1;
+    let server = Server::start_with(options);
+    let pki = canonical();
+    for n in [1, 2] {
+        let a = server.admin(
+            "PUT",
+            &format!("/enrollments/device-{n}"),
+            Some(&individual(
+                &format!("device-{n}"),
+                &pki.devices[n - 1].pem,
+                false,
+            )),
+        );
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    let trust = dir.path().join("trust.pem");
+    std::fs::write(
+        &trust,
+        SigningKey::load(&dir.path().join("snapshot-key.pem"))
+            .unwrap()
+            .public_pem(),
+    )
+    .unwrap();
+    let args = host_cli::sync::SyncArgs {
+        server: format!("https://localhost:{}", server.addr.port()),
+        ca: server.ca(),
+        token: server.token(),
+        trust_key: trust,
+        dir: dir.path().join("gw"),
+    };
+    let first = host_cli::sync::sync(&args).unwrap();
+    assert_eq!(first.applied.records, 2);
+    // Two deletes, two versions apart: the first one's tombstone is pruned.
+    for n in [1, 2] {
+        let a = server.client().call(
+            "DELETE",
+            &format!("/enrollments/device-{n}"),
+            Vec::new(),
+            &[("authorization", &server.token()), ("if-match", "*")],
+        );
+        assert_eq!(a.status, 204, "{a:?}");
+    }
+    let a = get_snapshot(
+        &server,
+        &server.token(),
+        &format!("?since={}", first.applied.version),
+    );
+    assert_eq!(a.status, 410, "{}", a.raw);
+    let second = host_cli::sync::sync(&args).unwrap();
+    assert!(second.applied.full, "{}", second.summary());
+    assert_eq!(second.applied.records, 0, "both enrollments are gone");
+    assert!(
+        second
+            .summary()
+            .contains("full snapshot, replacing version")
+    );
+}

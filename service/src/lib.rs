@@ -136,6 +136,7 @@ pub struct Service {
     refused_time: budget::RefusedTime,
     refusal_records: budget::RefusalRecords,
     snapshot_key: Option<std::sync::Arc<snapshot::SigningKey>>,
+    snapshot_streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Service {
@@ -247,6 +248,7 @@ impl Service {
             refused_time: budget::RefusedTime::default(),
             refusal_records: budget::RefusalRecords::default(),
             snapshot_key: None,
+            snapshot_streams: std::sync::Arc::default(),
         }
     }
 

@@ -59,6 +59,10 @@ pub const MAX_LINE: usize = 8 << 20;
 /// The signing key's file name in the data directory.
 pub const KEY_FILE: &str = "snapshot-key.pem";
 
+/// Snapshots a service streams at once; more are answered 503 (each
+/// holds a read transaction and a thread while its gateway reads).
+pub const MAX_STREAMS: usize = 4;
+
 /// Documents read per page while streaming.
 const PAGE: usize = 256;
 /// Bytes gathered before a chunk is handed to the sink.
@@ -431,6 +435,25 @@ pub struct SnapshotStream {
     snapshot: Box<dyn Snapshot>,
     header: Header,
     key: Arc<SigningKey>,
+    _slot: StreamSlot,
+}
+
+/// One of [`MAX_STREAMS`], given back when the stream ends.
+struct StreamSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl StreamSlot {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>) -> Option<StreamSlot> {
+        use std::sync::atomic::Ordering::SeqCst;
+        open.fetch_update(SeqCst, SeqCst, |n| (n < MAX_STREAMS).then_some(n + 1))
+            .ok()
+            .map(|_| StreamSlot(Arc::clone(open)))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for SnapshotStream {
@@ -627,6 +650,13 @@ impl Service {
                 "this service has no snapshot signing key",
             )
         })?;
+        let slot = StreamSlot::take(&self.snapshot_streams).ok_or_else(|| {
+            DpsError::new(
+                ErrorKind::Unavailable,
+                format!("{MAX_STREAMS} snapshots are being sent; retry shortly"),
+            )
+            .retry_after_seconds(5)
+        })?;
         let mut snapshot = self
             .store
             .snapshot()
@@ -665,6 +695,7 @@ impl Service {
                 made_at: crate::now_rfc3339(),
             },
             key,
+            _slot: slot,
         })
     }
 }

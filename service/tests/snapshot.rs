@@ -719,3 +719,22 @@ fn edge_decisions_are_recorded_as_the_service_would_and_marked() {
             .is_err()
     );
 }
+
+/// At most `MAX_STREAMS` snapshots stream at once (each holds a read
+/// transaction while its gateway reads); one more is a 503 to retry, and
+/// a stream that ends gives its place back.
+#[test]
+fn concurrent_snapshots_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = open(dir.path(), false, 1000);
+    let open_streams: Vec<_> = (0..attest_service::snapshot::MAX_STREAMS)
+        .map(|_| service.snapshot(None).unwrap())
+        .collect();
+    let e = service.snapshot(None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{}", e.message);
+    assert!(e.retry_after().is_some());
+    drop(open_streams);
+    let one = service.snapshot(None).unwrap();
+    one.write(&mut |_| Ok(())).unwrap();
+    assert!(service.snapshot(None).is_ok());
+}
