@@ -713,7 +713,7 @@ fn sync_and_verify_from_a_snapshot() {
     let token = service.token();
     let url = service.url.clone();
     let gw = f.p("gateway");
-    let sync = |trust: &str| {
+    let sync_with = |token: &str, trust: &str| {
         host_cli(&[
             "sync",
             "--server",
@@ -721,13 +721,14 @@ fn sync_and_verify_from_a_snapshot() {
             "--ca",
             &ca,
             "--token",
-            &token,
+            token,
             "--trust-key",
             trust,
             "--dir",
             &gw,
         ])
     };
+    let sync = |trust: &str| sync_with(&token, trust);
     let verify = |n: usize, extra: &[&str]| {
         let chain = f.p(&format!("device-{n}.pem"));
         let mut args = vec!["verify", chain.as_str(), "--snapshot", gw.as_str()];
@@ -761,19 +762,7 @@ fn sync_and_verify_from_a_snapshot() {
     let junk = f.write("junk.pem", "not a key");
     let r = sync(&junk);
     assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
-    let r = host_cli(&[
-        "sync",
-        "--server",
-        &url,
-        "--ca",
-        &ca,
-        "--token",
-        "SharedAccessSignature sr=x&sig=y&se=1&skn=z",
-        "--trust-key",
-        &trust,
-        "--dir",
-        &gw,
-    ]);
+    let r = sync_with("SharedAccessSignature sr=x&sig=y&se=1&skn=z", &trust);
     assert_eq!((r.code, r.stderr.lines().count()), (2, 1), "{}", r.stderr);
     assert!(r.stderr.contains("401"), "{}", r.stderr);
 

@@ -45,9 +45,31 @@ fn add_gateway_policy(data: &Path) -> SasPolicy {
     policy
 }
 
+/// A service in `dir` whose configuration has the `gateway` policy.
+fn with_gateway_policy(dir: &Path) -> (Server, SasPolicy) {
+    Server::start(dir, None).stop();
+    let gateway = add_gateway_policy(dir);
+    (Server::start(dir, None), gateway)
+}
+
 fn token(policy: &SasPolicy) -> String {
     let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
     attest_dps::sas::token(policy, "localhost", expiry).unwrap()
+}
+
+/// `host-cli sync`'s arguments for a gateway in `dir/gw` of the service
+/// whose data directory is `dir`, trusting its key (written to `dir/trust.pem`).
+fn sync_args(server: &Server, dir: &Path, token: String) -> host_cli::sync::SyncArgs {
+    let trust = dir.join("trust.pem");
+    let key = SigningKey::load(&dir.join("snapshot-key.pem")).unwrap();
+    std::fs::write(&trust, key.public_pem()).unwrap();
+    host_cli::sync::SyncArgs {
+        server: format!("https://localhost:{}", server.addr.port()),
+        ca: server.ca(),
+        token,
+        trust_key: trust,
+        dir: dir.join("gw"),
+    }
 }
 
 fn get_snapshot(server: &Server, token: &str, query: &str) -> support::Answer {
@@ -62,9 +84,7 @@ fn get_snapshot(server: &Server, token: &str, query: &str) -> support::Answer {
 #[test]
 fn a_gateway_policy_reads_snapshots_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    Server::start(dir.path(), None).stop();
-    let gateway = add_gateway_policy(dir.path());
-    let server = Server::start(dir.path(), None);
+    let (server, gateway) = with_gateway_policy(dir.path());
     let pki = canonical();
     for (path, doc) in [
         (
@@ -176,9 +196,7 @@ fn a_gateway_policy_reads_snapshots_and_nothing_else() {
 #[test]
 fn a_fleet_streams_and_edge_decisions_upload() {
     let dir = tempfile::tempdir().unwrap();
-    Server::start(dir.path(), None).stop();
-    let gateway = add_gateway_policy(dir.path());
-    let server = Server::start(dir.path(), None);
+    let (server, gateway) = with_gateway_policy(dir.path());
     let pki = canonical();
     assert_eq!(
         server
@@ -228,23 +246,7 @@ fn a_fleet_streams_and_edge_decisions_upload() {
             .unwrap();
         replica.log(&req, false, &outcome).unwrap();
     }
-    let args = host_cli::sync::SyncArgs {
-        server: format!("https://localhost:{}", server.addr.port()),
-        ca: server.ca(),
-        token: t.clone(),
-        trust_key: {
-            let p = dir.path().join("trust.pem");
-            std::fs::write(
-                &p,
-                SigningKey::load(&dir.path().join("snapshot-key.pem"))
-                    .unwrap()
-                    .public_pem(),
-            )
-            .unwrap();
-            p
-        },
-        dir: dir.path().join("gw"),
-    };
+    let args = sync_args(&server, dir.path(), t.clone());
     let synced = host_cli::sync::sync(&args).unwrap();
     assert_eq!(synced.uploaded, (3, 3), "{}", synced.summary());
     assert!(
@@ -349,21 +351,7 @@ fn sync_takes_a_full_snapshot_when_the_history_is_gone() {
         );
         assert_eq!(a.status, 200, "{a:?}");
     }
-    let trust = dir.path().join("trust.pem");
-    std::fs::write(
-        &trust,
-        SigningKey::load(&dir.path().join("snapshot-key.pem"))
-            .unwrap()
-            .public_pem(),
-    )
-    .unwrap();
-    let args = host_cli::sync::SyncArgs {
-        server: format!("https://localhost:{}", server.addr.port()),
-        ca: server.ca(),
-        token: server.token(),
-        trust_key: trust,
-        dir: dir.path().join("gw"),
-    };
+    let args = sync_args(&server, dir.path(), server.token());
     let first = host_cli::sync::sync(&args).unwrap();
     assert_eq!(first.applied.records, 2);
     // Two deletes, two versions apart: the first one's tombstone is pruned.

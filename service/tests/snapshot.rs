@@ -38,6 +38,35 @@ fn open(dir: &Path, postgres: bool, history: u64) -> Service {
     service
 }
 
+/// A service, its trusted key, the canonical PKI and an empty replica.
+struct Setup {
+    dir: tempfile::TempDir,
+    service: Service,
+    key: TrustKey,
+    pki: Canonical,
+    replica: Replica,
+}
+
+/// [`Setup`], the service seeded with the canonical scenario's step 3
+/// unless `seeded` is false.
+fn setup(postgres: bool, history: u64, seeded: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let service = open(dir.path(), postgres, history);
+    let key = trust(dir.path());
+    let pki = support::pki();
+    if seeded {
+        seed(&service, &pki);
+    }
+    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
+    Setup {
+        dir,
+        service,
+        key,
+        pki,
+        replica,
+    }
+}
+
 fn trust(dir: &Path) -> TrustKey {
     let (key, _) =
         SigningKey::load_or_create(&Service::snapshot_key_path(&dir.join("data"))).unwrap();
@@ -161,22 +190,19 @@ fn with_status(doc: &Value, status: &str) -> Value {
 }
 
 fn full_then_deltas_decide_as_the_service(postgres: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let service = open(dir.path(), postgres, 1000);
-    let key = trust(dir.path());
-    let pki = support::pki();
-    seed(&service, &pki);
-    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
-    sync(&service, &replica, &key);
+    let setup = setup(postgres, 1000, true);
+    let (service, key, replica) = (&setup.service, &setup.key, &setup.replica);
+    let pki = &setup.pki;
+    sync(service, replica, key);
     let v1 = replica.state().unwrap().unwrap();
     assert_eq!(v1.service, "0ne00000001");
-    assert_same(&service, &replica, &pki, "full");
+    assert_same(service, replica, pki, "full");
     let policy = policy_host::Policy::new().unwrap();
     let decide = |n: usize| {
         replica
             .decide(
                 &policy,
-                &request(&pki, n, &format!("device-{n}")),
+                &request(pki, n, &format!("device-{n}")),
                 None,
                 Duration::from_secs(3600),
             )
@@ -185,35 +211,35 @@ fn full_then_deltas_decide_as_the_service(postgres: bool) {
     assert!(decide(1).is_ok());
 
     // The root's group disabled on the service: the delta carries it.
-    let s = steps(&pki);
+    let s = steps(pki);
     put(
-        &service,
+        service,
         Group,
         "all-devices",
         &with_status(&s["enrollmentGroups"][0], "disabled"),
     );
-    sync(&service, &replica, &key);
+    sync(service, replica, key);
     let v2 = replica.state().unwrap().unwrap();
     assert!(v2.version > v1.version);
     assert_eq!(decide(1).unwrap_err().code, Code::EnrollmentGroupDisabled);
-    assert_same(&service, &replica, &pki, "after a disable");
+    assert_same(service, replica, pki, "after a disable");
 
     // A delta across a delete: device-3's individual enrollment goes, then
     // the root's group comes back enabled.
     service
         .delete_enrollment(Individual, "device-3", Some("*"))
         .unwrap();
-    put(&service, Group, "all-devices", &s["enrollmentGroups"][0]);
-    sync(&service, &replica, &key);
+    put(service, Group, "all-devices", &s["enrollmentGroups"][0]);
+    sync(service, replica, key);
     assert!(
         decide(3).is_ok(),
         "device-3 falls through to the root's group"
     );
-    assert_same(&service, &replica, &pki, "after a delete");
+    assert_same(service, replica, pki, "after a delete");
 
     // Nothing changed: an empty delta, still verified, version the same.
     let before = replica.state().unwrap().unwrap().version;
-    sync(&service, &replica, &key);
+    sync(service, replica, key);
     assert_eq!(replica.state().unwrap().unwrap().version, before);
 
     // A verified CA certificate and a group that references it by name.
@@ -225,15 +251,15 @@ fn full_then_deltas_decide_as_the_service(postgres: bool) {
         )
         .unwrap();
     put(
-        &service,
+        service,
         Group,
         "by-reference",
         &json!({"enrollmentGroupId": "by-reference", "provisioningStatus": "disabled",
             "attestation": {"type": "x509", "x509": {"caReferences": {"primary": "line-a"}}}}),
     );
-    sync(&service, &replica, &key);
+    sync(service, replica, key);
     assert_eq!(decide(1).unwrap_err().code, Code::EnrollmentGroupDisabled);
-    assert_same(&service, &replica, &pki, "with caReferences");
+    assert_same(service, replica, pki, "with caReferences");
 }
 
 #[test]
@@ -250,29 +276,26 @@ fn postgres_full_then_deltas_decide_as_the_service() {
 /// exactly as it was.
 #[test]
 fn tampered_truncated_foreign_and_rolled_back_snapshots_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = open(dir.path(), false, 1000);
-    let key = trust(dir.path());
-    let pki = support::pki();
-    seed(&service, &pki);
-    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
-    let old_full = snapshot(&service, None);
-    sync(&service, &replica, &key);
-    let s = steps(&pki);
+    let setup = setup(false, 1000, true);
+    let (service, key, replica) = (&setup.service, &setup.key, &setup.replica);
+    let (dir, pki) = (&setup.dir, &setup.pki);
+    let old_full = snapshot(service, None);
+    sync(service, replica, key);
+    let s = steps(pki);
     put(
-        &service,
+        service,
         Group,
         "line-b",
         &with_status(&s["enrollmentGroups"][1], "enabled"),
     );
     let held = replica.state().unwrap().unwrap();
-    let delta = snapshot(&service, Some(held.version));
+    let delta = snapshot(service, Some(held.version));
     let line_b_refused = |context: &str| {
         let policy = policy_host::Policy::new().unwrap();
         let d = replica
             .decide(
                 &policy,
-                &request(&pki, 4, "device-4"),
+                &request(pki, 4, "device-4"),
                 None,
                 Duration::from_secs(3600),
             )
@@ -298,12 +321,12 @@ fn tampered_truncated_foreign_and_rolled_back_snapshots_change_nothing() {
         let mut bytes = delta.clone();
         let i = rng.below(bytes.len());
         bytes[i] ^= 1 << rng.below(8);
-        refused(&bytes, &key, &format!("byte {i} flipped"));
+        refused(&bytes, key, &format!("byte {i} flipped"));
     }
     // Cut anywhere: refused.
     for _ in 0..100 {
         let cut = rng.below(delta.len());
-        refused(&delta[..cut], &key, &format!("cut at {cut}"));
+        refused(&delta[..cut], key, &format!("cut at {cut}"));
     }
     // Lines dropped, duplicated or reordered: refused.
     let lines: Vec<&[u8]> = delta.split_inclusive(|&b| b == b'\n').collect();
@@ -311,15 +334,15 @@ fn tampered_truncated_foreign_and_rolled_back_snapshots_change_nothing() {
     for i in 0..lines.len() - 1 {
         let mut dropped = lines.clone();
         dropped.remove(i);
-        refused(&dropped.concat(), &key, &format!("line {i} dropped"));
+        refused(&dropped.concat(), key, &format!("line {i} dropped"));
         let mut doubled = lines.clone();
         doubled.insert(i, lines[i]);
-        refused(&doubled.concat(), &key, &format!("line {i} doubled"));
+        refused(&doubled.concat(), key, &format!("line {i} doubled"));
     }
     // Trailing bytes after the signature: refused.
     refused(
         &[delta.clone(), b"{}\n".to_vec()].concat(),
-        &key,
+        key,
         "trailing line",
     );
     // Another service's key.
@@ -330,16 +353,16 @@ fn tampered_truncated_foreign_and_rolled_back_snapshots_change_nothing() {
     let e = refused(&delta, &other, "another key");
     assert!(e.contains("another key"), "{e}");
     // Rollback: the older full snapshot (a lower version).
-    sync(&service, &replica, &key);
+    sync(service, replica, key);
     let newer = replica.state().unwrap().unwrap();
     let e = replica
-        .apply(&mut &old_full[..], &key, support::now())
+        .apply(&mut &old_full[..], key, support::now())
         .expect_err("rollback");
     assert!(format!("{e:#}").contains("rollback"), "{e:#}");
     assert_eq!(replica.state().unwrap().unwrap(), newer);
     // A delta that does not start at the version held.
     let e = replica
-        .apply(&mut &delta[..], &key, support::now())
+        .apply(&mut &delta[..], key, support::now())
         .expect_err("a delta from an older version");
     let e = format!("{e:#}");
     assert!(
@@ -441,25 +464,22 @@ fn postgres_snapshots_hold_each_write_whole() {
 /// admits), and a replica without a snapshot decides nothing.
 #[test]
 fn a_snapshot_past_its_maximum_age_refuses_every_device() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = open(dir.path(), false, 1000);
-    let key = trust(dir.path());
-    let pki = support::pki();
-    seed(&service, &pki);
-    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
+    let setup = setup(false, 1000, true);
+    let (service, key, replica) = (&setup.service, &setup.key, &setup.replica);
+    let pki = &setup.pki;
     let policy = policy_host::Policy::new().unwrap();
     assert!(
         replica
             .decide(
                 &policy,
-                &request(&pki, 1, "device-1"),
+                &request(pki, 1, "device-1"),
                 None,
                 Duration::from_secs(60)
             )
             .is_err(),
         "an empty replica decides nothing"
     );
-    sync(&service, &replica, &key);
+    sync(service, replica, key);
     let state = replica.state().unwrap().unwrap();
     let max = Duration::from_secs(3600);
     for (offset, fresh) in [
@@ -468,7 +488,7 @@ fn a_snapshot_past_its_maximum_age_refuses_every_device() {
         (3601, false),
         (86_400 * 365, false),
     ] {
-        let mut req = request(&pki, 1, "device-1");
+        let mut req = request(pki, 1, "device-1");
         req.time = state.made_at + offset;
         let d = replica.decide(&policy, &req, None, max).unwrap();
         match (fresh, d) {
@@ -494,11 +514,9 @@ fn a_snapshot_past_its_maximum_age_refuses_every_device() {
 /// synced by deltas and now and then a full snapshot: after every sync,
 /// every device decides the same at the edge as at the service.
 fn decisions_are_equal_for_random_stores(postgres: bool, seed: u64, rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let service = open(dir.path(), postgres, 1000);
-    let key = trust(dir.path());
-    let pki = support::pki();
-    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
+    let setup = setup(postgres, 1000, false);
+    let (service, key, replica) = (&setup.service, &setup.key, &setup.replica);
+    let pki = &setup.pki;
     let mut rng = Rng(seed);
     let status = |rng: &mut Rng| {
         if rng.chance(70) {
@@ -518,7 +536,7 @@ fn decisions_are_equal_for_random_stores(postgres: bool, seed: u64, rounds: usiz
                     let id = format!("group-{c}-{}", rng.below(2));
                     let doc = json!({"enrollmentGroupId": id, "provisioningStatus": status(&mut rng),
                         "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": cas[c].pem}}}}});
-                    let _ = upsert(&service, Group, &id, &doc);
+                    let _ = upsert(service, Group, &id, &doc);
                 }
                 2 => {
                     let n = 1 + rng.below(5);
@@ -526,7 +544,7 @@ fn decisions_are_equal_for_random_stores(postgres: bool, seed: u64, rounds: usiz
                     let id = format!("device-{n}");
                     let doc = json!({"registrationId": id, "provisioningStatus": status(&mut rng),
                         "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": pki.devices[cert - 1].pem}}}}});
-                    let _ = upsert(&service, Individual, &id, &doc);
+                    let _ = upsert(service, Individual, &id, &doc);
                 }
                 3 => {
                     let c = rng.below(3);
@@ -540,7 +558,7 @@ fn decisions_are_equal_for_random_stores(postgres: bool, seed: u64, rounds: usiz
                     let id = format!("ref-{c}");
                     let doc = json!({"enrollmentGroupId": id, "provisioningStatus": status(&mut rng),
                         "attestation": {"type": "x509", "x509": {"caReferences": {"primary": names[c]}}}});
-                    let _ = upsert(&service, Group, &id, &doc);
+                    let _ = upsert(service, Group, &id, &doc);
                 }
                 5 => {
                     let id = format!("device-{}", 1 + rng.below(5));
@@ -565,17 +583,15 @@ fn decisions_are_equal_for_random_stores(postgres: bool, seed: u64, rounds: usiz
             }
         }
         if rng.chance(15) {
-            let bytes = snapshot(&service, None);
-            replica
-                .apply(&mut &bytes[..], &key, support::now())
-                .unwrap();
+            let bytes = snapshot(service, None);
+            replica.apply(&mut &bytes[..], key, support::now()).unwrap();
         } else {
-            sync(&service, &replica, &key);
+            sync(service, replica, key);
         }
         for outcome in assert_same(
-            &service,
-            &replica,
-            &pki,
+            service,
+            replica,
+            pki,
             &format!("seed {seed:#x} round {round}"),
         ) {
             *seen.entry(outcome).or_default() += 1;
@@ -606,17 +622,14 @@ fn postgres_gateway_decisions_equal_the_services_for_random_stores() {
 /// gateway admitted, the record says they disagreed.
 #[test]
 fn edge_decisions_are_recorded_as_the_service_would_and_marked() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = open(dir.path(), false, 1000);
-    let key = trust(dir.path());
-    let pki = support::pki();
-    seed(&service, &pki);
-    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
-    sync(&service, &replica, &key);
+    let setup = setup(false, 1000, true);
+    let (service, key, replica) = (&setup.service, &setup.key, &setup.replica);
+    let (dir, pki) = (&setup.dir, &setup.pki);
+    sync(service, replica, key);
     let version = replica.state().unwrap().unwrap().version;
     let policy = policy_host::Policy::new().unwrap();
     let decide_and_log = |n: usize, id: &str| {
-        let req = request(&pki, n, id);
+        let req = request(pki, n, id);
         let outcome = replica
             .decide(&policy, &req, None, Duration::from_secs(3600))
             .unwrap();
@@ -672,9 +685,9 @@ fn edge_decisions_are_recorded_as_the_service_would_and_marked() {
     // The root's group disabled after the gateway's snapshot: a later
     // edge admission of device-2 is recorded as the service's refusal,
     // marked as a disagreement.
-    let s = steps(&pki);
+    let s = steps(pki);
     put(
-        &service,
+        service,
         Group,
         "all-devices",
         &with_status(&s["enrollmentGroups"][0], "disabled"),
@@ -690,7 +703,7 @@ fn edge_decisions_are_recorded_as_the_service_would_and_marked() {
     assert_eq!(r2["attestEdge"]["agreed"], false);
 
     // A gateway refusal where the service admits records nothing.
-    put(&service, Group, "all-devices", &s["enrollmentGroups"][0]);
+    put(service, Group, "all-devices", &s["enrollmentGroups"][0]);
     let mut stale = d2.clone();
     stale.id = "stale-1".into();
     stale.registration_id = "device-3".into();
