@@ -264,6 +264,14 @@ pub(crate) fn put_enrollment(
     Ok(())
 }
 
+/// Replaces the lookup keys of group `key` with those of `group` (an edge
+/// replica writes the stored document as it came, then its keys).
+pub(crate) fn set_group_keys(tx: &dyn Transaction, key: &str, group: &GroupDoc) -> Result<()> {
+    let derived = group_keys(key, group);
+    tx.set_lookup_keys(&Owner::Group(key.into()).stored(), &derived.keys)?;
+    Ok(())
+}
+
 /// Deletes an enrollment and its lookup keys.
 pub(crate) fn delete_enrollment(
     tx: &dyn Transaction,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use policy_host::{AttestRequest, Code, Decision, Policy, Proof, Refusal};
+use policy_host::{AttestRequest, Code, Decision, EnrollmentKind, Policy, Proof, Refusal};
 
 use crate::edge::EdgeDecision;
 use crate::snapshot::{self, DeleteKind, Record, TrustKey};
@@ -126,7 +126,7 @@ impl Replica {
                     tx.clear_documents()?;
                     cleared = true;
                 }
-                apply_record(tx, record)
+                apply_record(tx, record, header.since.is_none())
             })?;
             let header = &verified.header;
             if header.since.is_none() && !cleared {
@@ -161,8 +161,10 @@ impl Replica {
                 ),
                 _ => {}
             }
-            for problem in crate::index::derive_lookup_keys_in(tx)? {
-                tracing::warn!("replica: {problem}");
+            if header.since.is_none() {
+                for problem in crate::index::derive_lookup_keys_in(tx)? {
+                    tracing::warn!("replica: {problem}");
+                }
             }
             let state = ReplicaState {
                 service: header.service.clone(),
@@ -346,31 +348,43 @@ fn humantime_secs(s: i64) -> String {
     }
 }
 
-/// Applies one record to the replica's transaction (lookup keys are
-/// derived once, after the last).
-fn apply_record(tx: &dyn Transaction, record: Record) -> Result<()> {
+/// Applies one record to the replica's transaction. A full snapshot's
+/// records are written as they are and the lookup keys derived once after
+/// the last (`derive`); a delta's keep the keys current as they are
+/// applied, as the service's own writes do (a certificate re-derives the
+/// groups that reference it; records come certificates first).
+fn apply_record(tx: &dyn Transaction, record: Record, full: bool) -> Result<()> {
+    use crate::index;
     match record {
-        Record::Certificate(ca) => tx.put_certificate(&ca)?,
+        Record::Certificate(ca) if full => tx.put_certificate(&ca)?,
+        Record::Certificate(ca) => index::put_certificate(tx, &ca)?,
         Record::Enrollment {
             kind,
             id,
             etag,
-            doc: Some(doc),
-        } => tx.put_enrollment(kind, &id, &doc, &etag)?,
-        Record::Enrollment {
-            kind,
-            id,
-            etag,
-            doc: None,
-        } => tx.put_enrollment_text(kind, &id, UNREADABLE, &etag)?,
+            doc,
+        } => {
+            match &doc {
+                Some(doc) => tx.put_enrollment(kind, &id, doc, &etag)?,
+                None => tx.put_enrollment_text(kind, &id, UNREADABLE, &etag)?,
+            }
+            if !full && kind == EnrollmentKind::Group {
+                let group = index::load_group(tx, doc.as_ref())?;
+                index::set_group_keys(tx, &id, &group)?;
+            }
+        }
         Record::Delete {
             kind: DeleteKind::Certificate,
             id,
-        } => tx.delete_certificate(&id)?,
+        } if full => tx.delete_certificate(&id)?,
+        Record::Delete {
+            kind: DeleteKind::Certificate,
+            id,
+        } => index::delete_certificate(tx, &id)?,
         Record::Delete {
             kind: DeleteKind::Enrollment(kind),
             id,
-        } => tx.delete_enrollment(kind, &id)?,
+        } => index::delete_enrollment(tx, kind, &id)?,
     }
     Ok(())
 }
