@@ -120,6 +120,12 @@ impl Replica {
         let held = self.state()?;
         let store: &dyn Store = &self.store;
         store.write_with(|tx| {
+            if held.is_none() && !holds_nothing(tx)? {
+                bail!(
+                    "{} holds a store that is not an edge replica (a service's data directory?): refusing to replace it; give sync a directory of its own",
+                    self.dir.display()
+                );
+            }
             let mut cleared = false;
             let verified = snapshot::read(input, key, &mut |header, record| {
                 if header.since.is_none() && !cleared {
@@ -209,6 +215,15 @@ impl Replica {
     }
 }
 
+/// Whether a store holds no enrollment and no CA certificate.
+fn holds_nothing(tx: &dyn Transaction) -> Result<bool> {
+    Ok(tx
+        .enrollments(EnrollmentKind::Individual, None, 1)?
+        .is_empty()
+        && tx.enrollments(EnrollmentKind::Group, None, 1)?.is_empty()
+        && tx.certificates()?.is_empty())
+}
+
 /// The decision log's file in a replica's directory (JSON Lines, append
 /// only), and the file holding how much of it was uploaded.
 const LOG: &str = "decisions.ndjson";
@@ -269,6 +284,10 @@ impl Replica {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), start)),
             Err(e) => return Err(anyhow!("cannot read {}: {e}", path.display())),
         };
+        // A log replaced by a shorter one (rotated by hand) is uploaded
+        // from its start: uploads are idempotent.
+        let len = file.metadata()?.len();
+        let start = if start > len { 0 } else { start };
         let mut reader = std::io::BufReader::new(file);
         reader.seek(std::io::SeekFrom::Start(start))?;
         let (mut out, mut offset) = (Vec::new(), start);

@@ -761,3 +761,19 @@ fn sqlite_gateway_decisions_equal_the_services_at_length() {
         decisions_are_equal_for_random_stores(false, seed, 60);
     }
 }
+
+/// A gateway directory pointed at a service's own data directory (or any
+/// store that is not a replica) is never replaced by a snapshot.
+#[test]
+fn a_store_that_is_not_a_replica_is_never_replaced() {
+    let setup = setup(false, 1000, true);
+    let data = setup.dir.path().join("data");
+    let bytes = snapshot(&setup.service, None);
+    let not_a_replica = Replica::open(&data).unwrap();
+    let e = not_a_replica
+        .apply(&mut &bytes[..], &setup.key, support::now())
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("not an edge replica"), "{e:#}");
+    assert!(not_a_replica.state().unwrap().is_none());
+    assert!(setup.service.get_enrollment(Individual, "device-3").is_ok());
+}
