@@ -81,6 +81,10 @@ impl Synced {
     }
 }
 
+/// Largest snapshot downloaded (a million enrollments are ~1.2 GiB): a
+/// server that sends more is cut off rather than fill the gateway's disk.
+pub const MAX_SNAPSHOT_BYTES: u64 = 16 << 30;
+
 /// Longest a snapshot download may pause between chunks.
 const STALL: Duration = Duration::from_secs(60);
 
@@ -253,6 +257,7 @@ async fn download(
         .open(out)
         .with_context(|| format!("cannot write {}", out.display()))?;
     let mut body = response.into_body();
+    let mut total = 0u64;
     loop {
         let frame = tokio::time::timeout(STALL, body.frame())
             .await
@@ -262,6 +267,10 @@ async fn download(
             Some(Err(e)) => bail!("the snapshot stream broke off: {e}"),
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
+                    total += data.len() as u64;
+                    if total > MAX_SNAPSHOT_BYTES {
+                        bail!("the snapshot exceeds {MAX_SNAPSHOT_BYTES} bytes: refused");
+                    }
                     file.write_all(data)
                         .with_context(|| format!("cannot write {}", out.display()))?;
                 }
