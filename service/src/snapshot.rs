@@ -750,6 +750,7 @@ pub fn read(
             if claims.iss != header.service
                 || claims.ver != header.version
                 || claims.since != header.since
+                || header.kid != key.kid()
             {
                 bail!("the snapshot's header differs from its signed claims");
             }
