@@ -52,6 +52,17 @@ fn with_gateway_policy(dir: &Path) -> (Server, SasPolicy) {
     (Server::start(dir, None), gateway)
 }
 
+/// Device `n` of the canonical PKI asking, now.
+fn request(pki: &attest_pki::Canonical, n: usize) -> policy_host::AttestRequest {
+    policy_host::AttestRequest {
+        registration_id: format!("device-{n}"),
+        leaf: pki.devices[n - 1].der.clone(),
+        intermediates: vec![pki.issuer_of(n).der.clone()],
+        time: attest_service::now_unix(),
+        purpose: policy_host::Purpose::ClientAuth,
+    }
+}
+
 fn token(policy: &SasPolicy) -> String {
     let expiry = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
     attest_dps::sas::token(policy, "localhost", expiry).unwrap()
@@ -133,13 +144,7 @@ fn a_gateway_policy_reads_snapshots_and_nothing_else() {
     let policy = policy_host::Policy::new().unwrap();
     let verdicts: Vec<bool> = (1..=5)
         .map(|n| {
-            let req = policy_host::AttestRequest {
-                registration_id: format!("device-{n}"),
-                leaf: pki.devices[n - 1].der.clone(),
-                intermediates: vec![pki.issuer_of(n).der.clone()],
-                time: attest_service::now_unix(),
-                purpose: policy_host::Purpose::ClientAuth,
-            };
+            let req = request(&pki, n);
             replica
                 .decide(&policy, &req, None, Duration::from_secs(60))
                 .unwrap()
@@ -234,13 +239,7 @@ fn a_fleet_streams_and_edge_decisions_upload() {
     // Decisions at the edge, uploaded by host-cli's sync.
     let policy = policy_host::Policy::new().unwrap();
     for n in [1, 2, 4] {
-        let req = policy_host::AttestRequest {
-            registration_id: format!("device-{n}"),
-            leaf: pki.devices[n - 1].der.clone(),
-            intermediates: vec![pki.issuer_of(n).der.clone()],
-            time: attest_service::now_unix(),
-            purpose: policy_host::Purpose::ClientAuth,
-        };
+        let req = request(&pki, n);
         let outcome = replica
             .decide(&policy, &req, None, Duration::from_secs(60))
             .unwrap();
@@ -313,13 +312,7 @@ fn snapshots_through_either_replica() {
         .unwrap();
     assert_eq!((applied.full, applied.records), (false, 1));
     let policy = policy_host::Policy::new().unwrap();
-    let req = policy_host::AttestRequest {
-        registration_id: "device-4".into(),
-        leaf: pki.devices[3].der.clone(),
-        intermediates: vec![pki.line_b.der.clone()],
-        time: attest_service::now_unix(),
-        purpose: policy_host::Purpose::ClientAuth,
-    };
+    let req = request(&pki, 4);
     let d = replica
         .decide(&policy, &req, None, Duration::from_secs(60))
         .unwrap();
