@@ -435,6 +435,8 @@ pub struct SnapshotStream {
     snapshot: Box<dyn Snapshot>,
     header: Header,
     key: Arc<SigningKey>,
+    /// When it was made, Unix seconds (the header's `madeAt`, signed as `iat`).
+    made_at: i64,
     _slot: StreamSlot,
 }
 
@@ -555,15 +557,9 @@ impl SnapshotStream {
                 }
             }
         }
-        let made_at = time::OffsetDateTime::parse(
-            &self.header.made_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map(|t| t.unix_timestamp())
-        .unwrap_or_else(|_| now_unix());
         let claims = Claims {
             iss: self.header.service.clone(),
-            iat: made_at,
+            iat: self.made_at,
             ver: self.header.version,
             since: self.header.since,
             lines: w.lines,
@@ -684,6 +680,7 @@ impl Service {
                 ));
             }
         }
+        let made_at = now_unix();
         Ok(SnapshotStream {
             snapshot,
             header: Header {
@@ -692,9 +689,10 @@ impl Service {
                 kid: key.kid().to_string(),
                 version: versions.version,
                 since,
-                made_at: crate::now_rfc3339(),
+                made_at: attest_dps::documents::rfc3339(made_at),
             },
             key,
+            made_at,
             _slot: slot,
         })
     }
