@@ -5,7 +5,7 @@
 #
 # Builds the `chain` target with libFuzzer (libfuzzer-sys) and rustc's
 # sanitizer-coverage passes, seeds it with the conformance corpus (written by
-# `cargo run -p attest-tests --example fuzz-seeds`), and fuzzes for SECONDS
+# the `fuzz-seeds` example of attest-tests), and fuzzes for SECONDS
 # (default 30). With --component, every input also runs through the policy
 # component, which must give the native core's verdict. With --service, the
 # service targets run instead, SECONDS each: `enrollments` (the DPS
@@ -39,7 +39,14 @@ unset RUSTFLAGS
 mkdir -p artifacts
 for t in "${targets[@]}"; do mkdir -p "corpus/$t"; done
 if [[ " ${targets[*]} " == *" chain "* ]]; then
-  (cd .. && cargo run --quiet --locked -p attest-tests --example fuzz-seeds -- fuzz/corpus/chain)
+  # The seed writer is built with the whole workspace's examples: the same
+  # packages, features and profile as `cargo test --workspace`, so the test
+  # suite reuses this build. (`cargo run -p attest-tests` unifies features
+  # for that one package and compiles nearly every dependency a second time.)
+  seeds=$(cd .. && cargo build --quiet --locked --workspace --examples --message-format=json-render-diagnostics \
+    | sed -n 's/.*"executable":"\([^"]*\/fuzz-seeds\)".*/\1/p')
+  [[ -x "$seeds" ]] || { echo "fuzz/run.sh: the fuzz-seeds example was not built" >&2; exit 1; }
+  (cd .. && "$seeds" fuzz/corpus/chain)
 fi
 if [[ " ${targets[*]} " == *" enrollments "* ]]; then
   printf '%s' '{"individualEnrollments":[{"registrationId":"d1","ProvisioningStatus":"disabled","attestation":{"type":"x509","x509":{"clientCertificates":{"primary":{"certificate":"MAo="}}}}}],"enrollmentGroups":[{"enrollmentGroupId":"g","provisioningStatus":"enabled","attestation":{"type":"x509","x509":{"caReferences":{"primary":"ca"}}}}]}' > corpus/enrollments/seed-file
