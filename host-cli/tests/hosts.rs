@@ -828,3 +828,232 @@ fn the_three_verify_commands_print_the_same_bytes() {
         }
     }
 }
+
+/// The Node.js gateway's snapshot replica (host-js/src/snapshot.js)
+/// against the Rust one (attest_service::replica), on the same signed
+/// snapshots of random stores written through the service's management
+/// API: every apply (full, delta, tampered, rolled back) succeeds or is
+/// refused alike, and every device decides to the same document, stale
+/// refusals included.
+#[test]
+fn node_snapshot_replica_decides_as_the_rust_replica() {
+    use attest_service::replica::Replica;
+    use attest_service::snapshot::{SigningKey, TrustKey};
+    use attest_service::{Options, Service};
+    use attest_tests::Rng;
+    use policy_host::EnrollmentKind::{Group, Individual};
+
+    let mut jobs = Jobs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (service, _) = Service::open(&Options {
+        id_scope: "0ne00000001".into(),
+        data: dir.path().join("data"),
+        enrollments: None,
+        database: None,
+        signature_memo: 0,
+        snapshot_key: None,
+        snapshot_history: 1000,
+    })
+    .unwrap();
+    let (signing, _) =
+        SigningKey::load_or_create(&Service::snapshot_key_path(&dir.path().join("data"))).unwrap();
+    let trust_pem = signing.public_pem();
+    let key = TrustKey::from_pem(trust_pem.as_bytes()).unwrap();
+    let replica = Replica::open(&dir.path().join("gateway")).unwrap();
+    let pki = Canonical::generate(KeyAlg::P256, ca_validity(), device_validity()).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let snapshot = |since: Option<u64>| {
+        let mut out = Vec::new();
+        service
+            .snapshot(since)
+            .unwrap()
+            .write(&mut |chunk| {
+                out.extend_from_slice(&chunk);
+                Ok(())
+            })
+            .unwrap();
+        out
+    };
+    let upsert = |kind, id: &str, doc: &Value| {
+        let _ = service
+            .put_enrollment(kind, id, doc, None)
+            .or_else(|_| service.put_enrollment(kind, id, doc, Some("*")));
+    };
+    let policy = Policy::new().unwrap();
+    let mut rng = Rng(0x5eed);
+    let cas = [&pki.root, &pki.line_a, &pki.line_b];
+    let names = ["root", "line-a", "line-b"];
+    let mut outcomes = BTreeMap::<String, usize>::new();
+    let mut files = 0;
+    let mut apply =
+        |jobs: &mut Jobs, bytes: &[u8], what: &str| {
+            files += 1;
+            let path = jobs.file(&format!("snapshot-{files}.ndjson"), "");
+            std::fs::write(&path, bytes).unwrap();
+            let applied = replica.apply(&mut &bytes[..], &key, now);
+            jobs.push(
+            json!({"id": format!("snapshot/{what}"), "op": "snapshot-apply", "replica": "gateway",
+                "snapshot": path, "trustKey": trust_pem, "now": now}),
+            if applied.is_ok() { "applied" } else { "refused" }.to_string(),
+        );
+            applied.is_ok()
+        };
+    for round in 0..30 {
+        let status = |rng: &mut Rng| {
+            if rng.chance(70) {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        };
+        for _ in 0..1 + rng.below(4) {
+            match rng.below(7) {
+                0 | 1 => {
+                    let c = rng.below(3);
+                    let id = format!("group-{c}-{}", rng.below(2));
+                    upsert(
+                        Group,
+                        &id,
+                        &json!({"enrollmentGroupId": id, "provisioningStatus": status(&mut rng),
+                        "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": cas[c].pem}}}}}),
+                    );
+                }
+                2 => {
+                    let n = 1 + rng.below(5);
+                    let cert = if rng.chance(80) { n } else { 1 + rng.below(5) };
+                    let id = format!("device-{n}");
+                    upsert(
+                        Individual,
+                        &id,
+                        &json!({"registrationId": id, "provisioningStatus": status(&mut rng),
+                        "attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": pki.devices[cert - 1].pem}}}}}),
+                    );
+                }
+                3 => {
+                    let c = rng.below(3);
+                    let body = json!({"certificate": cas[c].pem, "isVerified": rng.chance(60)});
+                    let _ = service
+                        .put_certificate(names[c], &body, None)
+                        .or_else(|_| service.put_certificate(names[c], &body, Some("*")));
+                }
+                4 => {
+                    let c = rng.below(3);
+                    let id = format!("ref-{c}");
+                    upsert(
+                        Group,
+                        &id,
+                        &json!({"enrollmentGroupId": id, "provisioningStatus": status(&mut rng),
+                        "attestation": {"type": "x509", "x509": {"caReferences": {"primary": names[c]}}}}),
+                    );
+                }
+                5 => {
+                    let id = format!("device-{}", 1 + rng.below(5));
+                    let _ = service.delete_enrollment(Individual, &id, Some("*"));
+                }
+                _ => match rng.below(3) {
+                    0 => {
+                        let id = format!("group-{}-{}", rng.below(3), rng.below(2));
+                        let _ = service.delete_enrollment(Group, &id, Some("*"));
+                    }
+                    1 => {
+                        let _ = service.delete_enrollment(
+                            Group,
+                            &format!("ref-{}", rng.below(3)),
+                            Some("*"),
+                        );
+                    }
+                    _ => {
+                        let _ = service.delete_certificate(names[rng.below(3)], Some("*"));
+                    }
+                },
+            }
+        }
+        let held = replica.state().unwrap().map(|s| s.version);
+        let full = held.is_none() || rng.chance(15);
+        let bytes = snapshot(if full { None } else { held });
+        // What a gateway could be handed instead, refused by both.
+        // A byte changed anywhere (header, record, signature) and a cut
+        // anywhere, at random: both replicas agree on each (refused).
+        if round % 2 == 1 {
+            let mut tampered = bytes.clone();
+            let at = rng.below(tampered.len());
+            tampered[at] ^= 1 + rng.below(255) as u8;
+            let what = format!("round-{round}/tampered-at-{at}");
+            assert!(!apply(&mut jobs, &tampered, &what), "{what}: applied");
+            let cut = rng.below(bytes.len());
+            let what = format!("round-{round}/truncated-to-{cut}");
+            assert!(!apply(&mut jobs, &bytes[..cut], &what), "{what}: applied");
+        }
+        apply(
+            &mut jobs,
+            &bytes,
+            &format!("round-{round}/{}", if full { "full" } else { "delta" }),
+        );
+        if round % 7 == 6 && round > 7 {
+            // An old full snapshot (version 1's file) after a newer one: rollback.
+            let first = jobs.dir.path().join("snapshot-1.ndjson");
+            let old = std::fs::read(&first).unwrap();
+            apply(&mut jobs, &old, &format!("round-{round}/rollback"));
+        }
+        for n in 1..=5 {
+            for (id, time, max_age) in [
+                (format!("device-{n}"), VALIDATION_TIME, 86400),
+                ("device-9".to_string(), VALIDATION_TIME, 86400),
+                (format!("device-{n}"), now + 2 * 86400, 86400),
+            ] {
+                let req = AttestRequest {
+                    registration_id: id.clone(),
+                    leaf: pki.devices[n - 1].der.clone(),
+                    intermediates: vec![pki.issuer_of(n).der.clone()],
+                    time,
+                    purpose: Purpose::ClientAuth,
+                };
+                let outcome = replica
+                    .decide(&policy, &req, None, Duration::from_secs(max_age))
+                    .unwrap();
+                *outcomes
+                    .entry(match &outcome {
+                        Ok(_) => "admitted".to_string(),
+                        Err(r) => r.code.as_str().to_string(),
+                    })
+                    .or_default() += 1;
+                let expect = Report {
+                    time,
+                    purpose: Purpose::ClientAuth,
+                    outcome: Outcome::Resolve(outcome),
+                }
+                .json()
+                .to_string();
+                jobs.push(
+                    json!({"id": format!("snapshot/round-{round}/device-{n}-as-{id}"), "op": "snapshot-resolve",
+                        "replica": "gateway", "registrationId": id, "leaf": b64(&req.leaf),
+                        "intermediates": [b64(&req.intermediates[0])], "time": time,
+                        "purpose": "clientAuth", "maxAge": max_age}),
+                    expect,
+                );
+            }
+        }
+    }
+    // The stores were not trivial: admissions, stale and other refusals.
+    assert!(outcomes.contains_key("admitted"), "{outcomes:?}");
+    assert!(outcomes.contains_key("enrollments-stale"), "{outcomes:?}");
+    assert!(outcomes.len() >= 4, "{outcomes:?}");
+    let node = node_host();
+    let failures = jobs.compare("node", Path::new("node"), &node.join("test/run-cases.mjs"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} jobs differ:\n{}",
+        failures.len(),
+        jobs.jobs.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "{} snapshot jobs, identical in the Rust and Node.js replicas: {outcomes:?}",
+        jobs.jobs.len()
+    );
+}

@@ -277,6 +277,121 @@ function checkDeviceId(id) {
 
 const key = (bytes) => Buffer.from(bytes).toString('hex');
 
+function caKeys(der, policy) {
+  const out = policy.indexCertificate(der);
+  if (!out.ok) throw new EnrollmentError(`CA certificate is not usable: ${out.refusal.message}`);
+  return out.ok;
+}
+
+/**
+ * One DPS IndividualEnrollment document, loaded as the Rust hosts'
+ * `IndividualEntry::load` does: the lookup answer the component is
+ * handed (`registrationId`, `deviceId`, `enabled`, `certificates` as
+ * SHA-256 digests). Throws EnrollmentError.
+ */
+export function loadIndividual(doc, policy) {
+  const e = readEntry(doc);
+  if (e.registrationId === undefined) throw new EnrollmentError('registrationId is missing');
+  checkRegistrationId(e.registrationId);
+  if (e.deviceId !== undefined) checkDeviceId(e.deviceId);
+  const on = enabled(e.provisioningStatus);
+  const certs = certificates(x509Of(e.attestation).clientCertificates, 'clientCertificates');
+  certs.forEach((der, i) => {
+    const which = ['primary', 'secondary'][i];
+    const keys = policy.indexCertificate(der);
+    if (!keys.ok) throw new EnrollmentError(`clientCertificates.${which} is not a usable certificate: ${keys.refusal.message}`);
+    if (caFacts(der)?.[0]) {
+      throw new EnrollmentError(`clientCertificates.${which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)`);
+    }
+  });
+  return {
+    registrationId: e.registrationId,
+    deviceId: e.deviceId,
+    enabled: on,
+    certificates: certs.map((d) => new Uint8Array(createHash('sha256').update(d).digest())),
+  };
+}
+
+/**
+ * One DPS EnrollmentGroup document, loaded as the Rust hosts'
+ * `GroupEntry::load` does. `caReference(name)` resolves a `caReferences`
+ * name to a verified CA certificate's DER (undefined: unknown or not
+ * verified); without it, `caReferences` are refused. Returns
+ * `{ groupId, enabled, cas: [{ der, keys }], anchors }` (anchors: the
+ * CAs are the group's own trust anchors, `signingCertificates`). Throws
+ * EnrollmentError.
+ */
+export function loadGroup(doc, policy, caReference = () => undefined) {
+  const g = readEntry(doc);
+  if (g.enrollmentGroupId === undefined) throw new EnrollmentError('enrollmentGroupId is missing');
+  checkId(g.enrollmentGroupId, 'enrollmentGroupId', 128, '-._:');
+  const on = enabled(g.provisioningStatus);
+  const x509 = x509Of(g.attestation);
+  if (x509.signingCertificates !== undefined && x509.caReferences !== undefined) {
+    throw new EnrollmentError('attestation.x509 has both signingCertificates and caReferences; an enrollment group names one CA, one way');
+  }
+  let ders;
+  let anchors;
+  if (x509.caReferences !== undefined) {
+    ders = [];
+    for (const name of [x509.caReferences.primary, x509.caReferences.secondary]) {
+      if (name === undefined) continue;
+      const der = caReference(name);
+      if (der === undefined) throw new EnrollmentError(`caReferences names CA certificate '${name}', which is not a verified CA certificate of this service`);
+      ders.push(der);
+    }
+    if (ders.length === 0) throw new EnrollmentError('caReferences.primary is missing');
+    anchors = false;
+  } else {
+    if (x509.signingCertificates === undefined) throw new EnrollmentError('attestation.x509 needs signingCertificates or caReferences');
+    ders = certificates(x509.signingCertificates, 'signingCertificates');
+    ders.forEach((der, i) => {
+      const facts = caFacts(der);
+      const why = facts === null ? null
+        : !facts[0] ? 'is not a CA certificate (basicConstraints cA is not true)'
+        : !facts[1] ? 'is a CA certificate whose keyUsage lacks keyCertSign' : null;
+      if (why) throw new EnrollmentError(`signingCertificates.${['primary', 'secondary'][i]} ${why}: it cannot issue device certificates, so the group could never admit one`);
+    });
+    anchors = true;
+  }
+  const cas = ders.map((der) => ({ der, keys: caKeys(der, policy) }));
+  return { groupId: g.enrollmentGroupId, enabled: on, cas, anchors };
+}
+
+/**
+ * The CA certificates that can still be read from a group document that
+ * does not load (the Rust hosts' `readable_group_certificates`): its
+ * signing certificates that parse and the verified CA certificates it
+ * names. Lenient on purpose: their CAs refuse while the group is broken.
+ */
+export function readableGroupCertificates(doc, caReference) {
+  let d = doc;
+  try {
+    d = normalizeEntry(doc);
+  } catch {
+    d = doc;
+  }
+  const x509 = isObject(d) && isObject(d.attestation) && isObject(d.attestation.x509) ? d.attestation.x509 : {};
+  const at = (o, k) => (isObject(o) ? o[k] : undefined);
+  const out = [];
+  for (const which of ['primary', 'secondary']) {
+    const text = at(at(x509.signingCertificates, which), 'certificate');
+    if (typeof text === 'string') {
+      try {
+        out.push(oneCertificate(text));
+      } catch {
+        // not readable: skipped
+      }
+    }
+    const name = at(x509.caReferences, which);
+    if (typeof name === 'string') {
+      const der = caReference(name);
+      if (der !== undefined) out.push(der);
+    }
+  }
+  return out;
+}
+
 /** Deepest nesting of arrays and objects the Rust hosts' JSON parser reads (serde_json's limit). */
 export const MAX_NESTING = 127;
 
@@ -353,79 +468,33 @@ export class EnrollmentSet {
     return set;
   }
 
-  #keys(der) {
-    const out = this.#policy.indexCertificate(der);
-    if (!out.ok) throw new EnrollmentError(`CA certificate is not usable: ${out.refusal.message}`);
-    return out.ok;
-  }
-
   /** Adds one DPS IndividualEnrollment document. */
   insertIndividual(doc) {
-    const e = readEntry(doc);
-    if (e.registrationId === undefined) throw new EnrollmentError('registrationId is missing');
-    checkRegistrationId(e.registrationId);
-    if (e.deviceId !== undefined) checkDeviceId(e.deviceId);
-    const on = enabled(e.provisioningStatus);
-    const certs = certificates(x509Of(e.attestation).clientCertificates, 'clientCertificates');
-    certs.forEach((der, i) => {
-      const which = ['primary', 'secondary'][i];
-      const keys = this.#policy.indexCertificate(der);
-      if (!keys.ok) throw new EnrollmentError(`clientCertificates.${which} is not a usable certificate: ${keys.refusal.message}`);
-      if (caFacts(der)?.[0]) {
-        throw new EnrollmentError(`clientCertificates.${which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)`);
-      }
-    });
-    const id = asciiLower(e.registrationId);
+    const entry = loadIndividual(doc, this.#policy);
+    const id = asciiLower(entry.registrationId);
     if (this.#individuals.has(id)) throw new EnrollmentError('registration ID appears more than once');
-    this.#individuals.set(id, {
-      registrationId: e.registrationId,
-      deviceId: e.deviceId,
-      enabled: on,
-      certificates: certs.map((d) => new Uint8Array(createHash('sha256').update(d).digest())),
-    });
+    this.#individuals.set(id, entry);
   }
 
   /** Adds one DPS EnrollmentGroup document (with signingCertificates). */
   insertGroup(doc) {
-    const g = readEntry(doc);
-    if (g.enrollmentGroupId === undefined) throw new EnrollmentError('enrollmentGroupId is missing');
-    checkId(g.enrollmentGroupId, 'enrollmentGroupId', 128, '-._:');
-    const on = enabled(g.provisioningStatus);
-    const x509 = x509Of(g.attestation);
-    if (x509.signingCertificates !== undefined && x509.caReferences !== undefined) {
-      throw new EnrollmentError('attestation.x509 has both signingCertificates and caReferences; an enrollment group names one CA, one way');
-    }
-    if (x509.caReferences !== undefined) {
-      const name = x509.caReferences.primary ?? x509.caReferences.secondary;
-      if (name === undefined) throw new EnrollmentError('caReferences.primary is missing');
-      throw new EnrollmentError(`caReferences names CA certificate '${name}', which is not a verified CA certificate of this service`);
-    }
-    if (x509.signingCertificates === undefined) throw new EnrollmentError('attestation.x509 needs signingCertificates or caReferences');
-    const ders = certificates(x509.signingCertificates, 'signingCertificates');
-    ders.forEach((der, i) => {
-      const facts = caFacts(der);
-      const why = facts === null ? null
-        : !facts[0] ? 'is not a CA certificate (basicConstraints cA is not true)'
-        : !facts[1] ? 'is a CA certificate whose keyUsage lacks keyCertSign' : null;
-      if (why) throw new EnrollmentError(`signingCertificates.${['primary', 'secondary'][i]} ${why}: it cannot issue device certificates, so the group could never admit one`);
-    });
-    const cas = ders.map((der) => ({ der, keys: this.#keys(der) }));
-    if (this.#groupIds.has(g.enrollmentGroupId)) throw new EnrollmentError('enrollment group ID appears more than once');
-    for (const ca of cas) {
+    const g = loadGroup(doc, this.#policy);
+    if (this.#groupIds.has(g.groupId)) throw new EnrollmentError('enrollment group ID appears more than once');
+    for (const ca of g.cas) {
       const other = this.#groups.get(key(ca.keys.caIdentity));
       if (other) throw new EnrollmentError(`its CA (same subject and public key) is already the CA of enrollment group '${other.groupId}'`);
     }
-    const group = { groupId: g.enrollmentGroupId, enabled: on };
-    for (const ca of cas) {
+    const group = { groupId: g.groupId, enabled: g.enabled };
+    for (const ca of g.cas) {
       this.#groups.set(key(ca.keys.caIdentity), group);
       this.#addAnchor(ca.der, ca.keys.subjectKey);
     }
-    this.#groupIds.add(g.enrollmentGroupId);
+    this.#groupIds.add(g.groupId);
   }
 
   /** Trusts a CA certificate (DER) as an anchor (a verified CA, `--trust`). */
   addAnchor(der) {
-    this.#addAnchor(der, this.#keys(der).subjectKey);
+    this.#addAnchor(der, caKeys(der, this.#policy).subjectKey);
   }
 
   #addAnchor(der, subjectKey) {

@@ -146,3 +146,57 @@ export function canonicalJson(value: unknown): string;
 export function rfc3339(seconds: bigint | number): string;
 /** The DER of every CERTIFICATE section of PEM text, in order (the bytes are not parsed). */
 export function pemCertificates(text: string): Uint8Array[];
+
+/** A snapshot that cannot be verified or applied (nothing was changed), or a replica that cannot be used. */
+export class SnapshotError extends Error {}
+
+/** Maximum age of a replica's snapshot before every device is refused (`enrollments-stale`): 24 h. */
+export const DEFAULT_MAX_AGE_SECONDS: number;
+
+/** The service's snapshot signing key (`host-http snapshot-key` prints it): an Ed25519 public key. */
+export class TrustKey {
+  /** From PEM (SubjectPublicKeyInfo); throws SnapshotError if it is not an Ed25519 key. */
+  static fromPem(text: string): TrustKey;
+  /** RFC 7638 JWK thumbprint, the `kid` the service signs with. */
+  readonly kid: string;
+}
+
+export interface SnapshotHeader {
+  /** The format version (1). */
+  attestSnapshot: number;
+  service: string;
+  kid: string;
+  version: number;
+  /** A delta's base version; null for a full snapshot. */
+  since: number | null;
+  /** RFC 3339 text; the signed time is `madeAt` of readSnapshot's result. */
+  madeAt: string;
+}
+
+/** Reads and verifies a snapshot's bytes (every line hashed, the JWS checked, claims against the header). */
+export function readSnapshot(bytes: Uint8Array, trustKey: TrustKey): { header: SnapshotHeader; records: unknown[]; madeAt: number };
+
+export interface ReplicaState {
+  service: string;
+  kid: string;
+  version: number;
+  /** When the service signed the snapshot held, Unix seconds. */
+  madeAt: number;
+  /** When this gateway applied it, Unix seconds. */
+  syncedAt: number;
+}
+
+/**
+ * A gateway's replica of a service's enrollments (the format `host-cli sync`
+ * downloads), kept in `dir/snapshot-replica.json`; decisions equal the
+ * service's at the version held.
+ */
+export class Replica {
+  constructor(dir: string, policy: Policy);
+  readonly state: ReplicaState | null;
+  /** Verifies and applies a full or delta snapshot atomically; throws SnapshotError (rollback, replay, other service, bad signature…) leaving the replica as it was. */
+  apply(bytes: Uint8Array, trustKey: TrustKey, now?: number): { from: number | null; version: number; full: boolean; records: number };
+  /** Dry-run resolution; refused `enrollments-stale` once the snapshot is older than `maxAgeSeconds` at `request.time`. */
+  resolve(request: AttestRequest, maxAgeSeconds?: number): Decision;
+  attest(request: AttestRequest, proof: Proof, maxAgeSeconds?: number): Decision;
+}

@@ -18,6 +18,7 @@ import { EnrollmentSet } from './enrollments.js';
 
 export { ALGORITHMS, verifySignature } from './crypto.js';
 export { EnrollmentSet, EnrollmentError } from './enrollments.js';
+export { DEFAULT_MAX_AGE_SECONDS, Replica, SnapshotError, TrustKey, readSnapshot } from './snapshot.js';
 export { canonicalJson, rfc3339 } from './report.js';
 export { pemCertificates } from './pem.js';
 

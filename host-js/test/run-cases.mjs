@@ -4,13 +4,23 @@
 // "out" is the decision document's exact text (or, for a CLI job, the exit
 // code and standard output). The Rust test compares every line with what
 // the Rust component host produced for the same job.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { EnrollmentSet, Policy, toJson } from '../src/index.js';
 import { run } from '../src/cli.js';
+import { Replica, SnapshotError, TrustKey } from '../src/snapshot.js';
 
 const b = (s) => new Uint8Array(Buffer.from(s, 'base64'));
 const policy = new Policy();
+// Snapshot jobs name a replica; each lives in a directory of this run's.
+const replicas = new Map();
+const replicaRoot = mkdtempSync(join(tmpdir(), 'attest-replicas-'));
+const replica = (name) => {
+  if (!replicas.has(name)) replicas.set(name, new Replica(join(replicaRoot, name), policy));
+  return replicas.get(name);
+};
 
 function load(job) {
   try {
@@ -60,6 +70,17 @@ function one(job) {
       const out = policy.verifyCaPossession(b(job.ca), b(job.verification), job.code, BigInt(job.time));
       return toJson(out);
     }
+    case 'snapshot-apply': {
+      try {
+        replica(job.replica).apply(readFileSync(job.snapshot), TrustKey.fromPem(job.trustKey), job.now);
+        return 'applied';
+      } catch (e) {
+        if (e instanceof SnapshotError) return 'refused';
+        throw e;
+      }
+    }
+    case 'snapshot-resolve':
+      return toJson(replica(job.replica).resolve(request(job), job.maxAge));
     case 'cli': {
       const out = run(job.argv);
       return `${out.code}\n${out.stdout}`;

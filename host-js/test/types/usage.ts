@@ -1,5 +1,5 @@
 // Compiled by `npm run typecheck` (tsc --noEmit): the .d.ts describes the API as used.
-import { EnrollmentSet, HostError, Policy, pemCertificates, toJson, type Decision, type EnrollmentSource } from '../../src/index.js';
+import { DEFAULT_MAX_AGE_SECONDS, EnrollmentSet, HostError, Policy, Replica, SnapshotError, TrustKey, pemCertificates, readSnapshot, toJson, type Decision, type EnrollmentSource } from '../../src/index.js';
 
 const policy = new Policy({ memoryBytes: 32 << 20 });
 const set: EnrollmentSet = EnrollmentSet.fromJson('{}', policy);
@@ -16,3 +16,9 @@ policy.attest({ registrationId: 'device-1', leaf }, { scheme: 0x0403, message: l
 const m = policy.challengeMessage('device-1', new Uint8Array(32));
 if (m.ok) console.log(m.ok.length); else console.log(m.refusal.code);
 console.log(toJson(policy.validateChain({ leaf, trustAnchors: [leaf], time: 1780272000n })), HostError.name);
+const replica = new Replica('/tmp/attest-gateway', policy);
+const applied = replica.apply(new Uint8Array(0), TrustKey.fromPem(''), 1780272000);
+console.log(applied.version, applied.from ?? 'none', replica.state?.madeAt, DEFAULT_MAX_AGE_SECONDS);
+const r: Decision = replica.resolve({ registrationId: 'device-1', leaf, time: 1780272000 }, 3600);
+replica.attest({ registrationId: 'device-1', leaf }, { challenge: leaf, signature: leaf });
+console.log(r.refusal?.code, readSnapshot(new Uint8Array(0), TrustKey.fromPem('')).header.since, new SnapshotError('x').message);
