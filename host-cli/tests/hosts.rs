@@ -829,14 +829,15 @@ fn the_three_verify_commands_print_the_same_bytes() {
     }
 }
 
-/// The Node.js gateway's snapshot replica (host-js/src/snapshot.js)
-/// against the Rust one (attest_service::replica), on the same signed
+/// The Node.js and Python gateways' snapshot replicas
+/// (host-js/src/snapshot.js, host-py/attest/_snapshot.py) against the Rust
+/// one (attest_service::replica), on the same signed
 /// snapshots of random stores written through the service's management
 /// API: every apply (full, delta, tampered, rolled back) succeeds or is
 /// refused alike, and every device decides to the same document, stale
 /// refusals included.
 #[test]
-fn node_snapshot_replica_decides_as_the_rust_replica() {
+fn node_and_python_snapshot_replicas_decide_as_the_rust_replica() {
     use attest_service::replica::Replica;
     use attest_service::snapshot::{SigningKey, TrustKey};
     use attest_service::{Options, Service};
@@ -1039,7 +1040,9 @@ fn node_snapshot_replica_decides_as_the_rust_replica() {
     assert!(outcomes.contains_key("enrollments-stale"), "{outcomes:?}");
     assert!(outcomes.len() >= 4, "{outcomes:?}");
     let node = node_host();
-    let failures = jobs.compare("node", Path::new("node"), &node.join("test/run-cases.mjs"));
+    let mut failures = jobs.compare("node", Path::new("node"), &node.join("test/run-cases.mjs"));
+    let python = python_host();
+    failures.extend(jobs.compare("python", python, &root().join("host-py/tests/run_cases.py")));
     assert!(
         failures.is_empty(),
         "{} of {} jobs differ:\n{}",
@@ -1053,7 +1056,7 @@ fn node_snapshot_replica_decides_as_the_rust_replica() {
             .join("\n")
     );
     eprintln!(
-        "{} snapshot jobs, identical in the Rust and Node.js replicas: {outcomes:?}",
+        "{} snapshot jobs, identical in the Rust, Node.js and Python replicas: {outcomes:?}",
         jobs.jobs.len()
     );
 }

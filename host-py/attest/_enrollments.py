@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 from asn1crypto import x509 as _x509
 
@@ -278,6 +278,124 @@ def _check_device_id(did: str) -> None:
         raise EnrollmentError(f"deviceId {_shown(did)} must be 1 to 128 characters of a-z A-Z 0-9 {_DEVICE_SPECIALS} (IoT Hub's device ID rules)")
 
 
+def _ca_keys(der: bytes, policy: Any) -> dict[str, bytes]:
+    out = policy.index_certificate(der)
+    if "refusal" in out:
+        raise EnrollmentError(f"CA certificate is not usable: {out['refusal']['message']}")
+    return out
+
+
+def load_individual(doc: Any, policy: Any) -> dict[str, Any]:
+    """One DPS IndividualEnrollment document, loaded as the Rust hosts'
+    ``IndividualEntry::load`` does: the lookup answer the component is
+    handed (``registration_id``, ``device_id``, ``enabled``, ``certificates``
+    as SHA-256 digests). Raises EnrollmentError."""
+    e = _read_entry(doc)
+    rid = e["registrationId"]
+    if rid is None:
+        raise EnrollmentError("registrationId is missing")
+    _check_registration_id(rid)
+    if e["deviceId"] is not None:
+        _check_device_id(e["deviceId"])
+    enabled = _enabled(e["provisioningStatus"])
+    certs = _certificates(_x509_of(e["attestation"])["clientCertificates"], "clientCertificates")
+    for der, which in zip(certs, ("primary", "secondary")):
+        keys = policy.index_certificate(der)
+        if "refusal" in keys:
+            raise EnrollmentError(f"clientCertificates.{which} is not a usable certificate: {keys['refusal']['message']}")
+        facts = _ca_facts(der)
+        if facts is not None and facts[0]:
+            raise EnrollmentError(
+                f"clientCertificates.{which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)"
+            )
+    return {
+        "registration_id": rid,
+        "device_id": e["deviceId"],
+        "enabled": enabled,
+        "certificates": [hashlib.sha256(d).digest() for d in certs],
+    }
+
+
+def load_group(doc: Any, policy: Any, ca_reference: Callable[[str], bytes | None] | None = None) -> dict[str, Any]:
+    """One DPS EnrollmentGroup document, loaded as the Rust hosts'
+    ``GroupEntry::load`` does. ``ca_reference(name)`` resolves a
+    ``caReferences`` name to a verified CA certificate's DER (None: unknown
+    or not verified); without it, ``caReferences`` are refused. Returns
+    ``{"group_id", "enabled", "cas": [(der, keys)], "anchors"}`` (anchors:
+    the CAs are the group's own trust anchors, ``signingCertificates``).
+    Raises EnrollmentError."""
+    g = _read_entry(doc)
+    gid = g["enrollmentGroupId"]
+    if gid is None:
+        raise EnrollmentError("enrollmentGroupId is missing")
+    _check_group_id(gid)
+    enabled = _enabled(g["provisioningStatus"])
+    x509 = _x509_of(g["attestation"])
+    if x509["signingCertificates"] is not None and x509["caReferences"] is not None:
+        raise EnrollmentError(
+            "attestation.x509 has both signingCertificates and caReferences; an enrollment group names one CA, one way"
+        )
+    if x509["caReferences"] is not None:
+        ders = []
+        for name in (x509["caReferences"]["primary"], x509["caReferences"]["secondary"]):
+            if name is None:
+                continue
+            der = ca_reference(name) if ca_reference is not None else None
+            if der is None:
+                raise EnrollmentError(f"caReferences names CA certificate '{name}', which is not a verified CA certificate of this service")
+            ders.append(der)
+        if not ders:
+            raise EnrollmentError("caReferences.primary is missing")
+        anchors = False
+    else:
+        if x509["signingCertificates"] is None:
+            raise EnrollmentError("attestation.x509 needs signingCertificates or caReferences")
+        ders = _certificates(x509["signingCertificates"], "signingCertificates")
+        for der, which in zip(ders, ("primary", "secondary")):
+            facts = _ca_facts(der)
+            why = None
+            if facts is not None and not facts[0]:
+                why = "is not a CA certificate (basicConstraints cA is not true)"
+            elif facts is not None and not facts[1]:
+                why = "is a CA certificate whose keyUsage lacks keyCertSign"
+            if why:
+                raise EnrollmentError(f"signingCertificates.{which} {why}: it cannot issue device certificates, so the group could never admit one")
+        anchors = True
+    cas = [(der, _ca_keys(der, policy)) for der in ders]
+    return {"group_id": gid, "enabled": enabled, "cas": cas, "anchors": anchors}
+
+
+def readable_group_certificates(doc: Any, ca_reference: Callable[[str], bytes | None]) -> list[bytes]:
+    """The CA certificates that can still be read from a group document
+    that does not load (the Rust hosts' ``readable_group_certificates``):
+    its signing certificates that parse and the verified CA certificates it
+    names. Lenient on purpose: their CAs refuse while the group is broken."""
+    d = doc
+    try:
+        d = _normalize(doc)
+    except EnrollmentError:
+        d = doc
+
+    def at(o: Any, k: str) -> Any:
+        return o.get(k) if isinstance(o, dict) else None
+
+    x509 = at(at(d, "attestation"), "x509")
+    out = []
+    for which in ("primary", "secondary"):
+        text = at(at(at(x509, "signingCertificates"), which), "certificate")
+        if isinstance(text, str):
+            try:
+                out.append(one_certificate(text))
+            except EnrollmentError:
+                pass  # not readable: skipped
+        name = at(at(x509, "caReferences"), which)
+        if isinstance(name, str):
+            der = ca_reference(name)
+            if der is not None:
+                out.append(der)
+    return out
+
+
 #: Deepest nesting of arrays and objects the Rust hosts' JSON parser reads (serde_json's limit).
 MAX_NESTING = 127
 
@@ -342,88 +460,33 @@ class EnrollmentSet:
                 raise EnrollmentError(f"enrollmentGroups[{i}]{label(g)}: {err}") from None
         return s
 
-    def _keys(self, der: bytes) -> dict[str, bytes]:
-        out = self._policy.index_certificate(der)
-        if "refusal" in out:
-            raise EnrollmentError(f"CA certificate is not usable: {out['refusal']['message']}")
-        return out
-
     def insert_individual(self, doc: Any) -> None:
         """Adds one DPS IndividualEnrollment document."""
-        e = _read_entry(doc)
-        rid = e["registrationId"]
-        if rid is None:
-            raise EnrollmentError("registrationId is missing")
-        _check_registration_id(rid)
-        if e["deviceId"] is not None:
-            _check_device_id(e["deviceId"])
-        enabled = _enabled(e["provisioningStatus"])
-        certs = _certificates(_x509_of(e["attestation"])["clientCertificates"], "clientCertificates")
-        for der, which in zip(certs, ("primary", "secondary")):
-            keys = self._policy.index_certificate(der)
-            if "refusal" in keys:
-                raise EnrollmentError(f"clientCertificates.{which} is not a usable certificate: {keys['refusal']['message']}")
-            facts = _ca_facts(der)
-            if facts is not None and facts[0]:
-                raise EnrollmentError(
-                    f"clientCertificates.{which} is a CA certificate; an individual enrollment holds a device certificate (enroll a CA as an enrollment group)"
-                )
-        key = _lower(rid)
+        entry = load_individual(doc, self._policy)
+        key = _lower(entry["registration_id"])
         if key in self._individuals:
             raise EnrollmentError("registration ID appears more than once")
-        self._individuals[key] = {
-            "registration_id": rid,
-            "device_id": e["deviceId"],
-            "enabled": enabled,
-            "certificates": [hashlib.sha256(d).digest() for d in certs],
-        }
+        self._individuals[key] = entry
 
     def insert_group(self, doc: Any) -> None:
         """Adds one DPS EnrollmentGroup document (with signingCertificates)."""
-        g = _read_entry(doc)
-        gid = g["enrollmentGroupId"]
-        if gid is None:
-            raise EnrollmentError("enrollmentGroupId is missing")
-        _check_group_id(gid)
-        enabled = _enabled(g["provisioningStatus"])
-        x509 = _x509_of(g["attestation"])
-        if x509["signingCertificates"] is not None and x509["caReferences"] is not None:
-            raise EnrollmentError(
-                "attestation.x509 has both signingCertificates and caReferences; an enrollment group names one CA, one way"
-            )
-        if x509["caReferences"] is not None:
-            name = x509["caReferences"]["primary"] or x509["caReferences"]["secondary"]
-            if name is None:
-                raise EnrollmentError("caReferences.primary is missing")
-            raise EnrollmentError(f"caReferences names CA certificate '{name}', which is not a verified CA certificate of this service")
-        if x509["signingCertificates"] is None:
-            raise EnrollmentError("attestation.x509 needs signingCertificates or caReferences")
-        ders = _certificates(x509["signingCertificates"], "signingCertificates")
-        for der, which in zip(ders, ("primary", "secondary")):
-            facts = _ca_facts(der)
-            why = None
-            if facts is not None and not facts[0]:
-                why = "is not a CA certificate (basicConstraints cA is not true)"
-            elif facts is not None and not facts[1]:
-                why = "is a CA certificate whose keyUsage lacks keyCertSign"
-            if why:
-                raise EnrollmentError(f"signingCertificates.{which} {why}: it cannot issue device certificates, so the group could never admit one")
-        cas = [(der, self._keys(der)) for der in ders]
+        g = load_group(doc, self._policy)
+        gid = g["group_id"]
         if gid in self._group_ids:
             raise EnrollmentError("enrollment group ID appears more than once")
-        for _, keys in cas:
+        for _, keys in g["cas"]:
             other = self._groups.get(keys["ca_identity"])
             if other is not None:
                 raise EnrollmentError(f"its CA (same subject and public key) is already the CA of enrollment group '{other['group_id']}'")
-        group = {"group_id": gid, "enabled": enabled}
-        for der, keys in cas:
+        group = {"group_id": gid, "enabled": g["enabled"]}
+        for der, keys in g["cas"]:
             self._groups[keys["ca_identity"]] = group
             self._add_anchor(der, keys["subject_key"])
         self._group_ids.add(gid)
 
     def add_anchor(self, der: bytes) -> None:
         """Trusts a CA certificate (DER) as an anchor (a verified CA, ``--trust``)."""
-        self._add_anchor(der, self._keys(der)["subject_key"])
+        self._add_anchor(der, _ca_keys(der, self._policy)["subject_key"])
 
     def _add_anchor(self, der: bytes, subject_key: bytes) -> None:
         anchors = self._anchors.setdefault(subject_key, [])

@@ -130,7 +130,10 @@ class Policy:
         config.consume_fuel = self.limits.fuel is not None
         self._engine = wasmtime.Engine(config)
         self._component = wc.Component(self._engine, component_bytes())
-        self._lock = threading.Lock()
+        # Re-entrant: an enrollment lookup may itself call the component
+        # (a replica loads a stored document with index-certificate while
+        # the decision that asked for it runs, in a store of its own).
+        self._lock = threading.RLock()
         self._source: Any = _NoEnrollments()
         self._failure: BaseException | None = None
         self._linker = wc.Linker(self._engine)
@@ -204,6 +207,7 @@ class Policy:
     def _call(self, source: Any, interface: str, func: str, *args: Any) -> tuple[bool, Any]:
         """(ok, value) of one export in a fresh store; HostError otherwise."""
         with self._lock:
+            outer = (self._source, self._failure)
             self._source = source if source is not None else _NoEnrollments()
             self._failure = None
             try:
@@ -227,7 +231,7 @@ class Policy:
                     raise failure from e
                 raise HostError(self._explain(e)) from e
             finally:
-                self._source = _NoEnrollments()
+                self._source, self._failure = outer
         if isinstance(result, wc.Variant):
             return result.tag == "ok", result.payload
         # result<list<_>, refusal> lifts untagged: a list or bytes is ok.

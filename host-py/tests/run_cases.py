@@ -9,12 +9,23 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from attest import EnrollmentError, EnrollmentSet, Policy, to_json
+from attest import EnrollmentError, EnrollmentSet, Policy, Replica, SnapshotError, TrustKey, to_json
 from attest.cli import run
 
 policy = Policy()
+# Snapshot jobs name a replica; each lives in a directory of this run's.
+_replicas: dict[str, Replica] = {}
+_replica_root = tempfile.mkdtemp(prefix="attest-replicas-")
+
+
+def replica(name: str) -> Replica:
+    if name not in _replicas:
+        _replicas[name] = Replica(Path(_replica_root) / name, policy)
+    return _replicas[name]
 
 
 def b(s: str) -> bytes:
@@ -55,6 +66,16 @@ def one(job: dict[str, Any]) -> str:
         return out.hex() if isinstance(out, bytes) else to_json(out)
     if op == "verifyCaPossession":
         return to_json(policy.verify_ca_possession(b(job["ca"]), b(job["verification"]), job["code"], job["time"]))
+    if op == "snapshot-apply":
+        try:
+            replica(job["replica"]).apply(Path(job["snapshot"]).read_bytes(), TrustKey.from_pem(job["trustKey"]), job["now"])
+            return "applied"
+        except SnapshotError:
+            return "refused"
+    if op == "snapshot-resolve":
+        r = replica(job["replica"])
+        args = (job["registrationId"], b(job["leaf"]), [b(i) for i in job["intermediates"]])
+        return to_json(r.resolve(*args, time=job["time"], purpose=job["purpose"], max_age_seconds=job["maxAge"]))
     if op == "cli":
         code, stdout, _ = run(job["argv"], policy)
         return f"{code}\n{stdout}"
