@@ -1059,4 +1059,63 @@ fn node_and_python_snapshot_replicas_decide_as_the_rust_replica() {
         "{} snapshot jobs, identical in the Rust, Node.js and Python replicas: {outcomes:?}",
         jobs.jobs.len()
     );
+
+    // One replica file, two hosts: what Python applied, Node.js decides
+    // from, and the other way round, as the Rust replica does.
+    let bytes = snapshot(None);
+    let rust = Replica::open(&dir.path().join("rust-full")).unwrap();
+    rust.apply(&mut &bytes[..], &key, now).unwrap();
+    let mut failures = Vec::new();
+    for (writer, reader) in [(python, Path::new("node")), (Path::new("node"), python)] {
+        let runner = |p: &Path| {
+            if p == python {
+                root().join("host-py/tests/run_cases.py")
+            } else {
+                node.join("test/run-cases.mjs")
+            }
+        };
+        let shared = jobs.dir.path().join(format!(
+            "shared-by-{}",
+            writer.file_name().unwrap().to_string_lossy()
+        ));
+        let shared = shared.to_str().unwrap();
+        let mut write = Jobs::new();
+        let path = write.file("full.ndjson", "");
+        std::fs::write(&path, &bytes).unwrap();
+        write.push(
+            json!({"id": "shared/apply", "op": "snapshot-apply", "replica": shared,
+                "snapshot": path, "trustKey": trust_pem, "now": now}),
+            "applied".to_string(),
+        );
+        failures.extend(write.compare("writer", writer, &runner(writer)));
+        let mut read = Jobs::new();
+        for n in 1..=5 {
+            let req = AttestRequest {
+                registration_id: format!("device-{n}"),
+                leaf: pki.devices[n - 1].der.clone(),
+                intermediates: vec![pki.issuer_of(n).der.clone()],
+                time: VALIDATION_TIME,
+                purpose: Purpose::ClientAuth,
+            };
+            let outcome = rust
+                .decide(&policy, &req, None, Duration::from_secs(86400))
+                .unwrap();
+            let expect = Report {
+                time: VALIDATION_TIME,
+                purpose: Purpose::ClientAuth,
+                outcome: Outcome::Resolve(outcome),
+            }
+            .json()
+            .to_string();
+            read.push(
+                json!({"id": format!("shared/device-{n}"), "op": "snapshot-resolve", "replica": shared,
+                    "registrationId": req.registration_id, "leaf": b64(&req.leaf),
+                    "intermediates": [b64(&req.intermediates[0])], "time": VALIDATION_TIME,
+                    "purpose": "clientAuth", "maxAge": 86400}),
+                expect,
+            );
+        }
+        failures.extend(read.compare("reader", reader, &runner(reader)));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -6,7 +6,7 @@
 // the Rust component host produced for the same job.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
 import { EnrollmentSet, Policy, toJson } from '../src/index.js';
 import { run } from '../src/cli.js';
@@ -18,7 +18,8 @@ const policy = new Policy();
 const replicas = new Map();
 const replicaRoot = mkdtempSync(join(tmpdir(), 'attest-replicas-'));
 const replica = (name) => {
-  if (!replicas.has(name)) replicas.set(name, new Replica(join(replicaRoot, name), policy));
+  // An absolute path names a directory another run (or host) wrote.
+  if (!replicas.has(name)) replicas.set(name, new Replica(isAbsolute(name) ? name : join(replicaRoot, name), policy));
   return replicas.get(name);
 };
 

@@ -24,7 +24,8 @@ _replica_root = tempfile.mkdtemp(prefix="attest-replicas-")
 
 def replica(name: str) -> Replica:
     if name not in _replicas:
-        _replicas[name] = Replica(Path(_replica_root) / name, policy)
+        # An absolute path names a directory another run (or host) wrote.
+        _replicas[name] = Replica(name if Path(name).is_absolute() else Path(_replica_root) / name, policy)
     return _replicas[name]
 
 
