@@ -223,6 +223,8 @@ def read_snapshot(data: bytes, trust_key: TrustKey) -> dict[str, Any]:
     signature checked with ``trust_key``, its claims compared with the
     header. Returns ``{"header", "records", "made_at"}`` (made_at: the
     signed time, Unix seconds). Raises SnapshotError; nothing is applied."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("a snapshot is bytes (the response body of GET /attest/snapshot)")
     buf = bytes(data)
     sha = hashlib.sha256()
     header: dict[str, Any] | None = None

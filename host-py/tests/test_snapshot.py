@@ -127,6 +127,8 @@ def test_a_delta_needs_a_full_snapshot_first(gateway: Replica) -> None:
     with pytest.raises(SnapshotError, match="holds no snapshot, and this is a delta"):
         gateway.apply(svc.snapshot(2, [], since=1), svc.trust, NOW)
     assert gateway.state is None
+    with pytest.raises(TypeError, match="a snapshot is bytes"):
+        gateway.apply("not bytes", svc.trust, NOW)
     with pytest.raises(SnapshotError, match="holds no snapshot yet"):
         gateway.resolve("device-1", b"", time=NOW)
 
