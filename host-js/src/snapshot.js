@@ -233,8 +233,11 @@ function humanSeconds(s) {
  * `refusal` object; null while it is fresh.
  */
 export function staleRefusal(state, time, maxAgeSeconds) {
+  // Checked here too: NaN would make the comparison false, never stale.
+  if (!isUint(maxAgeSeconds)) throw new TypeError('maxAgeSeconds must be a non-negative integer number of seconds');
   const age = Number(time) - state.madeAt;
-  if (!(age > maxAgeSeconds)) return null;
+  if (!Number.isSafeInteger(age)) throw new TypeError('time must be an integer number of Unix seconds');
+  if (age <= maxAgeSeconds) return null;
   return {
     code: 'enrollments-stale',
     message: `the enrollments this gateway holds (version ${state.version}, made ${rfc3339(state.madeAt)}) are ${humanSeconds(age)} old, more than the maximum age of ${humanSeconds(maxAgeSeconds)}: sync with the service`,
@@ -544,6 +547,9 @@ export class Replica {
   }
 
   #decide(mode, request, maxAgeSeconds, run) {
+    // A maximum age that is not a number must not make every comparison
+    // false (NaN): that would never refuse a stale snapshot.
+    if (!isUint(maxAgeSeconds)) throw new TypeError('maxAgeSeconds must be a non-negative integer number of seconds');
     if (this.#state === null) fail(`${this.#dir} holds no snapshot yet: apply one (or run host-cli sync) first`);
     const t = request.time;
     const time = t === undefined ? Math.floor(Date.now() / 1000) : t instanceof Date ? Math.floor(t.getTime() / 1000) : Number(t);

@@ -286,8 +286,10 @@ def stale_refusal(state: dict[str, Any], time: int, max_age_seconds: int) -> dic
     """The refusal of every device once the replica's snapshot is older than
     ``max_age_seconds`` at ``time`` (Unix seconds), as the decision
     document's ``refusal`` object; None while it is fresh."""
+    if not _uint(max_age_seconds) or not _int(time):
+        raise TypeError("time and max_age_seconds must be ints (Unix seconds, seconds)")
     age = time - state["made_at"]
-    if not age > max_age_seconds:
+    if age <= max_age_seconds:
         return None
     return {
         "code": "enrollments-stale",
@@ -580,10 +582,10 @@ class Replica:
         return {"from": None if held is None else held["version"], "version": header["version"], "full": header["since"] is None, "records": len(records)}
 
     def _decide(self, mode: str, time: Any, purpose: str | None, max_age_seconds: int, run: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        if self._state is None:
-            _fail(f"{self._dir} holds no snapshot yet: apply one (or run host-cli sync) first")
         if not isinstance(max_age_seconds, int) or isinstance(max_age_seconds, bool) or max_age_seconds < 0:
             raise TypeError("max_age_seconds must be a non-negative int")
+        if self._state is None:
+            _fail(f"{self._dir} holds no snapshot yet: apply one (or run host-cli sync) first")
         t, p = _unix(time), _purpose(purpose)
         stale = stale_refusal(self._state, t, max_age_seconds)
         if stale is not None:

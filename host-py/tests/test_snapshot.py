@@ -143,6 +143,10 @@ def test_every_device_is_refused_once_the_snapshot_is_too_old(pki: Path, gateway
     assert decide(gateway, pki, 2, time=NOW + 61, max_age_seconds=60)["refusal"]["code"] == "enrollments-stale"
     # Stale wins over everything, even a device the replica has never heard of.
     assert decide(gateway, pki, 2, rid="nobody", time=NOW + 10**6)["refusal"]["code"] == "enrollments-stale"
+    # A maximum age that is not a whole number of seconds is an error, never "not stale".
+    for max_age in (float("nan"), "3600", -1, 1.5, None, True):
+        with pytest.raises(TypeError):
+            decide(gateway, pki, 2, time=NOW + 10**6, max_age_seconds=max_age)
 
 
 def test_what_does_not_load_refuses_its_devices_instead_of_falling_through(pki: Path, gateway: Replica) -> None:
