@@ -65,6 +65,8 @@ fn fixture() -> &'static Fixture {
             idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
             snapshot_key: None,
             snapshot_history: 100_000,
+            audit: None,
+            metrics_listen: None,
         })
         .expect("harness");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");

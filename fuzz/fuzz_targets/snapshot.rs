@@ -29,6 +29,7 @@ fn fixture() -> &'static Fixture {
             signature_memo: 0,
             snapshot_key: None,
             snapshot_history: 100_000,
+            audit: None,
         })
         .expect("service");
         let doc = serde_json::json!({"registrationId": "device-1", "provisioningStatus": "disabled",

@@ -90,6 +90,32 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Audit trails (`host-http --audit FILE`).
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check an audit trail's hash chain from its first line: every line a
+    /// record, `seq` without gaps, each `prev` the SHA-256 of the line before.
+    ///
+    /// Exit codes: 0 intact (prints the line count and the last line's
+    /// SHA-256), 1 broken, naming the first broken, changed or missing line,
+    /// 2 usage or I/O error.
+    Verify {
+        /// The trail (`-` for standard input).
+        file: PathBuf,
+        /// Also require the trail to end in a `stop` line (a clean shutdown):
+        /// without it, lines cut from the end cannot be told from a trail
+        /// still being written.
+        #[arg(long)]
+        closed: bool,
+    },
 }
 
 /// `pki` subcommands.
@@ -230,6 +256,9 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Sign(args) => sign(&args).map(|()| EXIT_ACCEPTED),
         Command::Component { out } => write_component(&out).map(|()| EXIT_ACCEPTED),
+        Command::Audit {
+            command: AuditCommand::Verify { file, closed },
+        } => audit_verify(&file, closed),
         Command::Import(args) => {
             let done = import::import(&args)?;
             const LISTED: usize = 10;
@@ -497,4 +526,43 @@ fn sign(args: &SignArgs) -> Result<()> {
         rcgen::SigningKey::sign(&key, &message).map_err(|e| anyhow!("signing failed: {e}"))?;
     println!("{}", input::base64_encode(&signature));
     Ok(())
+}
+
+/// `host-cli audit verify FILE`: 0 intact, 1 broken (the line named), 2 I/O.
+fn audit_verify(file: &std::path::Path, closed: bool) -> Result<u8> {
+    use attest_service::audit::{Verification, verify};
+    let verification = if file == std::path::Path::new("-") {
+        verify(std::io::stdin().lock())
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        verify(f)
+    }
+    .with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display();
+    match verification {
+        Verification::Intact {
+            lines,
+            head,
+            closed: stopped,
+        } => {
+            if closed && !stopped {
+                println!(
+                    "{name}: broken at line {}: the trail does not end in a stop line (the service is still writing it, was killed, or lines were cut from its end)",
+                    lines + 1
+                );
+                return Ok(EXIT_REFUSED);
+            }
+            println!(
+                "{name}: intact: {lines} line{}, last line SHA-256 {head}{}",
+                if lines == 1 { "" } else { "s" },
+                if stopped { ", closed cleanly" } else { "" }
+            );
+            Ok(EXIT_ACCEPTED)
+        }
+        Verification::Broken { line, reason } => {
+            println!("{name}: broken at line {line}: {reason}");
+            Ok(EXIT_REFUSED)
+        }
+    }
 }

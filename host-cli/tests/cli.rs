@@ -654,6 +654,8 @@ impl Service {
             idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
             snapshot_key: None,
             snapshot_history: 1000,
+            audit: None,
+            metrics_listen: None,
         };
         let running = runtime.block_on(host_http::start(options)).unwrap();
         let url = format!("https://localhost:{}", running.addr.port());
@@ -687,6 +689,7 @@ impl Service {
             signature_memo: 0,
             snapshot_key: None,
             snapshot_history: 1000,
+            audit: None,
         })
         .unwrap()
         .0

@@ -854,6 +854,7 @@ fn node_and_python_snapshot_replicas_decide_as_the_rust_replica() {
         signature_memo: 0,
         snapshot_key: None,
         snapshot_history: 1000,
+        audit: None,
     })
     .unwrap();
     let (signing, _) =

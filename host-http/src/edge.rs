@@ -7,7 +7,11 @@
 //!   blocking thread, a chunk at a time, through a small channel, so a
 //!   slow gateway holds back the writer instead of filling memory.
 //! - `POST /attest/edgeDecisions` (right `EdgeDecisionWrite`): the
-//!   decisions a gateway made offline (`attest_service::edge`).
+//!   decisions a gateway made offline (`attest_service::edge`); audited.
+//! - `POST /attest/decide` (right `EnrollmentRead`): the decision the
+//!   service would make now on a pasted chain (the console's).
+//! - `GET /attest/hierarchy` (right `ServiceConfig`): the trust hierarchy
+//!   the console draws.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use hyper::{Method, Request, Response};
 use attest_dps::sas::Right;
 use attest_dps::{DpsError, ErrorKind};
 use attest_service::Service;
+use attest_service::audit::ManagementEvent;
 use attest_service::snapshot::MEDIA_TYPE;
 
 use attest_dps::query::json_body;
@@ -50,15 +55,45 @@ pub(crate) async fn handle(
     let right = match (req.method(), route.as_slice()) {
         (&Method::GET, ["attest", "snapshot"]) => Some(Right::SnapshotRead),
         (&Method::POST, ["attest", "edgedecisions"]) => Some(Right::EdgeDecisionWrite),
+        (&Method::POST, ["attest", "decide"]) => Some(Right::EnrollmentRead),
+        (&Method::GET, ["attest", "hierarchy"]) => Some(Right::ServiceConfig),
         _ => None,
     };
     let gateway = service.authorize(header.as_deref(), right)?;
     connection.prove();
     match right {
         Some(Right::SnapshotRead) => {}
+        Some(Right::ServiceConfig) => {
+            let answer = blocking(move || service.trust_hierarchy()).await;
+            return answer.map(|reply| respond(Ok(reply)));
+        }
+        Some(Right::EnrollmentRead) => {
+            let body = json_body(&read_body(req, MAX_MANAGEMENT_BODY).await?)?;
+            let answer = blocking(move || service.decide_chain(&body)).await;
+            return answer.map(|reply| respond(Ok(reply)));
+        }
         Some(_) => {
             let body = json_body(&read_body(req, MAX_MANAGEMENT_BODY).await?)?;
-            let answer = blocking(move || service.edge_decisions(&gateway, &body)).await;
+            let peer = connection.evidence.peer;
+            let answer = blocking(move || {
+                let answer = service.edge_decisions(&gateway, &body);
+                let (status, code) = match &answer {
+                    Ok(reply) => (reply.status, None),
+                    Err(e) => (e.kind.status(), Some(e.kind.code().to_string())),
+                };
+                service.audit_management(&ManagementEvent {
+                    policy: Some(&gateway),
+                    route: "POST /attest/edgeDecisions",
+                    resource: None,
+                    status,
+                    code: code.as_deref(),
+                    etag_before: None,
+                    etag_after: None,
+                    peer,
+                })?;
+                answer
+            })
+            .await;
             return answer.map(|reply| respond(Ok(reply)));
         }
         None => {
@@ -73,6 +108,7 @@ pub(crate) async fn handle(
         }
     }
     let since = since_of(req.uri().query())?;
+    connection.metrics.snapshot(since.is_some());
     let opened = {
         let service = Arc::clone(&service);
         tokio::task::spawn_blocking(move || service.snapshot(since))

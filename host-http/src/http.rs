@@ -55,13 +55,31 @@ pub(crate) async fn route(
                 .into_owned()
         })
         .collect();
-    let answer = match segments.first().map(|s| s.to_ascii_lowercase()).as_deref() {
+    let first = segments.first().map(|s| s.to_ascii_lowercase());
+    let api = match first.as_deref() {
+        Some(
+            "enrollments" | "enrollmentgroups" | "registrations" | "certificates" | "openapi.json"
+            | "console",
+        ) => "management",
+        Some("attest") => "edge",
+        _ => "device",
+    };
+    let metrics = std::sync::Arc::clone(&connection.metrics);
+    let answer = match first.as_deref() {
+        Some("openapi.json" | "console") if segments.len() == 1 => {
+            let response = crate::console::handle(&service, &connection, &req, &path);
+            tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+            return response;
+        }
         Some("enrollments" | "enrollmentgroups" | "registrations" | "certificates") => {
             crate::management::handle(service, &connection, req, segments).await
         }
         Some("attest") => match crate::edge::handle(service, &connection, req, &segments).await {
             Ok(response) => {
                 tracing::info!(%method, %path, status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    metrics.unavailable(api);
+                }
                 return response;
             }
             Err(e) => Err(e),
@@ -79,6 +97,9 @@ pub(crate) async fn route(
         )),
     };
     let response = respond(answer);
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        metrics.unavailable(api);
+    }
     tracing::info!(
         %method,
         %path,

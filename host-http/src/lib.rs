@@ -18,16 +18,38 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod console;
 mod device;
 mod edge;
 mod http;
 mod management;
 mod mqtt;
+mod ops;
 pub mod server;
 mod slots;
 mod tls;
 
 pub use attest_service::ServiceConfig;
+
+/// Every route the HTTPS listener serves, as `METHOD /path/{param}`: the
+/// management API's (DPS's and attest's own), the document and the
+/// console, and the DPS device API. docs/openapi.json documents exactly
+/// these (a test holds them equal).
+pub fn routes() -> Vec<&'static str> {
+    let mut all = management::ROUTES.to_vec();
+    all.extend([
+        "GET /openapi.json",
+        "GET /console/",
+        "PUT /{idScope}/registrations/{registrationId}/register",
+        "GET /{idScope}/registrations/{registrationId}/operations/{operationId}",
+        "POST /{idScope}/registrations/{registrationId}",
+    ]);
+    all
+}
+
+/// The OpenAPI 3.1 document of the HTTPS listener (docs/openapi.json),
+/// served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 pub use http::{MAX_BODY, MAX_MANAGEMENT_BODY};
 /// Largest MQTT packet the MQTT device transport accepts, bytes.
 pub const MAX_MQTT_PACKET: usize = mqtt::MAX_PACKET;
@@ -88,6 +110,15 @@ pub struct Options {
     /// gateway further behind is told to take a full snapshot.
     #[arg(long, default_value_t = attest_service::store::DEFAULT_HISTORY, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_history: u64,
+    /// Serve Prometheus metrics (/metrics) and the health probes (/healthz,
+    /// /readyz) over plain HTTP on this address (keep it on a private network).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Write the audit trail: one hash-chained JSON line per decision and per
+    /// management write, to FILE (appended to; its chain continues) or - for
+    /// standard output. Check it with `host-cli audit verify FILE`.
+    #[arg(long, value_name = "FILE|-")]
+    pub audit: Option<PathBuf>,
 }
 
 /// Default of `--idle-timeout`, seconds.
@@ -104,6 +135,7 @@ impl Options {
             signature_memo: self.signature_memo,
             snapshot_key: self.snapshot_key.clone(),
             snapshot_history: self.snapshot_history,
+            audit: self.audit.clone(),
         }
     }
 }

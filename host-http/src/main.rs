@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! host-http [--listen 127.0.0.1:8443] [--mqtt-listen 127.0.0.1:8883]
+//!           [--metrics-listen 127.0.0.1:9090] [--audit FILE|-]
 //!           [--id-scope 0ne00000001] [--data ./attest-data]
 //!           [--tls-cert server.pem --tls-key server.key] [--enrollments FILE.json]
 //! host-http token [--data ./attest-data] [--ttl 3600] [--resource localhost] [--policy NAME]
@@ -234,21 +235,36 @@ fn serve(args: host_http::Options) -> Result<()> {
         // shut down cleanly, not kill the process.
         let stop = Signals::install()?;
         let running = host_http::start(args.clone()).await?;
+        // With `--audit -` standard output is the audit trail's alone.
+        let say = |line: String| {
+            if args.audit.as_deref() == Some(std::path::Path::new("-")) {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        };
         for note in &running.notes {
-            println!("{note}");
+            say(note.clone());
         }
-        println!(
+        say(format!(
             "listening on https://{} (ID scope {}, data {})",
             running.addr,
             args.id_scope,
             args.data.display()
-        );
+        ));
         if let Some(mqtt) = running.mqtt_addr {
-            println!("listening for MQTT devices on mqtts://{mqtt}");
+            say(format!("listening for MQTT devices on mqtts://{mqtt}"));
+        }
+        if let Some(ops) = running.metrics_addr {
+            say(format!(
+                "serving metrics on http://{ops}/metrics (probes: /healthz, /readyz)"
+            ));
         }
         stop.wait().await;
-        println!("shutting down");
+        running.not_ready();
+        say("shutting down".into());
         running.shutdown().await;
+        say("stopped".into());
         Ok(())
     })
 }

@@ -13,10 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use attest_service::events::Transport;
 use attest_service::{DeviceEvidence, Service};
 
 use crate::Options;
 use crate::http::route;
+use crate::ops::{Metrics, Ops, Phase};
 use crate::slots::{MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, Slot, Slots};
 use crate::tls::{self, EvidenceSlot, Tls};
 
@@ -26,6 +28,9 @@ const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed for request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// At shutdown, time a connection that has carried no request yet is
+/// given for its first one to begin.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// The running service.
 pub struct Running {
@@ -33,18 +38,43 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The bound MQTT address, if MQTT is served.
     pub mqtt_addr: Option<SocketAddr>,
+    /// The bound metrics and health address, if served.
+    pub metrics_addr: Option<SocketAddr>,
     /// Things to tell the operator at start (first-start key, dev CA path).
     pub notes: Vec<String>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    accepting: Arc<std::sync::atomic::AtomicBool>,
+    service: Arc<Service>,
+    ops: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Running {
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), and
-    /// returns when every connection has closed.
+    /// `/readyz` answers 503 from now on (the first step of [`Running::shutdown`]).
+    pub fn not_ready(&self) {
+        self.accepting
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Shuts down gracefully: `/readyz` answers 503 from the first moment;
+    /// the listeners stop accepting; requests in flight finish (up to 10
+    /// s) and every connection closes; the audit trail gets its `stop` line
+    /// and is flushed to disk; then the metrics listener closes.
     pub async fn shutdown(self) {
+        self.not_ready();
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(trail) = self.service.audit_trail() {
+            match tokio::task::spawn_blocking(move || trail.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("audit trail: {e:#}"),
+                Err(e) => tracing::error!("audit trail: {e}"),
+            }
+        }
+        if let Some((stop, task)) = self.ops {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
     }
 }
 
@@ -76,6 +106,14 @@ enum Protocol {
 }
 
 impl Protocol {
+    /// The listener's name in metrics labels.
+    fn label(self) -> &'static str {
+        match self {
+            Protocol::Https => "https",
+            Protocol::Mqtt => "mqtt",
+        }
+    }
+
     /// The ALPN protocols offered (MQTT clients on 8883 send none).
     fn alpn(self) -> &'static [&'static [u8]] {
         match self {
@@ -93,6 +131,7 @@ struct Shared {
     tls: Arc<Tls>,
     slots: Slots,
     idle_timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// Opens the service (store, configuration, policy, `--enrollments`),
@@ -102,12 +141,24 @@ pub async fn start(options: Options) -> Result<Running> {
     let service_options = options.service();
     let (service, mut notes) =
         tokio::task::spawn_blocking(move || Service::open(&service_options)).await??;
+    let metrics = Arc::new(Metrics::new(service.audit_trail()));
+    let service = Arc::new(service.with_observer(Arc::clone(&metrics) as _));
     let shared = Shared {
         tls: Arc::new(server_tls(&options, &mut notes)?),
-        service: Arc::new(service),
+        service: Arc::clone(&service),
         slots: Slots::default(),
         idle_timeout: Duration::from_secs(options.idle_timeout),
+        metrics: Arc::clone(&metrics),
     };
+    let accepting = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ops_listener = match options.metrics_listen {
+        Some(at) => Some(TcpListener::from_std(crate::ops::bind(at)?)?),
+        None => None,
+    };
+    let metrics_addr = ops_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let listener =
         listen(options.listen).with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
@@ -130,12 +181,28 @@ pub async fn start(options: Options) -> Result<Running> {
             let _ = mqtt.await;
         }
     });
+    let ops = ops_listener.map(|listener| {
+        let (stop_ops, stopped) = watch::channel(false);
+        let ops = Arc::new(Ops {
+            metrics,
+            service: Arc::clone(&service),
+            accepting: Arc::clone(&accepting),
+        });
+        (
+            stop_ops,
+            tokio::spawn(crate::ops::serve(listener, ops, stopped)),
+        )
+    });
     Ok(Running {
         addr,
         mqtt_addr,
+        metrics_addr,
         notes,
         shutdown,
         task,
+        accepting,
+        service,
+        ops,
     })
 }
 
@@ -163,6 +230,7 @@ async fn accept(
             }
         };
         let Some(slot) = shared.slots.admit(peer.ip()) else {
+            shared.metrics.shed(protocol.label());
             tracing::debug!(%peer, "{MAX_CONNECTIONS_PER_PEER} connections open from this address, or all {MAX_CONNECTIONS} held by admitted clients; closing this one");
             continue;
         };
@@ -170,9 +238,12 @@ async fn accept(
         let stop = stop.clone();
         connections.spawn(async move {
             let slot = Arc::new(slot);
+            let metrics = Arc::clone(&shared.metrics);
+            let _open = metrics.opened(protocol.label());
             tokio::select! {
                 () = serve_connection(shared, protocol, tcp, peer, Arc::clone(&slot), stop) => {}
                 () = slot.evicted() => {
+                    metrics.shed(protocol.label());
                     tracing::debug!(%peer, "closed to make room: the connection had proved nothing");
                 }
             }
@@ -247,6 +318,7 @@ async fn serve_connection(
         Ok(Ok(()))
     ) {
         tracing::debug!(%peer, "no data within {FIRST_BYTE_TIMEOUT:?}; closing");
+        shared.metrics.timed_out(protocol.label(), Phase::FirstByte);
         return;
     }
     // Answers are small and each waits for the last: without this, Nagle's
@@ -270,16 +342,22 @@ async fn serve_connection(
         }
         Err(_) => {
             tracing::debug!(%peer, "TLS handshake timed out");
+            shared.metrics.timed_out(protocol.label(), Phase::Handshake);
             return;
         }
     };
     let mut evidence = captured.lock().map(|e| e.clone()).unwrap_or_default();
     evidence.peer = Some(peer.ip());
+    evidence.transport = match protocol {
+        Protocol::Https => Transport::Https,
+        Protocol::Mqtt => Transport::Mqtt,
+    };
     slot.connected();
     let connection = Arc::new(Connection {
         evidence,
         slot: Some(slot),
         activity: Activity::default(),
+        metrics: Arc::clone(&shared.metrics),
     });
     if protocol == Protocol::Mqtt {
         crate::mqtt::serve(shared.service, connection, stream, peer, stop).await;
@@ -294,16 +372,34 @@ async fn serve_connection(
     // a device (or anyone with a valid certificate) could hold slots for
     // ever. Idle for `idle_timeout` with no request in progress: closed.
     let check = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut stopping: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r { tracing::debug!(%peer, "connection: {e}"); }
                 return;
             }
-            _ = stop.changed() => break,
-            _ = tokio::time::sleep(check) => {
+            _ = stop.changed(), if stopping.is_none() => {
+                // A connection that has carried a request is closed after
+                // the one in progress (hyper answers it with `Connection:
+                // close`). A new one may have its first request on the
+                // way: closing it now would reset a request the device
+                // already sent, so it gets FIRST_REQUEST_GRACE to begin.
+                if watched.activity.begun() {
+                    break;
+                }
+                stopping = Some(tokio::time::Instant::now());
+            }
+            _ = tokio::time::sleep(if stopping.is_some() { Duration::from_millis(20) } else { check }) => {
+                if let Some(since) = stopping {
+                    if watched.activity.begun() || since.elapsed() >= FIRST_REQUEST_GRACE {
+                        break;
+                    }
+                    continue;
+                }
                 if watched.activity.idle_for().is_some_and(|idle| idle >= idle_timeout) {
                     tracing::debug!(%peer, "idle for {idle_timeout:?}; closing");
+                    watched.metrics.timed_out(protocol.label(), Phase::Idle);
                     break;
                 }
             }
@@ -317,6 +413,7 @@ async fn serve_connection(
 #[derive(Debug)]
 pub(crate) struct Activity {
     in_flight: std::sync::atomic::AtomicUsize,
+    begun: std::sync::atomic::AtomicBool,
     last: std::sync::Mutex<tokio::time::Instant>,
 }
 
@@ -324,6 +421,7 @@ impl Default for Activity {
     fn default() -> Self {
         Activity {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            begun: std::sync::atomic::AtomicBool::new(false),
             last: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
@@ -334,7 +432,13 @@ impl Activity {
     fn begin(&self) -> ActivityGuard<'_> {
         self.in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.begun.store(true, std::sync::atomic::Ordering::SeqCst);
         ActivityGuard(self)
+    }
+
+    /// Whether a request has begun on the connection.
+    fn begun(&self) -> bool {
+        self.begun.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How long the connection has had no request in progress (`None`
@@ -387,6 +491,7 @@ pub(crate) struct Connection {
     pub(crate) evidence: DeviceEvidence,
     slot: Option<Arc<Slot>>,
     activity: Activity,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Connection {
@@ -406,6 +511,7 @@ impl Connection {
 #[doc(hidden)]
 pub struct Harness {
     service: Arc<Service>,
+    metrics: Arc<Metrics>,
     /// What start-up said (as [`Running::notes`]).
     pub notes: Vec<String>,
 }
@@ -423,8 +529,10 @@ impl Harness {
     /// enrollments), without TLS material or a listener.
     pub fn new(options: &Options) -> Result<Harness> {
         let (service, notes) = Service::open(&options.service())?;
+        let metrics = Arc::new(Metrics::new(service.audit_trail()));
         Ok(Harness {
-            service: Arc::new(service),
+            service: Arc::new(service.with_observer(Arc::clone(&metrics) as _)),
+            metrics,
             notes,
         })
     }
@@ -438,6 +546,7 @@ impl Harness {
             evidence,
             slot: None,
             activity: Activity::default(),
+            metrics: Arc::clone(&self.metrics),
         };
         let handler = handler(Arc::clone(&self.service), Arc::new(connection));
         // The request is written whole and the write side shut: answer it

@@ -20,6 +20,7 @@ use policy_host::{
     AttestRequest, Decision, EnrollmentKind, HostError, Policy, Proof, Purpose, Refusal, Stage,
 };
 
+use crate::events::{DecisionEvent, Transport, Verdict as Seen};
 use crate::index::{Found, Lookups};
 use crate::store::{Operation, Store, Transaction};
 use crate::{
@@ -40,6 +41,9 @@ pub struct DeviceEvidence {
     /// The peer's address: refused decisions are rate-limited per address
     /// (`None`: not limited, for callers that are not a network peer).
     pub peer: Option<IpAddr>,
+    /// The transport the evidence came over (for metrics and the audit
+    /// trail; it decides nothing).
+    pub transport: Transport,
     /// Refusals decided on this evidence, by registration ID.
     pub decided: Decided,
 }
@@ -259,11 +263,36 @@ impl Service {
                 ));
             }
         }
-        let verdict = self.attest(evidence, registration_id)?;
+        let started = Instant::now();
+        let verdict = match self.attest(evidence, registration_id) {
+            Ok(v) => v,
+            Err(e) => {
+                let leaf = evidence
+                    .chain
+                    .as_ref()
+                    .map(|c| Sha256::digest(&c.leaf).into());
+                let seen = Seen::NotDecided {
+                    code: e.kind.code(),
+                };
+                self.report(evidence, registration_id, leaf.as_ref(), seen, started)?;
+                return Err(e);
+            }
+        };
+        let seen = match &verdict.outcome {
+            Ok(d) => Seen::Admitted(d),
+            Err(r) => Seen::Refused(r),
+        };
         if let Err(r) = &verdict.outcome
             && r.code.stage() != Stage::Trusted
         {
             tracing::info!(registration_id, "refused without a record: {r}");
+            self.report(
+                evidence,
+                registration_id,
+                Some(&verdict.leaf_sha256),
+                seen,
+                started,
+            )?;
             return Err(refused(r));
         }
         let operation_id = random_id()?;
@@ -272,18 +301,67 @@ impl Service {
             self.record(tx, registration_id, &verdict, &operation_id, &etag, None)
         });
         match recorded {
-            Ok(operation) => match &verdict.outcome {
-                // A failed registration is answered 401 (recorded or not).
-                Err(r) if r.code == policy_host::Code::NoEnrollment => Err(refused(r)),
-                _ => Ok(Reply::ok(operation)),
-            },
+            Ok(operation) => {
+                self.report(
+                    evidence,
+                    registration_id,
+                    Some(&verdict.leaf_sha256),
+                    seen,
+                    started,
+                )?;
+                match &verdict.outcome {
+                    // A failed registration is answered 401 (recorded or not).
+                    Err(r) if r.code == policy_host::Code::NoEnrollment => Err(refused(r)),
+                    _ => Ok(Reply::ok(operation)),
+                }
+            }
             Err(e) => {
+                crate::stats::store_error();
                 tracing::error!("recording registration '{registration_id}': {e:#}");
-                Err(DpsError::new(
+                let e = DpsError::new(
                     ErrorKind::Unavailable,
                     "the registration could not be recorded; nothing was acknowledged; retry shortly",
-                ))
+                );
+                let seen = Seen::NotDecided {
+                    code: e.kind.code(),
+                };
+                self.report(
+                    evidence,
+                    registration_id,
+                    Some(&verdict.leaf_sha256),
+                    seen,
+                    started,
+                )?;
+                Err(e)
             }
+        }
+    }
+
+    /// Tells the observer (metrics) and writes the audit trail's line for
+    /// one registration request, before it is answered: a line that cannot
+    /// be written turns the answer into a 503.
+    fn report(
+        &self,
+        evidence: &DeviceEvidence,
+        registration_id: &str,
+        leaf_sha256: Option<&[u8; 32]>,
+        verdict: Seen<'_>,
+        started: Instant,
+    ) -> Result<(), DpsError> {
+        let event = DecisionEvent {
+            transport: evidence.transport,
+            registration_id,
+            leaf_sha256,
+            peer: evidence.peer,
+            verdict,
+            elapsed: started.elapsed(),
+        };
+        if let Some(observer) = &self.observer {
+            observer.decision(&event);
+        }
+        match &self.audit {
+            Some(trail) => trail.decision(&event).map_err(crate::unaudited),
+            None => Ok(()),
         }
     }
 
@@ -482,6 +560,7 @@ pub(crate) fn decide_with(
         Some(proof) => policy.attest(request, proof, lookups.clone()),
         None => policy.resolve(request, lookups.clone()),
     };
+    crate::stats::component_call(&outcome);
     // A store failure during the lookups voids the decision, whatever
     // it was (the failed lookup answered as a refusal would).
     let found = lookups

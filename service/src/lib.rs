@@ -13,10 +13,12 @@
 //! are `attest-dps`'s.
 #![deny(unsafe_code)]
 
+pub mod audit;
 pub mod budget;
 mod config;
 mod device;
 pub mod edge;
+pub mod events;
 pub mod files;
 mod index;
 mod management;
@@ -25,6 +27,7 @@ pub mod replica;
 pub mod snapshot;
 mod sql;
 pub mod sqlite;
+pub mod stats;
 pub mod store;
 
 use std::path::PathBuf;
@@ -64,6 +67,9 @@ pub struct Options {
     /// ([`store::DEFAULT_HISTORY`]): a gateway further behind takes a full
     /// snapshot.
     pub snapshot_history: u64,
+    /// The audit trail ([`audit`]): a file (appended to; its chain
+    /// continues) or `-` for standard output. `None`: no audit trail.
+    pub audit: Option<PathBuf>,
 }
 
 /// Signature checks remembered by default: the CA-to-CA links of a few
@@ -86,6 +92,10 @@ pub struct Reply {
     pub item_type: Option<&'static str>,
     /// The page size of a query page (`x-ms-max-item-count`).
     pub max_item_count: Option<usize>,
+    /// The etag the written entity had before this write (`None`: it did
+    /// not exist, or the call wrote nothing). Not sent on the wire: the
+    /// audit trail records it beside the new one.
+    pub replaced_etag: Option<String>,
 }
 
 impl Reply {
@@ -98,6 +108,7 @@ impl Reply {
             continuation: None,
             item_type: None,
             max_item_count: None,
+            replaced_etag: None,
         }
     }
 
@@ -110,6 +121,14 @@ impl Reply {
         }
     }
 
+    /// This reply, recording the etag the entity had before the write.
+    pub fn replacing(self, replaced_etag: Option<String>) -> Reply {
+        Reply {
+            replaced_etag,
+            ..self
+        }
+    }
+
     /// 204, no body.
     pub fn no_content() -> Reply {
         Reply {
@@ -119,6 +138,7 @@ impl Reply {
             continuation: None,
             item_type: None,
             max_item_count: None,
+            replaced_etag: None,
         }
     }
 }
@@ -137,6 +157,8 @@ pub struct Service {
     refusal_records: budget::RefusalRecords,
     snapshot_key: Option<std::sync::Arc<snapshot::SigningKey>>,
     snapshot_streams: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    audit: Option<std::sync::Arc<audit::AuditTrail>>,
+    observer: Option<std::sync::Arc<dyn events::Observer>>,
 }
 
 impl Service {
@@ -229,6 +251,21 @@ impl Service {
         for problem in service.derive_lookup_keys()? {
             notes.push(format!("ERROR: {problem}"));
         }
+        let service = match &options.audit {
+            Some(path) => {
+                let trail = audit::AuditTrail::open(path)?;
+                if path.as_os_str() != "-" {
+                    notes.push(format!(
+                        "writing the audit trail {} ({} line(s) so far; check it with: host-cli audit verify {})",
+                        path.display(),
+                        trail.lines(),
+                        path.display()
+                    ));
+                }
+                service.with_audit(std::sync::Arc::new(trail))
+            }
+            None => service,
+        };
         Ok((service, notes))
     }
 
@@ -249,9 +286,77 @@ impl Service {
             refusal_records: budget::RefusalRecords::default(),
             snapshot_key: None,
             snapshot_streams: std::sync::Arc::default(),
+            audit: None,
+            observer: None,
         }
     }
 
+    /// The service writing an audit trail.
+    pub fn with_audit(mut self, trail: std::sync::Arc<audit::AuditTrail>) -> Service {
+        self.audit = Some(trail);
+        self
+    }
+
+    /// The service reporting its decisions to `observer` (metrics).
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn events::Observer>) -> Service {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The audit trail, if the service writes one.
+    pub fn audit_trail(&self) -> Option<std::sync::Arc<audit::AuditTrail>> {
+        self.audit.clone()
+    }
+
+    /// Records a management write in the audit trail (if there is one)
+    /// before it is answered; a line that cannot be written is a 503.
+    pub fn audit_management(&self, event: &audit::ManagementEvent<'_>) -> Result<(), DpsError> {
+        match &self.audit {
+            Some(trail) => trail.management(event).map_err(unaudited),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the service can serve: the store answers a read and commits
+    /// a write (one row, the probe's own), and the audit trail's last
+    /// write succeeded. Blocking. `Err` says what is wrong.
+    pub fn ready(&self) -> Result<(), String> {
+        self.store
+            .read_with(|tx| tx.versions().map(|_| ()))
+            .map_err(|e| format!("the store cannot be read: {e:#}"))?;
+        self.store
+            .write_with(|tx| tx.put_edge_state(READY_PROBE_KEY, &now_rfc3339()))
+            .map_err(|e| format!("the store cannot be written: {e:#}"))?;
+        if let Some(trail) = &self.audit {
+            trail.health()?;
+        }
+        Ok(())
+    }
+}
+
+impl Service {
+    /// The store's version (its newest write; edge snapshots carry it). Blocking.
+    pub fn store_version(&self) -> Result<u64, String> {
+        self.store
+            .read_with(|tx| tx.versions())
+            .map(|v| v.version)
+            .map_err(|e| format!("the store cannot be read: {e:#}"))
+    }
+}
+
+/// The row [`Service::ready`] writes (in the store's key-value table).
+const READY_PROBE_KEY: &str = "attest:ready-probe";
+
+/// The answer when the audit trail cannot take a request's line.
+pub(crate) fn unaudited(e: anyhow::Error) -> DpsError {
+    tracing::error!("audit trail: {e:#}");
+    DpsError::new(
+        ErrorKind::Unavailable,
+        "the request could not be written to the audit trail; it is not acknowledged; retry shortly",
+    )
+}
+
+impl Service {
     /// The service with a key to sign edge snapshots with (without one,
     /// it serves none).
     pub fn with_snapshot_key(mut self, key: snapshot::SigningKey) -> Service {
@@ -285,12 +390,14 @@ fn check_id_scope(id_scope: &str) -> Result<()> {
 
 /// A store failure, logged with its cause and answered without it.
 fn internal(what: &str, e: &anyhow::Error) -> DpsError {
+    stats::store_error();
     tracing::error!("{what}: {e:#}");
     DpsError::new(ErrorKind::Internal, what)
 }
 
 /// A store that cannot be reached: 503, retry (nothing was decided).
 fn unavailable(what: &str, e: &anyhow::Error) -> DpsError {
+    stats::store_error();
     tracing::error!("{what}: {e:#}");
     DpsError::new(ErrorKind::Unavailable, format!("{what}; retry shortly"))
 }

@@ -23,6 +23,7 @@ fn open(dir: &std::path::Path, pki: &Canonical) -> Service {
         signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
         snapshot_key: None,
         snapshot_history: attest_service::store::DEFAULT_HISTORY,
+        audit: None,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
@@ -140,6 +141,7 @@ fn canonical_scenario_on_postgres() {
         signature_memo: attest_service::DEFAULT_SIGNATURE_MEMO,
         snapshot_key: None,
         snapshot_history: attest_service::store::DEFAULT_HISTORY,
+        audit: None,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");
@@ -236,4 +238,95 @@ fn a_disabled_cas_key_cannot_grow_the_store_without_bound() {
         .unwrap();
     assert_eq!(admitted.body.unwrap()["status"], "assigned");
     assert!(service.get_registration("device-1").is_ok());
+}
+
+/// A writer that takes `budget` bytes, then fails every write (a full disk).
+struct Filling {
+    budget: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    taken: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl std::io::Write for Filling {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        let left = self.budget.load(Ordering::SeqCst);
+        if buf.len() > left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left",
+            ));
+        }
+        self.budget.fetch_sub(buf.len(), Ordering::SeqCst);
+        self.taken.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Nothing is acknowledged without its audit line: once the trail cannot
+/// be written, an admitted device and an operator's write are answered
+/// 503, the service says it is not ready, and it recovers when the trail
+/// can be written again (the chain unbroken: no line was half-written).
+#[test]
+fn no_acknowledgement_without_its_audit_line() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let budget = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let taken = std::sync::Arc::default();
+    let trail = attest_service::audit::AuditTrail::to_writer(Box::new(Filling {
+        budget: std::sync::Arc::clone(&budget),
+        taken: std::sync::Arc::clone(&taken),
+    }))
+    .unwrap();
+    let service = open(dir.path(), &pki).with_audit(std::sync::Arc::new(trail));
+    assert!(
+        service
+            .register(&evidence(&pki, 1, 1), "device-1", b"{}")
+            .is_ok()
+    );
+    assert_eq!(service.ready(), Ok(()));
+
+    budget.store(0, Ordering::SeqCst);
+    let e = service
+        .register(&evidence(&pki, 1, 1), "device-1", b"{}")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+    assert!(e.message.contains("audit trail"), "{e:?}");
+    // A refused device is not answered its refusal either.
+    let e = service
+        .register(&evidence(&pki, 4, 4), "device-4", b"{}")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+    let write = attest_service::audit::ManagementEvent {
+        policy: Some("provisioningserviceowner"),
+        route: "DELETE /registrations/{id}",
+        resource: Some("device-1"),
+        status: 204,
+        code: None,
+        etag_before: None,
+        etag_after: None,
+        peer: None,
+    };
+    assert_eq!(
+        service.audit_management(&write).unwrap_err().kind,
+        ErrorKind::Unavailable
+    );
+    let not_ready = service.ready().unwrap_err();
+    assert!(not_ready.contains("audit trail"), "{not_ready}");
+
+    budget.store(usize::MAX, Ordering::SeqCst);
+    assert!(
+        service
+            .register(&evidence(&pki, 1, 1), "device-1", b"{}")
+            .is_ok()
+    );
+    assert_eq!(service.ready(), Ok(()));
+    let bytes = taken.lock().unwrap().clone();
+    match attest_service::audit::verify(&bytes[..]).unwrap() {
+        attest_service::audit::Verification::Intact { lines, .. } => assert_eq!(lines, 3),
+        other => panic!("{other:?}"),
+    }
 }

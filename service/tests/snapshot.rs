@@ -32,6 +32,7 @@ fn open(dir: &Path, postgres: bool, history: u64) -> Service {
         signature_memo: 0,
         snapshot_key: None,
         snapshot_history: history,
+        audit: None,
     })
     .unwrap();
     assert!(notes.iter().all(|n| !n.starts_with("ERROR")), "{notes:?}");

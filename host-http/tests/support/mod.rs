@@ -47,6 +47,8 @@ pub fn options(data: &Path, enrollments: Option<&Path>) -> host_http::Options {
         idle_timeout: host_http::DEFAULT_IDLE_TIMEOUT_SECONDS,
         snapshot_key: None,
         snapshot_history: attest_service::store::DEFAULT_HISTORY,
+        audit: None,
+        metrics_listen: None,
     }
 }
 
@@ -278,6 +280,11 @@ impl Client {
             any_key: false,
             p521_scheme: None,
         }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The TLS client configuration (server CA, and the identity if any).

@@ -54,8 +54,10 @@ impl Service {
         }
         let etag = new_etag()?;
         let now = now_rfc3339();
+        let mut replaced = None;
         let ca = self.write("the CA certificate", |tx| {
             let existing = tx.certificate(name)?;
+            replaced = existing.as_ref().map(|c| c.etag.clone());
             if existing.is_some()
                 && let Err(e) = require_if_match(if_match, &format!("replacing certificate '{name}'"))
             {
@@ -90,7 +92,7 @@ impl Service {
                 "CA certificate '{name}' uploaded as verified (isVerified: true): a trust anchor without proof of possession"
             );
         }
-        Ok(Reply::ok(certificate_resource(&ca)))
+        Ok(Reply::ok(certificate_resource(&ca)).replacing(replaced))
     }
 
     /// `DELETE /certificates/{name}`.
@@ -120,6 +122,7 @@ impl Service {
         let code = hex::encode_upper(crate::random::<16>()?);
         let etag = new_etag()?;
         let now = now_rfc3339();
+        let mut replaced = None;
         let ca = self.write("the CA certificate", |tx| {
             let Some(mut ca) = tx.certificate(name)? else {
                 return Err(TxError::Refused(certificate_not_found(name)));
@@ -127,13 +130,14 @@ impl Service {
             if !etag_matches(if_match, Some(&ca.etag)) {
                 return Err(TxError::Refused(stale(&format!("certificate '{name}'"))));
             }
+            replaced = Some(ca.etag.clone());
             ca.code = Some(code);
             ca.etag = etag;
             ca.updated = now;
             index::put_certificate(tx, &ca)?;
             Ok(ca)
         })?;
-        Ok(Reply::ok(certificate_resource(&ca)))
+        Ok(Reply::ok(certificate_resource(&ca)).replacing(replaced))
     }
 
     /// `POST /certificates/{name}/verify`: proof of possession of the CA's
@@ -185,6 +189,6 @@ impl Service {
                 format!("certificate '{name}' changed during verification; retry"),
             ))),
         })?;
-        Ok(Reply::ok(certificate_resource(&updated)))
+        Ok(Reply::ok(certificate_resource(&updated)).replacing(Some(ca.etag)))
     }
 }

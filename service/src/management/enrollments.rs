@@ -74,7 +74,9 @@ impl Service {
         let doc = prepare_entry(kind, id, body)?;
         let etag = new_etag()?;
         let now = now_rfc3339();
+        let mut replaced = None;
         let doc = self.write("the enrollment", |tx| {
+            replaced = Direct.get(tx, kind, &key_of(kind, id))?.map(|d| d.etag);
             store_entry(
                 tx,
                 &mut Direct,
@@ -86,7 +88,7 @@ impl Service {
                 &etag,
             )
         })?;
-        Ok(Reply::entity(doc))
+        Ok(Reply::entity(doc).replacing(replaced))
     }
 
     /// `POST /enrollments` (DPS bulk enrollment operation): `mode` create,
@@ -189,10 +191,12 @@ impl Service {
         id: &str,
         if_match: Option<&str>,
     ) -> Answer {
+        let mut replaced = None;
         self.write(&format!("{} '{id}'", id_field(kind)), |tx| {
+            replaced = Direct.get(tx, kind, &key_of(kind, id))?.map(|d| d.etag);
             delete_entry(tx, &mut Direct, kind, id, if_match)
         })?;
-        Ok(Reply::no_content())
+        Ok(Reply::no_content().replacing(replaced))
     }
 }
 

@@ -8,7 +8,9 @@
 //! operations read in the same transaction (see `index`).
 
 mod certificates;
+mod decide;
 mod enrollments;
+mod hierarchy;
 mod registrations;
 
 use anyhow::Result;
@@ -238,9 +240,10 @@ impl Service {
             if !etag_matches(if_match, Some(&etag)) {
                 return Err(TxError::Refused(stale(what)));
             }
-            delete(tx)
+            delete(tx)?;
+            Ok(etag)
         };
-        self.write(what, unit)?;
-        Ok(Reply::no_content())
+        let replaced = self.write(what, unit)?;
+        Ok(Reply::no_content().replacing(Some(replaced)))
     }
 }
