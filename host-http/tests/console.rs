@@ -41,10 +41,12 @@ fn browser_dir() -> PathBuf {
 /// The canonical hierarchy as the concept document draws it: the root CA
 /// uploaded and verified; an enabled group on line A, a disabled one on
 /// line B; devices 1-3 assigned under A, 4-5 refused under B.
-fn canonical_service() -> (Server, attest_pki::Canonical) {
+fn canonical_service(database: Option<String>) -> (Server, attest_pki::Canonical) {
     let pki = canonical();
     let dir = tempfile::tempdir().unwrap().keep();
-    let server = Server::start_with(options(&dir.join("data"), None));
+    let mut o = options(&dir.join("data"), None);
+    o.database = database;
+    let server = Server::start_with(o);
     let verified = server.verify_ca("root", &pki.root);
     assert_eq!(verified.status, 200, "{verified:?}");
     for (id, ca, enabled) in [
@@ -67,10 +69,20 @@ fn canonical_service() -> (Server, attest_pki::Canonical) {
 
 #[test]
 fn the_console_in_headless_chromium() {
+    console_in_chromium(None);
+}
+
+#[test]
+fn the_console_on_postgresql() {
+    console_in_chromium(Some(support::fresh_database()));
+}
+
+fn console_in_chromium(database: Option<String>) {
     let chromium =
         attest_tests::process::debian_package(Path::new("/usr/bin/chromium"), "chromium", &cache());
     let dir = browser_dir();
-    let (server, pki) = canonical_service();
+    let postgres = database.is_some();
+    let (server, pki) = canonical_service(database);
     let work = tempfile::tempdir().unwrap();
     let chains = work.path().join("chains.json");
     std::fs::write(
@@ -79,6 +91,7 @@ fn the_console_in_headless_chromium() {
     )
     .unwrap();
     let shot = std::env::var_os("ATTEST_CONSOLE_SCREENSHOT")
+        .filter(|_| !postgres)
         .map(PathBuf::from)
         .unwrap_or_else(|| work.path().join("console-tree.png"));
     let out = run(
@@ -248,7 +261,7 @@ fn the_openapi_document_is_the_router_and_a_valid_openapi_3_1() {
         "docs/openapi.json and the router differ"
     );
 
-    let (server, pki) = canonical_service();
+    let (server, pki) = canonical_service(None);
     // The document is served (to a token holder only), byte for byte.
     let got = server.admin("GET", "/openapi.json", None);
     assert_eq!(got.status, 200);

@@ -201,7 +201,12 @@ fn a_gateway_policy_reads_snapshots_and_nothing_else() {
 #[test]
 fn a_fleet_streams_and_edge_decisions_upload() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, gateway) = with_gateway_policy(dir.path());
+    Server::start(dir.path(), None).stop();
+    let gateway = add_gateway_policy(dir.path());
+    let trail = dir.path().join("audit.jsonl");
+    let mut o = support::options(dir.path(), None);
+    o.audit = Some(trail.clone());
+    let server = Server::start_with(o);
     let pki = canonical();
     assert_eq!(
         server
@@ -260,6 +265,38 @@ fn a_fleet_streams_and_edge_decisions_upload() {
     // Nothing left to upload; a second sync uploads nothing.
     let again = host_cli::sync::sync(&args).unwrap();
     assert_eq!(again.uploaded, (0, 0));
+    // The audit trail: the service's decision on each uploaded one
+    // (transport edge), and the upload as the gateway policy's write.
+    server.stop();
+    let lines: Vec<Value> = std::fs::read_to_string(&trail)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let edge: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["kind"] == "decision" && l["transport"] == "edge")
+        .collect();
+    assert_eq!(edge.len(), 3, "{lines:?}");
+    assert!(edge.iter().all(|l| l["verdict"] == "admitted"), "{edge:?}");
+    let uploads: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["route"] == "POST /attest/edgeDecisions")
+        .collect();
+    assert_eq!(
+        uploads.len(),
+        1,
+        "the second sync had nothing to send: {lines:?}"
+    );
+    assert!(
+        uploads
+            .iter()
+            .all(|l| l["policy"] == "gateway" && l["status"] == 200)
+    );
+    assert!(matches!(
+        attest_service::audit::verify(std::fs::File::open(&trail).unwrap()).unwrap(),
+        attest_service::audit::Verification::Intact { closed: true, .. }
+    ));
 }
 
 /// Replicas on one PostgreSQL database share the signing key: a gateway

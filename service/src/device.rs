@@ -348,14 +348,19 @@ impl Service {
         verdict: Seen<'_>,
         started: Instant,
     ) -> Result<(), DpsError> {
-        let event = DecisionEvent {
+        self.report_decision(&DecisionEvent {
             transport: evidence.transport,
             registration_id,
             leaf_sha256,
             peer: evidence.peer,
             verdict,
             elapsed: started.elapsed(),
-        };
+        })
+    }
+
+    /// Tells the observer and writes the audit line of one decision.
+    pub(crate) fn report_decision(&self, event: &DecisionEvent<'_>) -> Result<(), DpsError> {
+        let event = *event;
         if let Some(observer) = &self.observer {
             observer.decision(&event);
         }

@@ -29,6 +29,7 @@ use attest_dps::{DpsError, ErrorKind};
 use policy_host::{AttestRequest, Decision, EnrollmentRef, Purpose, Refusal, Stage};
 
 use crate::device::{Verdict, decide_with};
+use crate::events::{DecisionEvent, Transport, Verdict as Seen};
 use crate::{Answer, Reply, Service, new_etag, random_id, unavailable};
 
 /// Most decisions in one upload.
@@ -141,7 +142,22 @@ impl Service {
             time: d.decided_at,
             purpose: Purpose::ClientAuth,
         };
+        let started = std::time::Instant::now();
         let (found, outcome) = decide_with(&self.policy, &*self.store, &request, None)?;
+        // The service's own decision on the gateway's, in the audit trail
+        // (transport `edge`) whatever is recorded of it.
+        let leaf_sha256: [u8; 32] = Sha256::digest(&leaf).into();
+        self.report_decision(&DecisionEvent {
+            transport: Transport::Edge,
+            registration_id: &d.registration_id,
+            leaf_sha256: Some(&leaf_sha256),
+            peer: None,
+            verdict: match &outcome {
+                Ok(decision) => Seen::Admitted(decision),
+                Err(r) => Seen::Refused(r),
+            },
+            elapsed: started.elapsed(),
+        })?;
         if let Err(r) = &outcome
             && r.code.stage() == Stage::Untrusted
         {
@@ -172,7 +188,7 @@ impl Service {
         let verdict = Verdict {
             found,
             outcome,
-            leaf_sha256: Sha256::digest(&leaf).into(),
+            leaf_sha256,
             leaf,
         };
         let operation_id = random_id()?;

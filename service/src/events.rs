@@ -19,6 +19,9 @@ pub enum Transport {
     Https,
     /// The DPS device API over MQTT.
     Mqtt,
+    /// A decision a gateway made offline, decided again by the service
+    /// when the gateway uploaded it (`POST /attest/edgeDecisions`).
+    Edge,
 }
 
 impl Transport {
@@ -28,6 +31,7 @@ impl Transport {
             Transport::Internal => "internal",
             Transport::Https => "https",
             Transport::Mqtt => "mqtt",
+            Transport::Edge => "edge",
         }
     }
 }
