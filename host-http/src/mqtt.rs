@@ -395,8 +395,10 @@ impl Session {
                 (rid, answer.await)
             }
         };
-        if answer.is_ok() {
-            connection.prove();
+        match &answer {
+            Ok(_) => connection.prove(),
+            Err(e) if e.kind.status() == 503 => connection.metrics.unavailable("device"),
+            Err(_) => {}
         }
         reply(&rid, answer)
     }
