@@ -578,6 +578,40 @@ mod tests {
         assert!(format!("{e:#}").contains("not an audit record"), "{e:#}");
     }
 
+    /// A caller's text (a registration ID, a resource name) with newlines,
+    /// quotes and a forged record in it stays inside its own line.
+    #[test]
+    fn a_callers_text_cannot_add_or_break_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let t = AuditTrail::open(&path).unwrap();
+        let forged = "x\n{\"seq\":2,\"prev\":\"00\",\"kind\":\"decision\"}\r\n\u{2028}\"}";
+        t.management(&ManagementEvent {
+            policy: Some(forged),
+            route: "PUT /enrollments/{id}",
+            resource: Some(forged),
+            status: 200,
+            code: None,
+            etag_before: Some(forged),
+            etag_after: None,
+            peer: None,
+        })
+        .unwrap();
+        t.close().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let line: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(line["resource"], forged);
+        assert!(matches!(
+            verify(text.as_bytes()).unwrap(),
+            Verification::Intact {
+                lines: 3,
+                closed: true,
+                ..
+            }
+        ));
+    }
+
     #[test]
     fn a_record_cannot_set_the_chain_fields() {
         for key in ["seq", "prev", "time"] {

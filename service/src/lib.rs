@@ -320,13 +320,22 @@ impl Service {
     /// Whether the service can serve: the store answers a read and commits
     /// a write (one row, the probe's own), and the audit trail's last
     /// write succeeded. Blocking. `Err` says what is wrong.
+    ///
+    /// The answer goes to an unauthenticated probe: it names what failed,
+    /// never the store's own error (a host name, a user); that is logged.
     pub fn ready(&self) -> Result<(), String> {
         self.store
             .read_with(|tx| tx.versions().map(|_| ()))
-            .map_err(|e| format!("the store cannot be read: {e:#}"))?;
+            .map_err(|e| {
+                tracing::warn!("readiness: the store cannot be read: {e:#}");
+                "the store cannot be read (the service's log says why)".to_string()
+            })?;
         self.store
             .write_with(|tx| tx.put_edge_state(READY_PROBE_KEY, &now_rfc3339()))
-            .map_err(|e| format!("the store cannot be written: {e:#}"))?;
+            .map_err(|e| {
+                tracing::warn!("readiness: the store cannot be written: {e:#}");
+                "the store cannot be written (the service's log says why)".to_string()
+            })?;
         if let Some(trail) = &self.audit {
             trail.health()?;
         }
@@ -340,7 +349,10 @@ impl Service {
         self.store
             .read_with(|tx| tx.versions())
             .map(|v| v.version)
-            .map_err(|e| format!("the store cannot be read: {e:#}"))
+            .map_err(|e| {
+                tracing::warn!("the store cannot be read: {e:#}");
+                "the store cannot be read".to_string()
+            })
     }
 }
 
