@@ -83,6 +83,10 @@ fn every_section_has_an_accepting_and_a_refusing_case() {
         Code::AmbiguousCommonName,
         // An edge replica's, never path validation's (service/tests/snapshot.rs).
         Code::EnrollmentsStale,
+        // Revocation's, exercised by the NIST PKITS suite (tests/pkits.rs).
+        Code::CertificateRevoked,
+        Code::RevocationStatusUnknown,
+        Code::CrlExpired,
     ];
     for code in Code::ALL.iter().filter(|c| !resolution.contains(c)) {
         assert!(

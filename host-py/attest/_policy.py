@@ -25,7 +25,7 @@ import wasmtime.component as wc
 from ._crypto import verify_signature
 from ._report import PURPOSES, decision_json, refusal_json, certificate_json
 
-WIT = "0.4.0"
+WIT = "0.5.0"
 
 
 class HostError(Exception):

@@ -7,14 +7,15 @@ use sha2::{Digest, Sha256};
 
 use crate::alg::{self, SignatureVerifier};
 use crate::cert::Cert;
+use crate::crl::{Checker, CrlSet, RevocationPolicy};
 use crate::error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
 use crate::info::{
     AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
-    EnrollmentSource, IndividualEnrollment, Proof,
+    EnrollmentSource, IndividualEnrollment, Proof, Validated,
 };
 use crate::verify::{
     AnchorList, AnchorSource, Flow, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, check_leaf,
-    check_validity, search_paths, verify_signed_by,
+    check_validity, keep_best, search_paths, verify_signed_by,
 };
 
 /// Longest registration ID (DPS: 128 characters).
@@ -69,6 +70,67 @@ pub fn validate_chain(
     );
     searched.ended?;
     found.ok_or(searched.failure)
+}
+
+/// [`validate_chain`] with revocation checking (RFC 5280 §6.3) against
+/// `crls` under `policy`. Every path the search finds is checked; a path
+/// with a revoked or undetermined certificate is refused and the search
+/// goes on (another path may avoid that certificate). When no path
+/// passes, the most specific refusal is reported.
+pub fn validate_chain_revocation(
+    request: &ChainRequest,
+    crls: &CrlSet,
+    policy: RevocationPolicy,
+    crypto: &dyn SignatureVerifier,
+) -> Result<Validated, Refusal> {
+    check_count(
+        request.trust_anchors.len(),
+        MAX_TRUST_ANCHORS,
+        "trust anchors",
+    )?;
+    let leaf = parse_presented(&request.leaf, 0)?;
+    let intermediates = parse_intermediates(&request.intermediates)?;
+    let anchors = request
+        .trust_anchors
+        .iter()
+        .enumerate()
+        .map(|(i, der)| {
+            Cert::parse(der).map(Rc::new).map_err(|(code, message)| {
+                Refusal::new(code, format!("trust anchor #{}: {message}", i + 1))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let checker = Checker::new(crls, policy, &intermediates, request.time, crypto);
+    let mut found = None;
+    let mut refused: Option<Refusal> = None;
+    let searched = search_paths(
+        leaf,
+        &intermediates,
+        &mut AnchorList(anchors),
+        request.time,
+        request.purpose,
+        crypto,
+        &mut |path| match checker.check_path(path) {
+            Ok(warnings) => {
+                found = Some(Validated {
+                    path: path.iter().map(|c| c.info()).collect(),
+                    warnings,
+                });
+                Flow::Stop
+            }
+            Err(r) => {
+                keep_best(&mut refused, r);
+                Flow::Settled
+            }
+        },
+    );
+    searched.ended?;
+    if let Some(found) = found {
+        return Ok(found);
+    }
+    let mut best = refused;
+    keep_best(&mut best, searched.failure);
+    Err(best.unwrap_or_else(|| Refusal::new(Code::UnknownIssuer, "no path to a trust anchor")))
 }
 
 /// Resolves the enrollment for a chain without a proof of possession: what

@@ -36,6 +36,7 @@ pub(crate) mod oid {
     pub(crate) const AUTHORITY_KEY_ID: Oid = Oid::new_unwrap("2.5.29.35");
     pub(crate) const NAME_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.30");
     pub(crate) const POLICY_CONSTRAINTS: Oid = Oid::new_unwrap("2.5.29.36");
+    pub(crate) const CRL_DISTRIBUTION_POINTS: Oid = Oid::new_unwrap("2.5.29.31");
     pub(crate) const KP_SERVER_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.1");
     pub(crate) const KP_CLIENT_AUTH: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.2");
     pub(crate) const ANY_EXTENDED_KEY_USAGE: Oid = Oid::new_unwrap("2.5.29.37.0");
@@ -79,6 +80,8 @@ pub(crate) struct Cert {
     pub(crate) serial: Vec<u8>,
     pub(crate) subject_name: DistinguishedName,
     pub(crate) issuer_name: DistinguishedName,
+    /// The issuer Name as encoded (nameRelativeToCRLIssuer is relative to it).
+    pub(crate) issuer_der: Vec<u8>,
     /// Name keys (RFC 4518-prepared) of subject and issuer.
     pub(crate) subject_key: [u8; 32],
     pub(crate) issuer_key: [u8; 32],
@@ -104,6 +107,11 @@ pub(crate) struct Cert {
     alt_names_critical: bool,
     /// nameConstraints, parsed and checked (RFC 5280 §4.2.1.10).
     pub(crate) name_constraints: Option<Constraints>,
+    /// cRLDistributionPoints (RFC 5280 §4.2.1.13), read for revocation
+    /// checking only (a malformed one makes the status undetermined, it does
+    /// not spoil the certificate when revocation is off); `None` when the
+    /// extension is absent.
+    pub(crate) crl_distribution_points: Option<Result<Vec<crate::crl::DistributionPoint>, String>>,
     /// The first profile defect found, refused when the certificate is used.
     pub(crate) defect: Option<(Code, String)>,
 }
@@ -164,6 +172,7 @@ impl Cert {
             common_name_count: common_names.len(),
             subject_name,
             issuer_name,
+            issuer_der: der[raw.issuer.clone()].to_vec(),
             not_before: raw.not_before,
             not_after: raw.not_after,
             signature_algorithm,
@@ -184,6 +193,7 @@ impl Cert {
             alt_names: Vec::new(),
             alt_names_critical: false,
             name_constraints: None,
+            crl_distribution_points: None,
             defect: None,
         };
         let extensions = raw.extensions(der).map_err(malformed)?;
@@ -331,6 +341,14 @@ impl Cert {
                         ));
                     }
                     self.name_constraints = Some(Constraints::parse(value)?);
+                }
+                oid::CRL_DISTRIBUTION_POINTS => {
+                    self.crl_distribution_points =
+                        Some(crate::crl::read_distribution_points(value).map_err(|e| {
+                            format!(
+                                "malformed cRLDistributionPoints extension (RFC 5280 §4.2.1.13): {e}"
+                            )
+                        }));
                 }
                 oid::POLICY_CONSTRAINTS if !ext.critical => {
                     return Err((

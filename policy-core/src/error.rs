@@ -66,6 +66,9 @@ macro_rules! foreach_refusal_code {
             VerificationCodeMismatch        "verification-code-mismatch"         2 Untrusted "A verification certificate's subject CN is not the expected verification code.";
             AmbiguousCommonName             "ambiguous-common-name"              2 Untrusted "The leaf names more than one commonName, so its registration ID is ambiguous.";
             EnrollmentsStale                "enrollments-stale"                  2 Untrusted "The enrollments an edge gateway holds are older than its maximum age: it refuses every device until it syncs.";
+            CertificateRevoked              "certificate-revoked"                3 Trusted   "A certificate of the path is revoked by a CRL in scope (RFC 5280 §6.3.3); the message names the reason and date.";
+            RevocationStatusUnknown         "revocation-status-unknown"          3 Trusted   "No usable CRL covers a certificate of the path, or all its reasons: its status is UNDETERMINED (RFC 5280 §6.3.3).";
+            CrlExpired                      "crl-expired"                        3 Trusted   "The only CRLs covering a certificate are past their nextUpdate (RFC 5280 §6.3.3(a)).";
         }
     };
 }
@@ -288,8 +291,8 @@ mod tests {
     }
 
     #[test]
-    fn the_table_has_every_code_once_and_three_trusted_stages() {
-        assert_eq!(Code::ALL.len(), 41);
+    fn the_table_has_every_code_once_and_its_trusted_stages() {
+        assert_eq!(Code::ALL.len(), 44);
         let trusted: Vec<Code> = Code::ALL
             .iter()
             .copied()
@@ -300,7 +303,13 @@ mod tests {
             [
                 Code::IndividualEnrollmentDisabled,
                 Code::EnrollmentGroupDisabled,
-                Code::NoEnrollment
+                Code::NoEnrollment,
+                // Revocation is checked on a path that validated: the
+                // certificate's own record may say so (issue: a revocation
+                // refusal is recorded like any trusted refusal).
+                Code::CertificateRevoked,
+                Code::RevocationStatusUnknown,
+                Code::CrlExpired,
             ]
         );
         assert_eq!(Code::UnknownIssuer.rank(), 0);

@@ -49,6 +49,17 @@ pub struct ChainRequest {
     pub purpose: Purpose,
 }
 
+/// A path that validated with revocation checking
+/// ([`crate::validate_chain_revocation`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Validated {
+    /// The path from leaf (first) to trust anchor (last).
+    pub path: Vec<CertificateInfo>,
+    /// What a lenient revocation policy let through: an UNDETERMINED status
+    /// or a CRL past its nextUpdate, one refusal-shaped warning each.
+    pub warnings: Vec<crate::error::Refusal>,
+}
+
 /// A device's attestation request (WIT `attest-request`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttestRequest {

@@ -6,7 +6,7 @@
 //! arithmetic through [`SignatureVerifier`]. The same code runs natively and,
 //! compiled to `wasm32-unknown-unknown` with the `component` feature and
 //! encoded as a WebAssembly component, behind the WIT world
-//! `attest:policy/policy@0.4.0` (`wit/attest.wit`).
+//! `attest:policy/policy@0.5.0` (`wit/attest.wit`).
 #![deny(unsafe_code)]
 
 mod alg;
@@ -14,6 +14,7 @@ mod allocation;
 mod attest;
 mod budget;
 mod cert;
+mod crl;
 mod dn;
 mod error;
 mod info;
@@ -28,12 +29,17 @@ pub use allocation::{Allocation, Assignment, Reprovision, Substatus};
 pub use attest::{
     CHALLENGE_CONTEXT, MAX_CHALLENGE_LEN, MAX_REGISTRATION_ID_LEN, MAX_TLS_MESSAGE_LEN,
     MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_details, certificate_keys,
-    challenge_message, check_registration_id, resolve, validate_chain, verify_ca_possession,
+    challenge_message, check_registration_id, resolve, validate_chain, validate_chain_revocation,
+    verify_ca_possession,
 };
 pub use cert::MAX_CERTIFICATE_SIZE;
+pub use crl::{
+    CrlSet, Lenience, MAX_CRL_ENTRIES, MAX_CRL_SIZE, MAX_CRLS, MAX_CRLS_PER_ISSUER, RevocationMode,
+    RevocationPolicy,
+};
 pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal, Stage};
 pub use info::{
     AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
-    EnrollmentSource, IndividualEnrollment, Proof, Purpose,
+    EnrollmentSource, IndividualEnrollment, Proof, Purpose, Validated,
 };
 pub use verify::{MAX_INTERMEDIATES, MAX_PATH_LEN, MAX_TRUST_ANCHORS};

@@ -94,12 +94,69 @@ pub(crate) fn search_paths(
     crypto: &dyn SignatureVerifier,
     visit: &mut Visit<'_>,
 ) -> Searched {
+    search_paths_from(
+        Rc::new(leaf),
+        LeafRole::Device,
+        intermediates,
+        anchors,
+        time,
+        purpose,
+        crypto,
+        visit,
+    )
+}
+
+/// What the first certificate of a searched path is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LeafRole {
+    /// A device (end-entity) certificate: [`check_leaf`].
+    Device,
+    /// The certificate of a CRL issuer (RFC 5280 §6.3.3(f)): valid, a
+    /// usable key, and keyUsage (when present) asserting cRLSign.
+    CrlSigner,
+}
+
+/// [`search_paths`] from a shared leaf whose rules depend on its role.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search_paths_from(
+    leaf: Rc<Cert>,
+    role: LeafRole,
+    intermediates: &[Rc<Cert>],
+    anchors: &mut dyn AnchorSource,
+    time: i64,
+    purpose: Purpose,
+    crypto: &dyn SignatureVerifier,
+    visit: &mut Visit<'_>,
+) -> Searched {
     let mut builder = PathBuilder::new(intermediates, anchors, time, purpose, crypto);
-    let ended = builder.search(Rc::new(leaf), visit);
+    let ended = match role {
+        LeafRole::Device => check_leaf(&leaf, time, purpose),
+        LeafRole::CrlSigner => check_crl_signer(&leaf, 0, time),
+    }
+    .and_then(|()| builder.search(leaf, visit));
     Searched {
         ended,
         failure: builder.failure(),
     }
+}
+
+/// RFC 5280 §6.3.3(f): the rules for a certificate whose key signs CRLs,
+/// at `position` (0 when it heads its own path).
+pub(crate) fn check_crl_signer(cert: &Cert, position: usize, time: i64) -> Result<(), Refusal> {
+    check_defect(cert, position)?;
+    check_validity(cert, position, "CRL issuer", time)?;
+    check_key(cert, position)?;
+    if cert.key_usage.as_ref().is_some_and(|ku| !ku.crl_sign()) {
+        return Err(cert.refuse(
+            position,
+            Code::RevocationStatusUnknown,
+            format!(
+                "'{}' signs CRLs but its keyUsage lacks cRLSign (RFC 5280 §6.3.3(f))",
+                cert.subject_text
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The search state for one validation.
@@ -141,13 +198,12 @@ impl<'a> PathBuilder<'a> {
         }
     }
 
-    /// Explores the paths from `leaf` to a trust anchor and hands each
-    /// complete one to `visit`. `Ok(())` when the search is over (every
-    /// path explored, or `visit` stopped it); `Err` when the leaf is
-    /// unusable or the budget ran out. [`PathBuilder::failure`] then says
+    /// Explores the paths from `leaf` (already checked for its role) to a
+    /// trust anchor and hands each complete one to `visit`. `Ok(())` when
+    /// the search is over (every path explored, or `visit` stopped it);
+    /// `Err` when the budget ran out. [`PathBuilder::failure`] then says
     /// why no path was found.
     fn search(&mut self, leaf: Rc<Cert>, visit: &mut Visit<'_>) -> Result<(), Refusal> {
-        check_leaf(&leaf, self.time, self.purpose)?;
         let mut path = vec![leaf];
         self.extend(&mut path, visit).map(|_| ())
     }

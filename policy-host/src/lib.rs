@@ -307,7 +307,7 @@ impl Policy {
     }
 
     /// The component's imports, as `interface-name` strings (e.g.
-    /// `attest:policy/crypto@0.4.0`): what the sandbox can reach.
+    /// `attest:policy/crypto@0.5.0`): what the sandbox can reach.
     pub fn component_imports(&self) -> Vec<String> {
         let ty = self.pre.instance_pre().component().component_type();
         ty.imports(&self.engine)
@@ -511,9 +511,9 @@ mod tests {
         assert_eq!(
             imports,
             [
-                "attest:policy/crypto@0.4.0",
-                "attest:policy/enrollments@0.4.0",
-                "attest:policy/types@0.4.0",
+                "attest:policy/crypto@0.5.0",
+                "attest:policy/enrollments@0.5.0",
+                "attest:policy/types@0.5.0",
             ]
         );
         let mut exports = policy.component_exports();
@@ -521,8 +521,8 @@ mod tests {
         assert_eq!(
             exports,
             [
-                "attest:policy/attestation@0.4.0",
-                "attest:policy/chain@0.4.0"
+                "attest:policy/attestation@0.5.0",
+                "attest:policy/chain@0.5.0"
             ]
         );
     }

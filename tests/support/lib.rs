@@ -21,6 +21,7 @@ pub use attest_pki as pki;
 pub mod corpus;
 pub mod forge;
 pub mod mutation;
+pub mod pkits;
 pub mod postgres;
 pub mod process;
 
