@@ -13,6 +13,11 @@
 //!   OpenSSL's headers: Debian's `libssl-dev`): `X509_verify_cert` on
 //!   pre-parsed certificates and the proof checked with `EVP_DigestVerify`.
 //!
+//! - `revocation-p256-3cert/…`: the same chain validation without
+//!   revocation and with a 100,000-entry CRL from the device's CA (plus
+//!   the root's), the CRL set loaded once as a service holds it; and the
+//!   cost of loading that set (parse and index), paid once per CRL update.
+//!
 //! Run: `cargo bench -p attest-tests --bench attest [--features openssl-baseline]`.
 //! Report ratios between the rows of each input; absolute times vary by machine.
 
@@ -311,7 +316,64 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn revocation(c: &mut Criterion) {
+    use time::{Duration as Days, OffsetDateTime};
+    let BenchChain {
+        root,
+        intermediates,
+        device,
+    } = bench_chain(KeyAlg::P256, 1);
+    let ca = &intermediates[0];
+    let now = OffsetDateTime::from_unix_timestamp(VALIDATION_TIME).unwrap();
+    // 100,000 serials of other devices (16 octets, like attest's own).
+    let revoked: Vec<(Vec<u8>, OffsetDateTime)> = (0..100_000u32)
+        .map(|i| {
+            let mut serial = vec![0x10];
+            serial.extend(i.to_be_bytes());
+            serial.extend([0x5a; 11]);
+            (serial, now - Days::days(3))
+        })
+        .collect();
+    let crls = vec![
+        ca.crl(&revoked, now - Days::days(1), now + Days::days(6), 42)
+            .unwrap(),
+        root.crl(&[], now - Days::days(1), now + Days::days(30), 1)
+            .unwrap(),
+    ];
+    let set = policy_core::CrlSet::parse(&crls).unwrap();
+    let request = chain_request(&device.der, &[&ca.der], &[&root.der]);
+    // The path must validate both ways, and the CRL must be consulted.
+    policy_core::validate_chain(&request, &AwsLcVerifier).unwrap();
+    policy_core::validate_chain_revocation(
+        &request,
+        &set,
+        policy_core::RevocationPolicy::CHAIN,
+        &AwsLcVerifier,
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("revocation-p256-3cert");
+    group.bench_function("no-revocation/native-core", |b| {
+        b.iter(|| policy_core::validate_chain(black_box(&request), &AwsLcVerifier).unwrap())
+    });
+    group.bench_function("crl-100k/native-core", |b| {
+        b.iter(|| {
+            policy_core::validate_chain_revocation(
+                black_box(&request),
+                &set,
+                policy_core::RevocationPolicy::CHAIN,
+                &AwsLcVerifier,
+            )
+            .unwrap()
+        })
+    });
+    group.sample_size(10);
+    group.bench_function("crl-100k-load", |b| {
+        b.iter(|| policy_core::CrlSet::parse(black_box(&crls)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, revocation);
 criterion_main!(benches);
 
 /// The `openssl` crate's chain check and signature check, on certificates
