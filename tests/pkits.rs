@@ -118,6 +118,37 @@ fn pkits_revocation_cases_give_their_expected_results() {
     assert!(right >= 69);
 }
 
+/// The component (through policy-host, CRLs through its `revocation`
+/// import) gives the native core's verdict, message for message, on every
+/// case.
+#[test]
+fn the_component_agrees_with_the_native_core_on_every_case() {
+    let dir = Directory::load();
+    let set = CrlSet::parse(&dir.crls).unwrap();
+    let crls = std::sync::Arc::new(policy_host::Crls::from_der(&dir.crls).unwrap());
+    for (id, name) in REVOCATION_CASES {
+        let request = ChainRequest {
+            leaf: dir.pkits.cert(&format!("{name}EE")),
+            intermediates: dir.intermediates.clone(),
+            trust_anchors: vec![dir.pkits.anchor()],
+            time: TIME,
+            purpose: Purpose::Any,
+        };
+        let native = dir.validate(name, &set);
+        let component = attest_tests::policy()
+            .validate_chain_revocation(
+                &request,
+                std::sync::Arc::clone(&crls),
+                RevocationPolicy::CHAIN,
+            )
+            .expect("component call");
+        assert_eq!(
+            native, component,
+            "{id} {name}: native core and component disagree"
+        );
+    }
+}
+
 /// The order and duplication of the CRLs never change a verdict.
 #[test]
 fn crl_order_and_duplicates_do_not_change_any_verdict() {

@@ -45,6 +45,30 @@ pub fn pem_file(path: &Path) -> Result<Vec<Vec<u8>>> {
     pem_certificates(&bytes, &path.display().to_string())
 }
 
+/// Largest CRL file read, bytes: a CRL of a million entries is about
+/// 40 MiB of DER.
+pub const MAX_CRL_FILE: u64 = 64 << 20;
+
+/// Reads CRLs: every `X509 CRL` PEM block of the file, or the file as one
+/// DER CRL.
+pub fn crl_file(path: &Path) -> Result<Vec<Vec<u8>>> {
+    use rustls_pki_types::CertificateRevocationListDer;
+    let bytes = read_limited(path, MAX_CRL_FILE)?;
+    let what = path.display();
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![bytes]);
+    }
+    let mut out = Vec::new();
+    for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+        let crl = crl.map_err(|e| anyhow!("{what} is not valid PEM: {e}"))?;
+        out.push(crl.to_vec());
+    }
+    if out.is_empty() {
+        bail!("{what} contains no CRL (a DER CRL, or PEM -----BEGIN X509 CRL-----)");
+    }
+    Ok(out)
+}
+
 /// Decodes base64 in either the URL-safe unpadded or the standard alphabet.
 pub fn base64_decode(text: &str, what: &str) -> Result<Vec<u8>> {
     let t = text.trim();

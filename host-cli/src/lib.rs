@@ -22,7 +22,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use policy_host::{AttestRequest, ChainRequest, Policy, Proof, Purpose};
+use policy_host::{
+    AttestRequest, ChainRequest, Lenience, Policy, Proof, Purpose, RevocationMode, RevocationPolicy,
+};
 
 use crate::report::{Outcome, Report};
 use attest_dps::EnrollmentSet;
@@ -192,9 +194,39 @@ pub struct VerifyArgs {
     /// Proof of possession: the device's signature (base64).
     #[arg(long, requires = "challenge", allow_hyphen_values = true)]
     pub signature: Option<String>,
+    /// CRLs to check revocation against (RFC 5280 §6.3): a file of PEM
+    /// `X509 CRL` blocks or one DER CRL; repeat for more files. With --crl,
+    /// every certificate below the trust anchor is checked (--revocation
+    /// chain) and one whose issuer has no CRL here is refused as
+    /// undetermined.
+    #[arg(long, value_name = "CRLS", conflicts_with_all = ["enrollments", "snapshot"])]
+    pub crl: Vec<PathBuf>,
+    /// Which certificates are checked for revocation (default: chain when
+    /// --crl is given, else off).
+    #[arg(long, value_enum, conflicts_with_all = ["enrollments", "snapshot"])]
+    pub revocation: Option<Revocation>,
+    /// Admit, with a warning, a certificate whose revocation status cannot
+    /// be determined (default: refuse, revocation-status-unknown).
+    #[arg(long)]
+    pub allow_undetermined: bool,
+    /// Use, with a warning, CRLs past their nextUpdate (default: they do not
+    /// count, crl-expired).
+    #[arg(long)]
+    pub allow_expired_crl: bool,
     /// Print the decision as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--revocation`: which certificates of the path are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Revocation {
+    /// No revocation checking.
+    Off,
+    /// The leaf only.
+    Leaf,
+    /// Every certificate below the trust anchor.
+    Chain,
 }
 
 /// Arguments of `sign`.
@@ -366,6 +398,8 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                     Some(_) => Outcome::Attest(outcome),
                     None => Outcome::Resolve(outcome),
                 },
+                revocation: None,
+                warnings: Vec::new(),
             }
         }
         (None, None) => {
@@ -384,11 +418,29 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 time,
                 purpose,
             };
-            let verdict = policy.validate_chain(&request)?;
-            Report {
-                time,
-                purpose,
-                outcome: Outcome::Chain(verdict),
+            match revocation_of(args)? {
+                None => Report {
+                    time,
+                    purpose,
+                    outcome: Outcome::Chain(policy.validate_chain(&request)?),
+                    revocation: None,
+                    warnings: Vec::new(),
+                },
+                Some((crls, revocation)) => {
+                    let verdict =
+                        policy.validate_chain_revocation(&request, Arc::new(crls), revocation)?;
+                    let (outcome, warnings) = match verdict {
+                        Ok(v) => (Ok(v.path), v.warnings),
+                        Err(r) => (Err(r), Vec::new()),
+                    };
+                    Report {
+                        time,
+                        purpose,
+                        outcome: Outcome::Chain(outcome),
+                        revocation: Some(mode_name(revocation.mode)),
+                        warnings,
+                    }
+                }
             }
         }
         (Some(path), _) => {
@@ -414,11 +466,15 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                     time,
                     purpose,
                     outcome: Outcome::Attest(policy.attest(&request, &proof, set)?),
+                    revocation: None,
+                    warnings: Vec::new(),
                 },
                 None => Report {
                     time,
                     purpose,
                     outcome: Outcome::Resolve(policy.resolve(&request, set)?),
+                    revocation: None,
+                    warnings: Vec::new(),
                 },
             }
         }
@@ -433,6 +489,53 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
     } else {
         EXIT_REFUSED
     })
+}
+
+/// The CRLs and revocation policy of a `verify`, or `None` when it checks
+/// no revocation (no `--crl`, no `--revocation`, or `--revocation off`).
+fn revocation_of(args: &VerifyArgs) -> Result<Option<(policy_host::Crls, RevocationPolicy)>> {
+    let mode = match (args.revocation, args.crl.is_empty()) {
+        (Some(Revocation::Off), _) | (None, true) => return Ok(None),
+        (Some(Revocation::Leaf), _) => RevocationMode::Leaf,
+        (Some(Revocation::Chain), _) | (None, false) => RevocationMode::Chain,
+    };
+    let mut ders = Vec::new();
+    for path in &args.crl {
+        ders.extend(input::crl_file(path)?);
+    }
+    let crls = policy_host::Crls::from_der(&ders).map_err(|e| {
+        anyhow!(
+            "--crl: {e} (CRLs in the order given: {})",
+            args.crl
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let lenience = |warn: bool| {
+        if warn {
+            Lenience::Warn
+        } else {
+            Lenience::Refuse
+        }
+    };
+    Ok(Some((
+        crls,
+        RevocationPolicy {
+            mode,
+            undetermined: lenience(args.allow_undetermined),
+            expired: lenience(args.allow_expired_crl),
+        },
+    )))
+}
+
+fn mode_name(mode: RevocationMode) -> &'static str {
+    match mode {
+        RevocationMode::Off => "off",
+        RevocationMode::Leaf => "leaf",
+        RevocationMode::Chain => "chain",
+    }
 }
 
 /// The registration ID a verification decides for: `--registration-id`,

@@ -28,6 +28,10 @@ pub struct Report {
     pub purpose: Purpose,
     /// The decision.
     pub outcome: Outcome,
+    /// The revocation mode checked (`leaf`, `chain`), if any.
+    pub revocation: Option<&'static str>,
+    /// What a lenient revocation policy let through.
+    pub warnings: Vec<Refusal>,
 }
 
 /// RFC 3339 for a Unix time.
@@ -140,6 +144,10 @@ impl Report {
         if let Some(r) = self.refusal() {
             out["refusal"] = refusal_json(r);
         }
+        if let Some(mode) = self.revocation {
+            out["revocation"] = json!(mode);
+            out["warnings"] = self.warnings.iter().map(refusal_json).collect();
+        }
         out
     }
 
@@ -152,6 +160,12 @@ impl Report {
             Outcome::Chain(Ok(path)) => {
                 let _ = writeln!(s, "ACCEPTED  chain is valid for {purpose} at {at}");
                 let _ = writeln!(s, "  path: {} (trust anchor)", path_line(path));
+                if let Some(mode) = self.revocation {
+                    let _ = writeln!(s, "  revocation: checked ({mode})");
+                }
+                for w in &self.warnings {
+                    let _ = writeln!(s, "  WARNING {}: {}", w.code, w.message);
+                }
             }
             Outcome::Resolve(Ok(d)) | Outcome::Attest(Ok(d)) => {
                 let _ = writeln!(

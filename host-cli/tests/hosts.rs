@@ -32,7 +32,10 @@ use attest_tests::{VALIDATION_TIME, ca_validity, device_validity};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use host_cli::report::{Outcome, Report, cert_json, refusal_json};
-use policy_host::{AttestRequest, ChainRequest, Policy, Proof, Purpose};
+use policy_host::{
+    AttestRequest, ChainRequest, Crls, Lenience, Policy, Proof, Purpose, RevocationMode,
+    RevocationPolicy,
+};
 use serde_json::{Value, json};
 
 /// Cases a host cannot run, with the reason: none today. A job a runner
@@ -174,12 +177,72 @@ impl Jobs {
             time: req.time,
             purpose: req.purpose,
             outcome: Outcome::Chain(verdict),
+            revocation: None,
+            warnings: Vec::new(),
         };
         self.push(
             json!({"id": id, "op": "validate", "leaf": b64(&req.leaf),
                 "intermediates": req.intermediates.iter().map(|d| b64(d)).collect::<Vec<_>>(),
                 "anchors": req.trust_anchors.iter().map(|d| b64(d)).collect::<Vec<_>>(),
                 "time": req.time, "purpose": purpose_name(req.purpose)}),
+            report.json().to_string(),
+        );
+    }
+
+    /// A named CRL set for the revocation jobs: each host loads it (or
+    /// refuses it) as the Rust host does.
+    fn crls(&mut self, name: &str, crls: &[Vec<u8>]) -> Option<Arc<Crls>> {
+        let loaded = Crls::from_der(crls).ok().map(Arc::new);
+        self.push(
+            json!({"id": format!("crls/{name}"), "op": "crls", "name": name,
+                "crls": crls.iter().map(|d| b64(d)).collect::<Vec<_>>()}),
+            if loaded.is_some() {
+                "loaded"
+            } else {
+                "load-error"
+            }
+            .into(),
+        );
+        loaded
+    }
+
+    /// Chain validation with revocation against the CRL set `name`.
+    fn validate_revocation(
+        &mut self,
+        id: &str,
+        req: &ChainRequest,
+        name: &str,
+        crls: &Arc<Crls>,
+        policy: RevocationPolicy,
+    ) {
+        let verdict = self
+            .policy
+            .validate_chain_revocation(req, Arc::clone(crls), policy)
+            .unwrap();
+        let (outcome, warnings) = match verdict {
+            Ok(v) => (Ok(v.path), v.warnings),
+            Err(r) => (Err(r), Vec::new()),
+        };
+        let mode = match policy.mode {
+            RevocationMode::Off => "off",
+            RevocationMode::Leaf => "leaf",
+            RevocationMode::Chain => "chain",
+        };
+        let report = Report {
+            time: req.time,
+            purpose: req.purpose,
+            outcome: Outcome::Chain(outcome),
+            revocation: Some(mode),
+            warnings,
+        };
+        self.push(
+            json!({"id": id, "op": "validate-revocation", "leaf": b64(&req.leaf),
+                "intermediates": req.intermediates.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+                "anchors": req.trust_anchors.iter().map(|d| b64(d)).collect::<Vec<_>>(),
+                "time": req.time, "purpose": purpose_name(req.purpose), "crls": name,
+                "revocation": mode,
+                "allowUndetermined": policy.undetermined == Lenience::Warn,
+                "allowExpiredCrl": policy.expired == Lenience::Warn}),
             report.json().to_string(),
         );
     }
@@ -217,6 +280,8 @@ impl Jobs {
                     time: req.time,
                     purpose: req.purpose,
                     outcome,
+                    revocation: None,
+                    warnings: Vec::new(),
                 }
                 .json()
                 .to_string()
@@ -496,7 +561,117 @@ fn jobs() -> Jobs {
             expect.into(),
         );
     }
+    // 6. Revocation: the NIST PKITS cases (the suite's directory as CRLs
+    //    and intermediates) and CRLs issued here, under every policy.
+    revocation_jobs(&mut jobs);
     jobs
+}
+
+fn revocation_jobs(jobs: &mut Jobs) {
+    use time::Duration as Days;
+    let pkits =
+        attest_tests::pkits::Pkits::load(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("pkits"));
+    let cas: Vec<Vec<u8>> = pkits
+        .ca_certificates()
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| policy_host::certificate_keys(d).is_ok())
+        .collect();
+    let ders: Vec<Vec<u8>> = pkits.crls().into_iter().map(|(_, d)| d).collect();
+    let set = jobs.crls("pkits", &ders).expect("the PKITS CRLs load");
+    for (id, name) in attest_tests::pkits::REVOCATION_CASES {
+        let req = ChainRequest {
+            leaf: pkits.cert(&format!("{name}EE")),
+            intermediates: cas.clone(),
+            trust_anchors: vec![pkits.anchor()],
+            time: attest_tests::pkits::TIME,
+            purpose: Purpose::Any,
+        };
+        jobs.validate_revocation(
+            &format!("pkits/{id}"),
+            &req,
+            "pkits",
+            &set,
+            RevocationPolicy::CHAIN,
+        );
+    }
+
+    let pki = Canonical::generate(KeyAlg::P256, ca_validity(), device_validity()).unwrap();
+    let now = time::OffsetDateTime::from_unix_timestamp(VALIDATION_TIME).unwrap();
+    let serial =
+        |der: &[u8]| hex::decode(policy_host::certificate_details(der).unwrap().0.serial).unwrap();
+    let line = pki.issuer_of(1);
+    let line_crl = line
+        .crl(
+            &[(serial(&pki.devices[0].der), now - Days::days(9))],
+            now - Days::days(1),
+            now + Days::days(6),
+            5,
+        )
+        .unwrap();
+    let stale_crl = line
+        .crl(
+            &[(serial(&pki.devices[0].der), now - Days::days(40))],
+            now - Days::days(30),
+            now - Days::days(2),
+            4,
+        )
+        .unwrap();
+    let root_crl = pki
+        .root
+        .crl(&[], now - Days::days(1), now + Days::days(30), 1)
+        .unwrap();
+    let sets = [
+        ("fresh", vec![line_crl.clone(), root_crl.clone()]),
+        ("line-only", vec![line_crl]),
+        ("stale", vec![stale_crl, root_crl]),
+        ("none", vec![]),
+    ];
+    let mut loaded = Vec::new();
+    for (name, ders) in &sets {
+        loaded.push((*name, jobs.crls(name, ders).unwrap()));
+    }
+    // Garbage must be refused alike.
+    assert!(
+        jobs.crls("garbage", &[b"\x30\x03\x02\x01\x00".to_vec()])
+            .is_none()
+    );
+    let policies = [
+        RevocationPolicy::CHAIN,
+        RevocationPolicy {
+            mode: RevocationMode::Leaf,
+            ..RevocationPolicy::CHAIN
+        },
+        RevocationPolicy {
+            undetermined: Lenience::Warn,
+            ..RevocationPolicy::CHAIN
+        },
+        RevocationPolicy {
+            expired: Lenience::Warn,
+            ..RevocationPolicy::CHAIN
+        },
+        RevocationPolicy::OFF,
+    ];
+    for n in [1, 2] {
+        let req = ChainRequest {
+            leaf: pki.devices[n - 1].der.clone(),
+            intermediates: vec![line.der.clone()],
+            trust_anchors: vec![pki.root.der.clone()],
+            time: VALIDATION_TIME,
+            purpose: Purpose::ClientAuth,
+        };
+        for (name, set) in &loaded {
+            for (i, policy) in policies.iter().enumerate() {
+                jobs.validate_revocation(
+                    &format!("crl/{name}/device-{n}/policy-{i}"),
+                    &req,
+                    name,
+                    set,
+                    *policy,
+                );
+            }
+        }
+    }
 }
 
 /// A TLS 1.3 client CertificateVerify proof (RFC 8446 §4.4.3) for the
@@ -1023,6 +1198,8 @@ fn node_and_python_snapshot_replicas_decide_as_the_rust_replica() {
                     time,
                     purpose: Purpose::ClientAuth,
                     outcome: Outcome::Resolve(outcome),
+                    revocation: None,
+                    warnings: Vec::new(),
                 }
                 .json()
                 .to_string();
@@ -1105,6 +1282,8 @@ fn node_and_python_snapshot_replicas_decide_as_the_rust_replica() {
                 time: VALIDATION_TIME,
                 purpose: Purpose::ClientAuth,
                 outcome: Outcome::Resolve(outcome),
+                revocation: None,
+                warnings: Vec::new(),
             }
             .json()
             .to_string();

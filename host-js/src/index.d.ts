@@ -47,6 +47,32 @@ export interface Decision {
   enrollment?: EnrollmentRefJson;
   proofOfPossession?: 'verified' | 'not-checked';
   refusal?: RefusalJson;
+  /** validateChainRevocation: the mode checked. */
+  revocation?: RevocationMode;
+  /** validateChainRevocation: what a lenient policy let through. */
+  warnings?: RefusalJson[];
+}
+
+export type RevocationMode = 'off' | 'leaf' | 'chain';
+
+export interface RevocationOptions {
+  /** Which certificates are checked (default chain). */
+  revocation?: RevocationMode;
+  /** Admit, with a warning, a certificate whose status cannot be determined. */
+  allowUndetermined?: boolean;
+  /** Use, with a warning, CRLs past their nextUpdate. */
+  allowExpiredCrl?: boolean;
+}
+
+/** A CRL that cannot be loaded. */
+export class CrlError extends Error {}
+
+/** CRLs indexed by issuer name key (through the component's index-crl). */
+export class CrlSet {
+  /** @throws CrlError naming the CRL that cannot be loaded. */
+  constructor(policy: Policy, ders: Uint8Array[]);
+  readonly size: number;
+  lookup(key: Uint8Array): Uint8Array[];
 }
 
 export interface ChainRequest {
@@ -114,6 +140,10 @@ export class EnrollmentError extends Error {}
 export class Policy {
   constructor(options?: PolicyOptions);
   validateChain(request: ChainRequest): Decision;
+  /** Chain validation with revocation checking against `crls` (RFC 5280 §6.3). */
+  validateChainRevocation(request: ChainRequest, crls: CrlSet, options?: RevocationOptions): Decision;
+  /** A CRL's issuer name key, after the component checked it. */
+  indexCrl(der: Uint8Array): { ok: Uint8Array } | { error: string };
   resolve(request: AttestRequest, enrollments: EnrollmentSource): Decision;
   attest(request: AttestRequest, proof: Proof, enrollments: EnrollmentSource): Decision;
   challengeMessage(registrationId: string, challenge: Uint8Array): Result<Uint8Array>;

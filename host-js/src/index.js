@@ -48,6 +48,59 @@ function coreModule(path) {
   return m;
 }
 
+const NO_CRLS = Object.freeze({ lookup: () => [] });
+
+const REVOCATION_MODES = ['off', 'leaf', 'chain'];
+
+const hexKey = (key) => Buffer.from(key).toString('hex');
+
+/** A CRL that cannot be loaded (not DER, too large, one too many for its issuer). */
+export class CrlError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'CrlError';
+  }
+}
+
+/**
+ * CRLs for revocation checking, indexed by their issuer's name key (the
+ * component's `index-crl`, so the key and the checks are the Rust hosts').
+ * The component selects, verifies and scopes them at every decision.
+ */
+export class CrlSet {
+  #byIssuer = new Map();
+  #size = 0;
+
+  /**
+   * @param {Policy} policy the component that checks and indexes each CRL.
+   * @param {Uint8Array[]} ders DER CRLs; duplicates count once.
+   * @throws {CrlError} naming the CRL (1-based) that cannot be loaded.
+   */
+  constructor(policy, ders) {
+    byteList(ders, 'crls').forEach((der, i) => {
+      const out = policy.indexCrl(der);
+      if ('error' in out) throw new CrlError(`CRL #${i + 1}: ${out.error}`);
+      const key = hexKey(out.ok);
+      const same = this.#byIssuer.get(key) ?? [];
+      if (!same.some((d) => Buffer.from(d).equals(Buffer.from(der)))) {
+        same.push(der);
+        this.#size += 1;
+      }
+      this.#byIssuer.set(key, same);
+    });
+  }
+
+  /** How many distinct CRLs are held. */
+  get size() {
+    return this.#size;
+  }
+
+  /** The CRLs whose issuer has this name key. */
+  lookup(key) {
+    return this.#byIssuer.get(hexKey(key)) ?? [];
+  }
+}
+
 const NO_ENROLLMENTS = Object.freeze({
   individual: () => undefined,
   group: () => undefined,
@@ -94,6 +147,7 @@ export class Policy {
   #instance = null;
   #memory = null;
   #source = NO_ENROLLMENTS;
+  #crls = NO_CRLS;
   #failure = null;
   #memoryBytes;
 
@@ -135,6 +189,9 @@ export class Policy {
           individual: guarded('individual', (id) => self.#source.individual(id) ?? undefined),
           group: guarded('group', (ca) => self.#source.group(ca) ?? undefined),
           trustAnchors: guarded('trust-anchors', (key) => self.#source.trustAnchors(key) ?? []),
+        },
+        'attest:policy/revocation': {
+          crls: guarded('crls', (key) => self.#crls.lookup(key)),
         },
       },
       instantiateCore,
@@ -183,6 +240,55 @@ export class Policy {
       purpose: witPurpose(purpose),
     };
     return decisionJson('chain', time, purpose, this.#call(null, (i) => i.chain.validate(wit)));
+  }
+
+  /**
+   * Chain validation with revocation checking (RFC 5280 §6.3) against
+   * `crls` (a CrlSet).
+   * @param {{ revocation?: 'off'|'leaf'|'chain', allowUndetermined?: boolean, allowExpiredCrl?: boolean }} [options]
+   *   revocation: which certificates are checked (default chain);
+   *   allowUndetermined / allowExpiredCrl: admit with a warning instead of refusing.
+   * @returns the decision document (`mode: "chain"`, with `revocation` and `warnings`).
+   */
+  validateChainRevocation(request, crls, options = {}) {
+    if (!(crls instanceof CrlSet)) throw new TypeError('crls must be a CrlSet');
+    const mode = options.revocation ?? 'chain';
+    if (!REVOCATION_MODES.includes(mode)) throw new TypeError(`revocation must be one of ${REVOCATION_MODES.join(', ')}`);
+    const time = unixSeconds(request.time);
+    const purpose = purposeName(request.purpose);
+    const wit = {
+      leaf: bytes(request.leaf, 'leaf'),
+      intermediates: byteList(request.intermediates, 'intermediates'),
+      trustAnchors: byteList(request.trustAnchors, 'trustAnchors'),
+      time,
+      purpose: witPurpose(purpose),
+    };
+    const policy = {
+      mode,
+      undetermined: options.allowUndetermined ? 'warn' : 'refuse',
+      expired: options.allowExpiredCrl ? 'warn' : 'refuse',
+    };
+    this.#crls = crls;
+    let outcome;
+    try {
+      outcome = this.#call(null, (i) => i.chain.validateWithRevocation(wit, policy));
+    } finally {
+      this.#crls = NO_CRLS;
+    }
+    const doc = decisionJson('chain', time, purpose, 'ok' in outcome ? { ok: outcome.ok.path } : outcome);
+    doc.revocation = mode;
+    doc.warnings = 'ok' in outcome ? outcome.ok.warnings.map(refusalJson) : [];
+    return doc;
+  }
+
+  /**
+   * A CRL's issuer name key, after the component checked that it parses
+   * and fits the limits.
+   * @returns {{ ok: Uint8Array } | { error: string }}
+   */
+  indexCrl(der) {
+    const out = this.#call(null, (i) => i.chain.indexCrl(bytes(der, 'crl')));
+    return 'ok' in out ? { ok: out.ok } : { error: String(out.err) };
   }
 
   #attestRequest(request) {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 
-import { EnrollmentSet, Policy, toJson } from '../src/index.js';
+import { CrlSet, EnrollmentSet, Policy, toJson } from '../src/index.js';
 import { run } from '../src/cli.js';
 import { Replica, SnapshotError, TrustKey } from '../src/snapshot.js';
 
@@ -22,6 +22,9 @@ const replica = (name) => {
   if (!replicas.has(name)) replicas.set(name, new Replica(isAbsolute(name) ? name : join(replicaRoot, name), policy));
   return replicas.get(name);
 };
+
+// Revocation jobs name a CRL set an earlier job loaded.
+const crlSets = new Map();
 
 function load(job) {
   try {
@@ -50,6 +53,21 @@ function one(job) {
       return toJson(policy.validateChain({ leaf: b(job.leaf), intermediates: job.intermediates.map(b), trustAnchors: job.anchors.map(b), time: BigInt(job.time), purpose: job.purpose }));
     case 'load':
       return load(job) === null ? 'load-error' : 'loaded';
+    case 'crls': {
+      try {
+        crlSets.set(job.name, new CrlSet(policy, job.crls.map(b)));
+        return 'loaded';
+      } catch (e) {
+        if (e.name === 'CrlError') return 'load-error';
+        throw e;
+      }
+    }
+    case 'validate-revocation':
+      return toJson(policy.validateChainRevocation(
+        { leaf: b(job.leaf), intermediates: job.intermediates.map(b), trustAnchors: job.anchors.map(b), time: BigInt(job.time), purpose: job.purpose },
+        crlSets.get(job.crls),
+        { revocation: job.revocation, allowUndetermined: job.allowUndetermined, allowExpiredCrl: job.allowExpiredCrl },
+      ));
     case 'resolve': {
       const set = load(job);
       return set === null ? 'load-error' : toJson(policy.resolve(request(job), set));

@@ -45,6 +45,44 @@ class EnrollmentSource(Protocol):
         """DER certificates whose subject has this name key."""
 
 
+class CrlError(ValueError):
+    """A CRL that cannot be loaded (not DER, too large, one too many for its issuer)."""
+
+
+class CrlSet:
+    """CRLs for revocation checking, indexed by their issuer's name key (the
+    component's ``index-crl``, so the key and the checks are the Rust
+    hosts'). The component selects, verifies and scopes them at every
+    decision."""
+
+    def __init__(self, policy: "Policy", ders: Sequence[bytes]) -> None:
+        self._by_issuer: dict[bytes, list[bytes]] = {}
+        self._size = 0
+        for i, der in enumerate(_ders(ders, "crls")):
+            out = policy.index_crl(der)
+            if "error" in out:
+                raise CrlError(f"CRL #{i + 1}: {out['error']}")
+            same = self._by_issuer.setdefault(out["ok"], [])
+            if der not in same:
+                same.append(der)
+                self._size += 1
+
+    def __len__(self) -> int:
+        return self._size
+
+    def lookup(self, key: bytes) -> list[bytes]:
+        """The CRLs whose issuer has this name key."""
+        return list(self._by_issuer.get(bytes(key), []))
+
+
+class _NoCrls:
+    def lookup(self, key: bytes) -> list[bytes]:
+        return []
+
+
+REVOCATION_MODES = ("off", "leaf", "chain")
+
+
 class _NoEnrollments:
     def individual(self, registration_id: str) -> None:
         return None
@@ -135,6 +173,7 @@ class Policy:
         # the decision that asked for it runs, in a store of its own).
         self._lock = threading.RLock()
         self._source: Any = _NoEnrollments()
+        self._crls: Any = _NoCrls()
         self._failure: BaseException | None = None
         self._linker = wc.Linker(self._engine)
         with self._linker.root() as root:
@@ -144,6 +183,8 @@ class Policy:
                 enrollments.add_func("individual", self._individual)
                 enrollments.add_func("group", self._group)
                 enrollments.add_func("trust-anchors", self._trust_anchors)
+            with root.add_instance(f"attest:policy/revocation@{WIT}") as revocation:
+                revocation.add_func("crls", self._crls_for)
             with root.add_instance(f"attest:policy/types@{WIT}"):
                 pass
         self._stop = threading.Event()
@@ -202,6 +243,9 @@ class Policy:
 
     def _trust_anchors(self, _store: Any, subject_key: bytes) -> list[bytes]:
         return self._guard("trust-anchors", lambda: [bytes(d) for d in self._source.trust_anchors(bytes(subject_key))])
+
+    def _crls_for(self, _store: Any, issuer: bytes) -> list[bytes]:
+        return self._guard("crls", lambda: [bytes(d) for d in self._crls.lookup(bytes(issuer))])
 
     # --- calls ---------------------------------------------------------
     def _call(self, source: Any, interface: str, func: str, *args: Any) -> tuple[bool, Any]:
@@ -266,6 +310,57 @@ class Policy:
         )
         ok, value = self._call(None, "chain", "validate", request)
         return decision_json("chain", t, p, ok, value)
+
+    def validate_chain_revocation(
+        self,
+        leaf: bytes,
+        intermediates: Sequence[bytes] = (),
+        trust_anchors: Sequence[bytes] = (),
+        crls: "CrlSet | None" = None,
+        time: Any = None,
+        purpose: str | None = None,
+        revocation: str = "chain",
+        allow_undetermined: bool = False,
+        allow_expired_crl: bool = False,
+    ) -> dict[str, Any]:
+        """Chain validation with revocation checking (RFC 5280 §6.3) against
+        ``crls``: the decision document (mode chain, with ``revocation`` and
+        ``warnings``)."""
+        if not isinstance(crls, CrlSet):
+            raise TypeError("crls must be a CrlSet")
+        if revocation not in REVOCATION_MODES:
+            raise ValueError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
+        t, p = _unix(time), _purpose(purpose)
+        request = _record(
+            leaf=_der(leaf, "leaf"),
+            intermediates=_ders(intermediates, "intermediates"),
+            trust_anchors=_ders(trust_anchors, "trust_anchors"),
+            time=t,
+            purpose=PURPOSES[p],
+        )
+        policy = _record(
+            mode=revocation,
+            undetermined="warn" if allow_undetermined else "refuse",
+            expired="warn" if allow_expired_crl else "refuse",
+        )
+        with self._lock:
+            outer = self._crls
+            self._crls = crls
+            try:
+                ok, value = self._call(None, "chain", "validate-with-revocation", request, policy)
+            finally:
+                self._crls = outer
+        doc = decision_json("chain", t, p, ok, value.path if ok else value)
+        doc["revocation"] = revocation
+        doc["warnings"] = [refusal_json(w) for w in value.warnings] if ok else []
+        return doc
+
+    def index_crl(self, der: bytes) -> dict[str, Any]:
+        """``{"ok": issuer name key}`` of a CRL the component checked, or ``{"error": message}``."""
+        ok, value = self._call(None, "chain", "index-crl", _der(der, "crl"))
+        if not ok or isinstance(value, str):
+            return {"error": str(value)}
+        return {"ok": bytes(value)}
 
     def _attest_request(self, registration_id: str, leaf: bytes, intermediates: Sequence[bytes], time: Any, purpose: str | None) -> tuple[int, str, wc.Record]:
         if not isinstance(registration_id, str):

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from attest import EnrollmentError, EnrollmentSet, Policy, Replica, SnapshotError, TrustKey, to_json
+from attest import CrlError, CrlSet, EnrollmentError, EnrollmentSet, Policy, Replica, SnapshotError, TrustKey, to_json
 from attest.cli import run
 
 policy = Policy()
@@ -27,6 +27,10 @@ def replica(name: str) -> Replica:
         # An absolute path names a directory another run (or host) wrote.
         _replicas[name] = Replica(name if Path(name).is_absolute() else Path(_replica_root) / name, policy)
     return _replicas[name]
+
+
+# Revocation jobs name a CRL set an earlier job loaded.
+_crl_sets: dict[str, CrlSet] = {}
 
 
 def b(s: str) -> bytes:
@@ -49,6 +53,17 @@ def one(job: dict[str, Any]) -> str:
         return to_json(policy.validate_chain(b(job["leaf"]), [b(i) for i in job["intermediates"]], [b(a) for a in job["anchors"]], time=job["time"], purpose=job["purpose"]))
     if op == "load":
         return "load-error" if load(job) is None else "loaded"
+    if op == "crls":
+        try:
+            _crl_sets[job["name"]] = CrlSet(policy, [b(c) for c in job["crls"]])
+            return "loaded"
+        except CrlError:
+            return "load-error"
+    if op == "validate-revocation":
+        return to_json(policy.validate_chain_revocation(
+            b(job["leaf"]), [b(i) for i in job["intermediates"]], [b(a) for a in job["anchors"]],
+            _crl_sets[job["crls"]], time=job["time"], purpose=job["purpose"], revocation=job["revocation"],
+            allow_undetermined=job["allowUndetermined"], allow_expired_crl=job["allowExpiredCrl"]))
     if op in ("resolve", "attest"):
         s = load(job)
         if s is None:

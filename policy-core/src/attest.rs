@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::alg::{self, SignatureVerifier};
 use crate::cert::Cert;
-use crate::crl::{Checker, CrlSet, RevocationPolicy};
+use crate::crl::{Checker, CrlSet, CrlSource, RevocationPolicy};
 use crate::error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
 use crate::info::{
     AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
@@ -80,6 +80,17 @@ pub fn validate_chain(
 pub fn validate_chain_revocation(
     request: &ChainRequest,
     crls: &CrlSet,
+    policy: RevocationPolicy,
+    crypto: &dyn SignatureVerifier,
+) -> Result<Validated, Refusal> {
+    validate_with_crls(request, crls, policy, crypto)
+}
+
+/// [`validate_chain_revocation`] with CRLs from any source (the
+/// component's comes through its `revocation` import).
+pub(crate) fn validate_with_crls(
+    request: &ChainRequest,
+    crls: &dyn CrlSource,
     policy: RevocationPolicy,
     crypto: &dyn SignatureVerifier,
 ) -> Result<Validated, Refusal> {

@@ -12,13 +12,13 @@ mod bindings {
 }
 
 use bindings::attest::policy::types as wit;
-use bindings::attest::policy::{crypto, enrollments};
+use bindings::attest::policy::{crypto, enrollments, revocation};
 use bindings::exports::attest::policy::{attestation, chain};
 
 use crate::{
     AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentGroup,
-    EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Proof, Purpose, Refusal,
-    SignatureAlgorithm, SignatureVerifier,
+    EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Lenience, Proof,
+    Purpose, Refusal, RevocationMode, RevocationPolicy, SignatureAlgorithm, SignatureVerifier,
 };
 
 struct Component;
@@ -80,6 +80,43 @@ impl chain::Guest for Component {
         };
         crate::validate_chain(&request, &HostCrypto)
             .map(|path| path.into_iter().map(info_to_wit).collect())
+            .map_err(refusal_to_wit)
+    }
+
+    fn index_crl(crl: Vec<u8>) -> Result<Vec<u8>, String> {
+        crate::crl_issuer_key(&crl).map(|k| k.to_vec())
+    }
+
+    fn validate_with_revocation(
+        request: chain::ChainRequest,
+        policy: chain::RevocationPolicy,
+    ) -> Result<chain::Validated, wit::Refusal> {
+        let request = ChainRequest {
+            leaf: request.leaf,
+            intermediates: request.intermediates,
+            trust_anchors: request.trust_anchors,
+            time: request.time,
+            purpose: purpose_from_wit(request.purpose),
+        };
+        let lenience = |l: chain::Lenience| match l {
+            chain::Lenience::Refuse => Lenience::Refuse,
+            chain::Lenience::Warn => Lenience::Warn,
+        };
+        let policy = RevocationPolicy {
+            mode: match policy.mode {
+                chain::RevocationMode::Off => RevocationMode::Off,
+                chain::RevocationMode::Leaf => RevocationMode::Leaf,
+                chain::RevocationMode::Chain => RevocationMode::Chain,
+            },
+            undetermined: lenience(policy.undetermined),
+            expired: lenience(policy.expired),
+        };
+        let crls = crate::crl::FetchedCrls::new(|key: &[u8; 32]| revocation::crls(key));
+        crate::attest::validate_with_crls(&request, &crls, policy, &HostCrypto)
+            .map(|v| chain::Validated {
+                path: v.path.into_iter().map(info_to_wit).collect(),
+                warnings: v.warnings.into_iter().map(refusal_to_wit).collect(),
+            })
             .map_err(refusal_to_wit)
     }
 }

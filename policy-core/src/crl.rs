@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use der::asn1::ObjectIdentifier;
 use der::{Decode, Encode, Header, Reader, SliceReader};
@@ -537,7 +537,7 @@ fn certificate_issuer(value: &[u8]) -> Result<DistinguishedName, String> {
 /// The CRLs a validation may use, parsed and indexed once.
 #[derive(Debug, Default)]
 pub struct CrlSet {
-    crls: Vec<Crl>,
+    crls: Vec<Arc<Crl>>,
     /// Issuer name key → indexes into `crls`.
     by_issuer: HashMap<[u8; 32], Vec<usize>>,
     /// CRL signatures checked so far.
@@ -571,7 +571,7 @@ impl CrlSet {
                 ));
             }
             same.push(set.crls.len());
-            set.crls.push(crl);
+            set.crls.push(Arc::new(crl));
         }
         Ok(set)
     }
@@ -585,18 +585,96 @@ impl CrlSet {
     pub fn is_empty(&self) -> bool {
         self.crls.is_empty()
     }
+}
 
-    /// CRLs whose issuer is `name`.
-    fn issued_by<'s, 'n>(
-        &'s self,
-        name: &'n DistinguishedName,
-    ) -> impl Iterator<Item = &'s Crl> + use<'s, 'n> {
+/// Where the check finds CRLs: a [`CrlSet`] the host built, or the host's
+/// `revocation` import inside the component.
+pub(crate) trait CrlSource {
+    /// The CRLs (complete and delta) whose issuer is `name`.
+    fn issued_by(&self, name: &DistinguishedName) -> Vec<Arc<Crl>>;
+    /// CRL signatures checked so far (shared by the decisions that use this
+    /// source).
+    fn signatures(&self) -> &Mutex<SignatureMemo>;
+}
+
+impl CrlSource for CrlSet {
+    fn issued_by(&self, name: &DistinguishedName) -> Vec<Arc<Crl>> {
         self.by_issuer
             .get(&name.key())
             .into_iter()
             .flatten()
             .map(|i| &self.crls[*i])
-            .filter(move |c| c.issuer_name.matches(name))
+            .filter(|c| c.issuer_name.matches(name))
+            .cloned()
+            .collect()
+    }
+
+    fn signatures(&self) -> &Mutex<SignatureMemo> {
+        &self.signatures
+    }
+}
+
+/// The name key of a CRL's issuer (what the component's `revocation`
+/// import is asked by), after checking that the CRL parses and fits the
+/// limits: hosts call it when they load a CRL.
+pub fn crl_issuer_key(der: &[u8]) -> Result<[u8; 32], String> {
+    Crl::parse(der).map(|c| c.issuer_key)
+}
+
+/// CRLs fetched by issuer name key through `fetch` (the component's
+/// `revocation` import), parsed once per validation. A CRL that does not
+/// parse is left out (the host checked them at load); one whose issuer is
+/// not the name asked for is ignored.
+#[cfg_attr(
+    not(all(feature = "component", target_arch = "wasm32")),
+    allow(dead_code)
+)]
+pub(crate) struct FetchedCrls<F: Fn(&[u8; 32]) -> Vec<Vec<u8>>> {
+    fetch: F,
+    cache: std::cell::RefCell<HashMap<[u8; 32], Vec<Arc<Crl>>>>,
+    signatures: Mutex<SignatureMemo>,
+}
+
+#[cfg_attr(
+    not(all(feature = "component", target_arch = "wasm32")),
+    allow(dead_code)
+)]
+impl<F: Fn(&[u8; 32]) -> Vec<Vec<u8>>> FetchedCrls<F> {
+    pub(crate) fn new(fetch: F) -> Self {
+        FetchedCrls {
+            fetch,
+            cache: std::cell::RefCell::new(HashMap::new()),
+            signatures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<F: Fn(&[u8; 32]) -> Vec<Vec<u8>>> CrlSource for FetchedCrls<F> {
+    fn issued_by(&self, name: &DistinguishedName) -> Vec<Arc<Crl>> {
+        let key = name.key();
+        let known = self.cache.borrow().get(&key).cloned();
+        let crls = match known {
+            Some(crls) => crls,
+            None => {
+                let mut crls: Vec<Arc<Crl>> = Vec::new();
+                for der in (self.fetch)(&key).into_iter().take(MAX_CRLS_PER_ISSUER) {
+                    if let Ok(crl) = Crl::parse(&der)
+                        && !crls.iter().any(|c| c.sha256 == crl.sha256)
+                    {
+                        crls.push(Arc::new(crl));
+                    }
+                }
+                self.cache.borrow_mut().insert(key, crls.clone());
+                crls
+            }
+        };
+        crls.into_iter()
+            .filter(|c| c.issuer_name.matches(name))
+            .collect()
+    }
+
+    fn signatures(&self) -> &Mutex<SignatureMemo> {
+        &self.signatures
     }
 }
 
@@ -614,7 +692,7 @@ struct Problem {
 
 /// The revocation check of one validation.
 pub(crate) struct Checker<'a> {
-    pub(crate) crls: &'a CrlSet,
+    pub(crate) crls: &'a dyn CrlSource,
     pub(crate) policy: RevocationPolicy,
     pub(crate) intermediates: &'a [Rc<Cert>],
     pub(crate) time: i64,
@@ -624,7 +702,7 @@ pub(crate) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(
-        crls: &'a CrlSet,
+        crls: &'a dyn CrlSource,
         policy: RevocationPolicy,
         intermediates: &'a [Rc<Cert>],
         time: i64,
@@ -705,7 +783,7 @@ impl<'a> Checker<'a> {
                 None => vec![cert.issuer_name.clone()],
             };
             for issuer in &issuers {
-                for crl in self.crls.issued_by(issuer).filter(|c| !c.is_delta()) {
+                for crl in self.crls.issued_by(issuer).iter().filter(|c| !c.is_delta()) {
                     if mask == ALL_REASONS {
                         break;
                     }
@@ -912,13 +990,14 @@ impl<'a> Checker<'a> {
         path: &[Rc<Cert>],
         position: usize,
         depth: usize,
-    ) -> Result<Option<(&'a Crl, Option<String>)>, Problem> {
+    ) -> Result<Option<(Arc<Crl>, Option<String>)>, Problem> {
         let Some(base_number) = &base.number else {
             return Ok(None);
         };
-        let crls: &'a CrlSet = self.crls;
-        let mut deltas: Vec<&'a Crl> = crls
+        let mut deltas: Vec<Arc<Crl>> = self
+            .crls
             .issued_by(&base.issuer_name)
+            .into_iter()
             .filter(|d| {
                 d.is_delta()
                     && d.idp.as_ref().map(|i| &i.der) == base.idp.as_ref().map(|i| &i.der)
@@ -939,7 +1018,7 @@ impl<'a> Checker<'a> {
         });
         let mut first_problem = None;
         for delta in deltas {
-            match self.usable(delta, path, position, depth) {
+            match self.usable(&delta, path, position, depth) {
                 Ok(expired) => return Ok(Some((delta, expired))),
                 Err(p) => {
                     first_problem.get_or_insert(p);
@@ -1026,7 +1105,7 @@ impl<'a> Checker<'a> {
         let pair = (crl.sha256, signer.sha256);
         let known = self
             .crls
-            .signatures
+            .signatures()
             .lock()
             .ok()
             .and_then(|m| m.get(&pair).copied());
@@ -1038,7 +1117,7 @@ impl<'a> Checker<'a> {
                 let v =
                     self.crypto
                         .verify_signature(algorithm, &key.bytes, &crl.tbs, &crl.signature);
-                if let Ok(mut m) = self.crls.signatures.lock() {
+                if let Ok(mut m) = self.crls.signatures().lock() {
                     m.insert(pair, v);
                 }
                 v

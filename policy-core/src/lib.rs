@@ -35,7 +35,7 @@ pub use attest::{
 pub use cert::MAX_CERTIFICATE_SIZE;
 pub use crl::{
     CrlSet, Lenience, MAX_CRL_ENTRIES, MAX_CRL_SIZE, MAX_CRLS, MAX_CRLS_PER_ISSUER, RevocationMode,
-    RevocationPolicy,
+    RevocationPolicy, crl_issuer_key,
 };
 pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal, Stage};
 pub use info::{

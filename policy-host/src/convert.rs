@@ -4,7 +4,8 @@
 
 use policy_core::{
     AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code, Decision,
-    EnrollmentKind, EnrollmentRef, Proof, Purpose, Refusal, SignatureAlgorithm,
+    EnrollmentKind, EnrollmentRef, Lenience, Proof, Purpose, Refusal, RevocationMode,
+    RevocationPolicy, SignatureAlgorithm, Validated,
 };
 
 use crate::bindings::attest::policy::types as wit;
@@ -116,6 +117,37 @@ pub(crate) fn refusal_from_wit(r: wit::Refusal) -> Result<Refusal, HostError> {
         message: r.message,
         certificate,
         enrollment: r.enrollment.map(enrollment_from_wit),
+    })
+}
+
+pub(crate) fn revocation_policy_to_wit(p: RevocationPolicy) -> chain::RevocationPolicy {
+    let lenience = |l: Lenience| match l {
+        Lenience::Refuse => chain::Lenience::Refuse,
+        Lenience::Warn => chain::Lenience::Warn,
+    };
+    chain::RevocationPolicy {
+        mode: match p.mode {
+            RevocationMode::Off => chain::RevocationMode::Off,
+            RevocationMode::Leaf => chain::RevocationMode::Leaf,
+            RevocationMode::Chain => chain::RevocationMode::Chain,
+        },
+        undetermined: lenience(p.undetermined),
+        expired: lenience(p.expired),
+    }
+}
+
+pub(crate) fn validated_from_wit(v: chain::Validated) -> Result<Validated, HostError> {
+    Ok(Validated {
+        path: v
+            .path
+            .into_iter()
+            .map(info_from_wit)
+            .collect::<Result<_, _>>()?,
+        warnings: v
+            .warnings
+            .into_iter()
+            .map(refusal_from_wit)
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -35,6 +35,7 @@ mod enrollments;
 mod footprint;
 pub mod input;
 mod memo;
+mod revocation;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,11 +53,12 @@ pub use memo::SignatureMemo;
 pub use policy_core::{
     Allocation, Assignment, AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest,
     Code, Decision, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
-    IndividualEnrollment, MAX_CERTIFICATE_SIZE, MAX_INTERMEDIATES, Proof, Purpose, Refusal,
-    Reprovision, SignatureAlgorithm, SignatureVerifier, Stage, Substatus, TLS_SIGNATURE_SCHEMES,
-    certificate_common_name, certificate_details, certificate_keys, challenge_message,
-    check_registration_id,
+    IndividualEnrollment, Lenience, MAX_CERTIFICATE_SIZE, MAX_INTERMEDIATES, Proof, Purpose,
+    Refusal, Reprovision, RevocationMode, RevocationPolicy, SignatureAlgorithm, SignatureVerifier,
+    Stage, Substatus, TLS_SIGNATURE_SCHEMES, Validated, certificate_common_name,
+    certificate_details, certificate_keys, challenge_message, check_registration_id,
 };
+pub use revocation::Crls;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -214,6 +216,7 @@ impl Drop for Ticker {
 pub(crate) struct HostState {
     crypto: Arc<dyn SignatureVerifier + Send + Sync>,
     enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+    crls: Arc<Crls>,
     limits: StoreLimits,
 }
 
@@ -336,6 +339,23 @@ impl Policy {
         })
     }
 
+    /// Path validation with revocation checking against `crls` under
+    /// `policy` (WIT `chain.validate-with-revocation`).
+    pub fn validate_chain_revocation(
+        &self,
+        request: &ChainRequest,
+        crls: Arc<Crls>,
+        policy: RevocationPolicy,
+    ) -> Verdict<Validated> {
+        let wit_request = convert::chain_request_to_wit(request);
+        let wit_policy = convert::revocation_policy_to_wit(policy);
+        let answer = self.call_with(Arc::new(NoEnrollments), crls, |p, store| {
+            p.attest_policy_chain()
+                .call_validate_with_revocation(store, &wit_request, wit_policy)
+        });
+        convert::verdict(answer, convert::validated_from_wit)
+    }
+
     /// Enrollment resolution without proof of possession (WIT `attestation.resolve`).
     pub fn resolve(
         &self,
@@ -419,9 +439,20 @@ impl Policy {
         enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
         f: impl FnOnce(&bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, HostError> {
+        self.call_with(enrollments, Arc::new(Crls::none()), f)
+    }
+
+    /// [`Policy::call`] with CRLs for the `revocation` import.
+    fn call_with<R>(
+        &self,
+        enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+        crls: Arc<Crls>,
+        f: impl FnOnce(&bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
         let state = HostState {
             crypto: Arc::clone(&self.crypto),
             enrollments,
+            crls,
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .instances(self.footprint.core_instances as usize)
@@ -513,6 +544,7 @@ mod tests {
             [
                 "attest:policy/crypto@0.5.0",
                 "attest:policy/enrollments@0.5.0",
+                "attest:policy/revocation@0.5.0",
                 "attest:policy/types@0.5.0",
             ]
         );

@@ -1,0 +1,64 @@
+//! The `attest:policy/revocation` import: the CRLs a host holds, handed to
+//! the component by issuer name key. The component selects, verifies and
+//! scopes them itself (RFC 5280 §6.3); the host only checks at load that
+//! each CRL parses and fits the limits, and indexes it by its issuer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::HostState;
+use crate::bindings::attest::policy::revocation;
+
+/// The CRLs one validation may use, by issuer name key.
+#[derive(Clone, Debug, Default)]
+pub struct Crls {
+    by_issuer: HashMap<[u8; 32], Vec<Arc<Vec<u8>>>>,
+    count: usize,
+}
+
+impl Crls {
+    /// No CRLs: with revocation checking on, every status is UNDETERMINED.
+    pub fn none() -> Crls {
+        Crls::default()
+    }
+
+    /// Indexes DER CRLs. A CRL that does not parse, is too large, or is one
+    /// too many from its issuer is an error naming it; duplicates count once.
+    pub fn from_der(crls: &[Vec<u8>]) -> Result<Crls, String> {
+        // The same checks and limits the component applies.
+        policy_core::CrlSet::parse(crls)?;
+        let mut out = Crls::default();
+        for der in crls {
+            let key = policy_core::crl_issuer_key(der)?;
+            let same = out.by_issuer.entry(key).or_default();
+            if !same.iter().any(|d| d.as_slice() == der.as_slice()) {
+                same.push(Arc::new(der.clone()));
+                out.count += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many distinct CRLs are held.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl revocation::Host for HostState {
+    fn crls(&mut self, issuer: Vec<u8>) -> Vec<Vec<u8>> {
+        let Ok(key) = <[u8; 32]>::try_from(issuer.as_slice()) else {
+            return Vec::new();
+        };
+        self.crls
+            .by_issuer
+            .get(&key)
+            .map(|v| v.iter().map(|d| d.as_ref().clone()).collect())
+            .unwrap_or_default()
+    }
+}
