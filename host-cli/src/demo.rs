@@ -80,6 +80,29 @@ pub fn write_demo_pki(dir: &Path) -> Result<Canonical> {
             true,
         )?;
     }
+    // CRLs of the three CAs, current for a week: line A revokes device-2
+    // (`verify --crl crls.pem`).
+    let revoked = hex::decode(
+        policy_host::certificate_details(&pki.devices[1].der)?
+            .0
+            .serial,
+    )
+    .context("device-2's serial")?;
+    let mut crls = String::new();
+    for (ca, revoked) in [
+        (&pki.root, vec![]),
+        (&pki.line_a, vec![(revoked, now - Duration::minutes(30))]),
+        (&pki.line_b, vec![]),
+    ] {
+        let der = ca.crl(
+            &revoked,
+            now - Duration::hours(1),
+            now + Duration::days(7),
+            1,
+        )?;
+        crls.push_str(&pem_block("X509 CRL", &der));
+    }
+    write(&dir.join("crls.pem"), crls.as_bytes(), false)?;
     let steps = pki.enrollment_steps();
     for ((file, _), set) in STEPS.iter().zip(&steps) {
         let text = serde_json::to_string_pretty(set)?;
@@ -122,6 +145,10 @@ pub fn pki_summary(dir: &Path) -> String {
         s,
         "  device-N.pem / .key  device chain (leaf + intermediate) and private key"
     );
+    let _ = writeln!(
+        s,
+        "  crls.pem             CRLs of the three CAs, current for 7 days (line A revokes device-2)"
+    );
     for (file, what) in STEPS {
         let _ = writeln!(s, "  {file:<38} {what}");
     }
@@ -139,7 +166,23 @@ pub fn pki_summary(dir: &Path) -> String {
         s,
         "  host-cli verify {d}/device-1.pem --trust {d}/root-ca.pem"
     );
+    let _ = writeln!(
+        s,
+        "  host-cli verify {d}/device-2.pem --trust {d}/root-ca.pem --crl {d}/crls.pem"
+    );
     s
+}
+
+/// One PEM block.
+fn pem_block(label: &str, der: &[u8]) -> String {
+    let b64 = crate::input::base64_standard(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }
 
 /// How to call this binary from the current directory.

@@ -78,6 +78,11 @@ pub fn base64_decode(text: &str, what: &str) -> Result<Vec<u8>> {
         .map_err(|e| anyhow!("{what} is not base64: {e}"))
 }
 
+/// Encodes bytes as standard padded base64 (PEM bodies).
+pub fn base64_standard(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
 /// Encodes bytes as URL-safe unpadded base64.
 pub fn base64_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -471,6 +471,19 @@ fn pki_demo_writes_a_usable_hierarchy() {
             .to_string(),
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    // The demo's CRLs: line A revokes device-2, not device-1.
+    let (trust, crls) = (
+        out.join("root-ca.pem").display().to_string(),
+        out.join("crls.pem").display().to_string(),
+    );
+    for (n, code) in [(1, 0), (2, 1), (5, 0)] {
+        let chain = out.join(format!("device-{n}.pem")).display().to_string();
+        let run = host_cli(&["verify", &chain, "--trust", &trust, "--crl", &crls]);
+        assert_eq!(run.code, code, "device-{n}: {}{}", run.stdout, run.stderr);
+        if code == 1 {
+            assert!(run.stdout.contains("certificate-revoked"), "{}", run.stdout);
+        }
+    }
 }
 
 #[test]

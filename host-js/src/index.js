@@ -2,8 +2,9 @@
 //
 // The component is the very file the Rust hosts embed (`host-cli component
 // --out`), transpiled by jco into dist/policy/. This module instantiates it
-// with two imports implemented here: `crypto.verify-signature` (node:crypto)
-// and `enrollments` (an object the gateway supplies, or EnrollmentSet).
+// with three imports implemented here: `crypto.verify-signature`
+// (node:crypto), `enrollments` (an object the gateway supplies, or
+// EnrollmentSet) and `revocation` (a CrlSet, for validateChainRevocation).
 // Every decision comes from the component; a refusal is a value (a
 // decision document with `verdict: "refused"`), and an exception means the
 // host failed (the component trapped, an enrollment lookup threw, the
