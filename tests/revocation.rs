@@ -210,3 +210,94 @@ fn garbage_crls_are_refused_at_load_with_their_index() {
     let e = CrlSet::parse(&crls).unwrap_err();
     assert!(e.starts_with("CRL #3:"), "{e}");
 }
+
+/// Within one scope the newest CRL the CA signed decides: an older CRL that
+/// does not list a device never outvotes a newer one that does (in either
+/// order), a hold the newer CRL released is released, a CRL issued after
+/// the validation time did not exist yet, and a "newer" CRL from another
+/// key is not the CA's.
+#[test]
+fn the_newest_crl_of_a_scope_decides() {
+    let p = pki();
+    let device = serial(&p.revoked.der);
+    let root_crl = p.root.crl(&[], at(-1), at(30), 1).unwrap();
+    let old_clean = p.ca.crl(&[], at(-10), at(20), 1).unwrap();
+    let new_revoking =
+        p.ca.crl(&[(device.clone(), at(-2))], at(-1), at(6), 2)
+            .unwrap();
+    for crls in [
+        vec![old_clean.clone(), new_revoking.clone(), root_crl.clone()],
+        vec![new_revoking.clone(), old_clean.clone(), root_crl.clone()],
+    ] {
+        assert_eq!(
+            check(&p, &p.revoked.der, &crls, RevocationPolicy::CHAIN)
+                .unwrap_err()
+                .code,
+            Code::CertificateRevoked
+        );
+    }
+    let held =
+        p.ca.crl_with_reasons(
+            &[(
+                device.clone(),
+                at(-9),
+                rcgen::RevocationReason::CertificateHold,
+            )],
+            at(-10),
+            at(20),
+            1,
+        )
+        .unwrap();
+    let released = p.ca.crl(&[], at(-1), at(6), 2).unwrap();
+    let refused = check(
+        &p,
+        &p.revoked.der,
+        &[held.clone(), root_crl.clone()],
+        RevocationPolicy::CHAIN,
+    )
+    .unwrap_err();
+    assert!(
+        refused.message.contains("certificateHold"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        check(
+            &p,
+            &p.revoked.der,
+            &[held, released, root_crl.clone()],
+            RevocationPolicy::CHAIN
+        )
+        .is_ok()
+    );
+    // Issued tomorrow: at the validation time only the older CRL existed.
+    let tomorrow =
+        p.ca.crl(&[(device.clone(), at(-2))], at(1), at(8), 3)
+            .unwrap();
+    assert!(
+        check(
+            &p,
+            &p.revoked.der,
+            &[old_clean.clone(), tomorrow, root_crl.clone()],
+            RevocationPolicy::CHAIN
+        )
+        .is_ok()
+    );
+    // A same-named CA with another key claims number 99 and lists nothing.
+    let impostor = p
+        .root
+        .intermediate("Revocation CA", pki::KeyAlg::P256, ca_validity())
+        .unwrap();
+    let forged = impostor.crl(&[], at(-1), at(6), 99).unwrap();
+    assert_eq!(
+        check(
+            &p,
+            &p.revoked.der,
+            &[forged, new_revoking, root_crl],
+            RevocationPolicy::CHAIN
+        )
+        .unwrap_err()
+        .code,
+        Code::CertificateRevoked
+    );
+}

@@ -17,9 +17,12 @@
 //!                    bit 4    groups enabled (else disabled)
 //!                    bit 5    the first anchor is a verified CA without a group
 //!                    bit 6    an individual enrollment holds the leaf
+//!                    bit 7    the element after the leaf is a CRL: the
+//!                             chain is also validated with revocation
+//!                             checking against it
 //! bytes 1-2   validation time: signed days from 2026-06-01, big-endian
 //! then        certificates, each a 2-byte big-endian length and the DER:
-//!             the leaf, the intermediates, then the trust anchors
+//!             the leaf, [the CRL,] the intermediates, then the trust anchors
 //! ```
 
 use std::collections::HashMap;
@@ -63,6 +66,8 @@ pub struct Input {
     pub first_verified_only: bool,
     /// Individual enrollment for the leaf.
     pub individual: bool,
+    /// A CRL to check revocation against (flag bit 7).
+    pub crl: Option<Vec<u8>>,
 }
 
 impl Input {
@@ -82,6 +87,7 @@ impl Input {
             return None;
         }
         let leaf = certs.remove(0);
+        let crl = (flags & 0x80 != 0 && !certs.is_empty()).then(|| certs.remove(0));
         let anchors_wanted = usize::from((flags >> 2) & 3) + 1;
         let split = certs.len().saturating_sub(anchors_wanted);
         let anchors = certs.split_off(split);
@@ -98,6 +104,7 @@ impl Input {
             enabled: flags & 0x10 != 0,
             first_verified_only: flags & 0x20 != 0,
             individual: flags & 0x40 != 0,
+            crl,
         })
     }
 }
@@ -204,6 +211,30 @@ pub fn chain(data: &[u8]) {
             "attest admitted what resolve refused"
         );
     }
+    // Revocation checking never widens: whatever it admits, plain
+    // validation admits too.
+    let revocation = input.crl.as_ref().and_then(|crl| {
+        let set = policy_core::CrlSet::parse(std::slice::from_ref(crl)).ok()?;
+        let checked = policy_core::validate_chain_revocation(
+            &chain,
+            &set,
+            policy_core::RevocationPolicy::CHAIN,
+            &FuzzVerifier,
+        );
+        if checked.is_ok() {
+            assert!(
+                validated.is_ok(),
+                "revocation checking admitted what validation refused"
+            );
+        }
+        Some((crl.clone(), checked))
+    });
+    #[cfg(feature = "component")]
+    if let Some((crl, checked)) = &revocation {
+        component::compare_revocation(&chain, crl, checked);
+    }
+    #[cfg(not(feature = "component"))]
+    let _ = revocation;
     #[cfg(feature = "component")]
     component::compare(
         &chain,
@@ -245,6 +276,26 @@ mod component {
         Result<Decision, Refusal>,
         Result<CertificateKeys, Refusal>,
     );
+
+    /// The component's revocation check must equal the native core's.
+    pub(crate) fn compare_revocation(
+        chain: &ChainRequest,
+        crl: &[u8],
+        native: &Result<policy_core::Validated, Refusal>,
+    ) {
+        let crls = policy_host::Crls::from_der(&[crl.to_vec()]).expect("the core parsed it");
+        assert_eq!(
+            &policy()
+                .validate_chain_revocation(
+                    chain,
+                    Arc::new(crls),
+                    policy_core::RevocationPolicy::CHAIN
+                )
+                .expect("component call"),
+            native,
+            "validate with revocation"
+        );
+    }
 
     /// The component's answers must equal the native core's.
     pub(crate) fn compare(

@@ -191,6 +191,21 @@ impl Ca {
         next_update: OffsetDateTime,
         number: u64,
     ) -> Result<Vec<u8>> {
+        let with_reason: Vec<_> = revoked
+            .iter()
+            .map(|(s, t)| (s.clone(), *t, rcgen::RevocationReason::KeyCompromise))
+            .collect();
+        self.crl_with_reasons(&with_reason, this_update, next_update, number)
+    }
+
+    /// [`Ca::crl`] with each entry's reasonCode.
+    pub fn crl_with_reasons(
+        &self,
+        revoked: &[(Vec<u8>, OffsetDateTime, rcgen::RevocationReason)],
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        number: u64,
+    ) -> Result<Vec<u8>> {
         let params = rcgen::CertificateRevocationListParams {
             this_update,
             next_update,
@@ -198,10 +213,10 @@ impl Ca {
             issuing_distribution_point: None,
             revoked_certs: revoked
                 .iter()
-                .map(|(serial, at)| rcgen::RevokedCertParams {
+                .map(|(serial, at, reason)| rcgen::RevokedCertParams {
                     serial_number: SerialNumber::from(serial.clone()),
                     revocation_time: *at,
-                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    reason_code: Some(*reason),
                     invalidity_date: None,
                 })
                 .collect(),

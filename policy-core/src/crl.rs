@@ -498,6 +498,18 @@ impl Crl {
     }
 }
 
+/// Orders CRLs of one scope newest first: cRLNumber, then thisUpdate,
+/// then SHA-256 (so the order never depends on the order given).
+fn newest_first(crls: &mut [Arc<Crl>]) {
+    crls.sort_by(|a, b| {
+        let key = |c: &Crl| {
+            let n = c.number.clone().unwrap_or_default();
+            (n.len(), n, c.this_update, c.sha256)
+        };
+        key(b).cmp(&key(a))
+    });
+}
+
 /// The DER of tbsCertList: the first element of the outer SEQUENCE.
 fn tbs_bytes(der: &[u8]) -> Result<Vec<u8>, der::Error> {
     let mut reader = SliceReader::new(der)?;
@@ -769,9 +781,6 @@ impl<'a> Checker<'a> {
         let mut problems: Vec<Problem> = Vec::new();
         let mut used_expired: Vec<String> = Vec::new();
         for (point, synthetic) in &points {
-            if mask == ALL_REASONS {
-                break;
-            }
             let issuers: Vec<DistinguishedName> = match &point.crl_issuer {
                 Some(names) => names
                     .iter()
@@ -783,39 +792,59 @@ impl<'a> Checker<'a> {
                 None => vec![cert.issuer_name.clone()],
             };
             for issuer in &issuers {
-                for crl in self.crls.issued_by(issuer).iter().filter(|c| !c.is_delta()) {
-                    if mask == ALL_REASONS {
-                        break;
+                // One scope (issuingDistributionPoint) at a time; within a
+                // scope the newest CRL the CA signed supersedes the older
+                // ones, and every scope that covers the certificate is
+                // consulted: any of them revoking it revokes it.
+                let mut scopes: Vec<Vec<Arc<Crl>>> = Vec::new();
+                for crl in self
+                    .crls
+                    .issued_by(issuer)
+                    .into_iter()
+                    .filter(|c| !c.is_delta())
+                {
+                    let key = crl.idp.as_ref().map(|i| i.der.clone());
+                    match scopes
+                        .iter_mut()
+                        .find(|g| g[0].idp.as_ref().map(|i| i.der.clone()) == key)
+                    {
+                        Some(group) => group.push(crl),
+                        None => scopes.push(vec![crl]),
                     }
-                    if let Err(why) = in_scope(cert, point, *synthetic, crl) {
+                }
+                scopes.sort_by(|a, b| {
+                    let key = |g: &Vec<Arc<Crl>>| g[0].idp.as_ref().map(|i| i.der.clone());
+                    key(a).cmp(&key(b))
+                });
+                for mut group in scopes {
+                    newest_first(&mut group);
+                    if let Err(why) = in_scope(cert, point, *synthetic, &group[0]) {
                         problems.push(Problem {
                             expired: false,
-                            message: format!("{} does not cover it: {why}", crl.describe()),
+                            message: format!("{} does not cover it: {why}", group[0].describe()),
                         });
                         continue;
                     }
                     let interim = point.reasons.unwrap_or(ALL_REASONS)
-                        & crl
+                        & group[0]
                             .idp
                             .as_ref()
                             .and_then(|i| i.only_some_reasons)
                             .unwrap_or(ALL_REASONS)
                         & ALL_REASONS;
-                    if interim & !mask == 0 {
-                        continue;
-                    }
-                    match self.usable(crl, path, position, depth) {
-                        Ok(expired) => {
+                    let crl = match self.current(&group, path, position, depth) {
+                        Ok((crl, expired)) => {
                             if let Some(e) = expired {
                                 used_expired.push(e);
                             }
+                            crl
                         }
                         Err(p) => {
                             problems.push(p);
                             continue;
                         }
-                    }
-                    let delta = match self.delta_for(crl, path, position, depth) {
+                    };
+                    let delta = match self.delta_for(&crl, path, position, depth) {
                         Ok(d) => d,
                         Err(p) => {
                             problems.push(p);
@@ -925,33 +954,17 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Whether `crl` may be used for `path[position]` at this time, signed
-    /// by its issuer (RFC 5280 §6.3.3(a), (f), (g)). `Ok(Some)` when it is
-    /// past nextUpdate and the policy lets it be used with a warning.
-    fn usable(
-        &self,
-        crl: &Crl,
-        path: &[Rc<Cert>],
-        position: usize,
-        depth: usize,
-    ) -> Result<Option<String>, Problem> {
+    /// Whether the signed, already-current `crl` may be used (RFC 5280
+    /// §5.2, §6.3.3(a)): no unknown critical extension, and nextUpdate not
+    /// passed. `Ok(Some)` when it is past nextUpdate and the policy lets it
+    /// be used with a warning.
+    fn usable(&self, crl: &Crl) -> Result<Option<String>, Problem> {
         if let Some(why) = &crl.unusable {
             return Err(Problem {
                 expired: false,
                 message: format!("{} cannot be used: {why}", crl.describe()),
             });
         }
-        if crl.this_update > self.time {
-            return Err(Problem {
-                expired: false,
-                message: format!(
-                    "{} is not yet valid at {}",
-                    crl.describe(),
-                    rfc3339(self.time)
-                ),
-            });
-        }
-        let mut expired = None;
         if let Some(next) = crl.next_update
             && next < self.time
         {
@@ -961,22 +974,55 @@ impl<'a> Checker<'a> {
                 rfc3339(next),
                 rfc3339(self.time)
             );
-            match self.policy.expired {
-                Lenience::Refuse => {
-                    return Err(Problem {
-                        expired: true,
-                        message,
-                    });
-                }
-                Lenience::Warn => expired = Some(message),
-            }
+            return match self.policy.expired {
+                Lenience::Refuse => Err(Problem {
+                    expired: true,
+                    message,
+                }),
+                Lenience::Warn => Ok(Some(message)),
+            };
         }
-        self.verify_signature(crl, path, position, depth)
-            .map_err(|message| Problem {
-                expired: false,
-                message,
-            })?;
-        Ok(expired)
+        Ok(None)
+    }
+
+    /// The CRL of one scope at the validation time: the newest one (by
+    /// cRLNumber, then thisUpdate) that existed then (thisUpdate not after
+    /// it) and that its issuer signed. An older CRL never stands in for a
+    /// newer one that cannot be used (an unknown critical extension, past
+    /// nextUpdate): what the newer one says is not known.
+    fn current(
+        &self,
+        newest_first: &[Arc<Crl>],
+        path: &[Rc<Cert>],
+        position: usize,
+        depth: usize,
+    ) -> Result<(Arc<Crl>, Option<String>), Problem> {
+        let mut first_problem = None;
+        for crl in newest_first {
+            if crl.this_update > self.time {
+                first_problem.get_or_insert(Problem {
+                    expired: false,
+                    message: format!(
+                        "{} is not yet valid at {}",
+                        crl.describe(),
+                        rfc3339(self.time)
+                    ),
+                });
+                continue;
+            }
+            if let Err(message) = self.verify_signature(crl, path, position, depth) {
+                first_problem.get_or_insert(Problem {
+                    expired: false,
+                    message,
+                });
+                continue;
+            }
+            return self.usable(crl).map(|expired| (Arc::clone(crl), expired));
+        }
+        Err(first_problem.unwrap_or(Problem {
+            expired: false,
+            message: "no CRL".into(),
+        }))
     }
 
     /// RFC 5280 §6.3.3(c), (g): the newest usable delta CRL for the
@@ -1007,27 +1053,17 @@ impl<'a> Checker<'a> {
                     && d.number
                         .as_ref()
                         .is_some_and(|n| !number_le(n, base_number))
+                    // A delta issued after the validation time did not exist then.
+                    && d.this_update <= self.time
             })
             .collect();
-        deltas.sort_by(|a, b| {
-            let (x, y) = (
-                a.number.as_deref().unwrap_or(&[]),
-                b.number.as_deref().unwrap_or(&[]),
-            );
-            (y.len(), y).cmp(&(x.len(), x))
-        });
-        let mut first_problem = None;
-        for delta in deltas {
-            match self.usable(&delta, path, position, depth) {
-                Ok(expired) => return Ok(Some((delta, expired))),
-                Err(p) => {
-                    first_problem.get_or_insert(p);
-                }
-            }
+        if deltas.is_empty() {
+            return Ok(None);
         }
-        match first_problem {
-            None => Ok(None),
-            Some(p) => Err(Problem {
+        newest_first(&mut deltas);
+        match self.current(&deltas, path, position, depth) {
+            Ok((delta, expired)) => Ok(Some((delta, expired))),
+            Err(p) => Err(Problem {
                 expired: p.expired,
                 message: format!("{}, whose {}", base.describe(), p.message),
             }),

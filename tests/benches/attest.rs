@@ -16,7 +16,8 @@
 //! - `revocation-p256-3cert/…`: the same chain validation without
 //!   revocation and with a 100,000-entry CRL from the device's CA (plus
 //!   the root's), the CRL set loaded once as a service holds it; and the
-//!   cost of loading that set (parse and index), paid once per CRL update.
+//!   cost of loading that set (parse and index), paid once per CRL update;
+//!   and the component's rows, which parse the CRLs in play per call.
 //!
 //! Run: `cargo bench -p attest-tests --bench attest [--features openssl-baseline]`.
 //! Report ratios between the rows of each input; absolute times vary by machine.
@@ -366,7 +367,34 @@ fn revocation(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // The component: the same decisions; CRLs reach it through its
+    // `revocation` import and are parsed once per call.
+    let policy = Policy::new().unwrap();
+    let held = Arc::new(policy_host::Crls::from_der(&crls).unwrap());
+    policy
+        .validate_chain_revocation(
+            &request,
+            Arc::clone(&held),
+            policy_core::RevocationPolicy::CHAIN,
+        )
+        .unwrap()
+        .unwrap();
+    group.bench_function("no-revocation/component", |b| {
+        b.iter(|| policy.validate_chain(black_box(&request)).unwrap().unwrap())
+    });
     group.sample_size(10);
+    group.bench_function("crl-100k/component", |b| {
+        b.iter(|| {
+            policy
+                .validate_chain_revocation(
+                    black_box(&request),
+                    Arc::clone(&held),
+                    policy_core::RevocationPolicy::CHAIN,
+                )
+                .unwrap()
+                .unwrap()
+        })
+    });
     group.bench_function("crl-100k-load", |b| {
         b.iter(|| policy_core::CrlSet::parse(black_box(&crls)).unwrap())
     });

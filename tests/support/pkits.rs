@@ -108,6 +108,12 @@ impl Pkits {
     /// The PKITS data under `cache`, downloaded (pip) and unpacked on first
     /// use; later runs find it there.
     pub fn load(cache: &Path) -> Pkits {
+        // Tests of one binary run in parallel: one downloads, the others
+        // wait (test binaries themselves run one after another).
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = cache.join("PKITS_data");
         if !dir.join("crls/TrustAnchorRootCRL.crl").exists() {
             let wheels = cache.join("wheels");
@@ -130,7 +136,7 @@ impl Pkits {
             // Unpack only the PKITS directory, into a temporary directory
             // renamed into place: a run killed half-way leaves nothing
             // that looks complete.
-            let partial = cache.join("PKITS_data.partial");
+            let partial = cache.join(format!("PKITS_data.partial-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&partial);
             run(
                 Command::new("python3").arg("-c").arg(
