@@ -9,9 +9,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use attest_tests::Rng;
 use attest_tests::pkits::{Pkits, REVOCATION_CASES, TIME};
-use base64::Engine;
+use attest_tests::{Rng, pem_block};
 use policy_core::{ChainRequest, CrlSet, Purpose, Refusal, RevocationPolicy, Validated};
 use policy_host::AwsLcVerifier;
 
@@ -212,17 +211,6 @@ fn a_mutated_crl_never_admits_a_revoked_certificate() {
     assert!(rejected > 0 && refused > 0);
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// OpenSSL on the same directory, side by side: `openssl verify
 /// -crl_check_all`, and with `-extended_crl -use_deltas`. Its results are
 /// listed in docs/conformance.md; the test asserts attest is never less
@@ -236,20 +224,20 @@ fn openssl_on_the_same_directory() {
         .pkits
         .ca_certificates()
         .iter()
-        .map(|(_, d)| pem("CERTIFICATE", d))
+        .map(|(_, d)| pem_block("CERTIFICATE", d))
         .collect();
-    let all_crls: String = dir.crls.iter().map(|d| pem("X509 CRL", d)).collect();
+    let all_crls: String = dir.crls.iter().map(|d| pem_block("X509 CRL", d)).collect();
     std::fs::write(work.path().join("cas.pem"), all_cas).unwrap();
     std::fs::write(work.path().join("crls.pem"), all_crls).unwrap();
     std::fs::write(
         work.path().join("root.pem"),
-        pem("CERTIFICATE", &dir.pkits.anchor()),
+        pem_block("CERTIFICATE", &dir.pkits.anchor()),
     )
     .unwrap();
     let openssl = |name: &str, extended: bool| -> bool {
         std::fs::write(
             work.path().join("ee.pem"),
-            pem("CERTIFICATE", &dir.pkits.cert(&format!("{name}EE"))),
+            pem_block("CERTIFICATE", &dir.pkits.cert(&format!("{name}EE"))),
         )
         .unwrap();
         let mut cmd = Command::new("openssl");

@@ -4,50 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use attest_pki::{Ca, Canonical, KeyAlg, Validity};
 use time::macros::datetime;
 
 const AT: &str = "2026-06-01T00:00:00Z";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs host-cli with a deadline; a hang fails the test instead of CI.
-fn host_cli(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_host-cli"))
-        .args(args)
-        .env(
-            "ATTEST_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-cache"),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host-cli");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("host-cli {args:?} did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().expect("exited normally, not by a signal"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
-    run
-}
+mod common;
+use common::{Run, host_cli};
 
 fn fixed() -> (Validity, Validity) {
     (

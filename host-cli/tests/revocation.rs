@@ -6,63 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use attest_pki::{Canonical, KeyAlg, Validity};
+use attest_tests::pem_block;
 use attest_tests::pkits::{Pkits, REVOCATION_CASES, TIME};
-use base64::Engine as _;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 const AT: &str = "2026-06-01T00:00:00Z";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn host_cli(args: &[&str]) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_host-cli"))
-        .args(args)
-        .env(
-            "ATTEST_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest-cache"),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host-cli");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("host-cli {args:?} did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().expect("exited normally"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
-    run
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+mod common;
+use common::host_cli;
 
 fn serial(der: &[u8]) -> Vec<u8> {
     let (info, _) = policy_host::certificate_details(der).unwrap();
@@ -106,7 +60,7 @@ fn a_revoked_device_is_refused_and_its_sibling_accepted() {
     std::fs::write(p("device-1.pem"), pki.chain_pem(1)).unwrap();
     std::fs::write(p("device-2.pem"), pki.chain_pem(2)).unwrap();
     // One file of PEM CRLs, one DER CRL.
-    std::fs::write(p("line.crl.pem"), pem("X509 CRL", &line_crl)).unwrap();
+    std::fs::write(p("line.crl.pem"), pem_block("X509 CRL", &line_crl)).unwrap();
     std::fs::write(p("root.crl"), &root_crl).unwrap();
     let verify = |device: &str, extra: &[&str]| {
         let (chain, root) = (p(device), p("root.pem"));
@@ -239,10 +193,12 @@ fn pkits_revocation_cases_through_host_cli() {
         .collect();
     let crls: Vec<Vec<u8>> = pkits.crls().into_iter().map(|(_, d)| d).collect();
     let set = policy_core::CrlSet::parse(&crls).unwrap();
-    std::fs::write(p("root.pem"), pem("CERTIFICATE", &pkits.anchor())).unwrap();
+    std::fs::write(p("root.pem"), pem_block("CERTIFICATE", &pkits.anchor())).unwrap();
     std::fs::write(
         p("crls.pem"),
-        crls.iter().map(|d| pem("X509 CRL", d)).collect::<String>(),
+        crls.iter()
+            .map(|d| pem_block("X509 CRL", d))
+            .collect::<String>(),
     )
     .unwrap();
     let at = OffsetDateTime::from_unix_timestamp(TIME)
@@ -254,7 +210,7 @@ fn pkits_revocation_cases_through_host_cli() {
         let leaf = pkits.cert(&format!("{name}EE"));
         let chain: String = std::iter::once(&leaf)
             .chain(&cas)
-            .map(|d| pem("CERTIFICATE", d))
+            .map(|d| pem_block("CERTIFICATE", d))
             .collect();
         std::fs::write(p("chain.pem"), chain).unwrap();
         let (chain, root, crl) = (p("chain.pem"), p("root.pem"), p("crls.pem"));

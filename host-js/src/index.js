@@ -133,6 +133,20 @@ function unixSeconds(time) {
   throw new TypeError('time must be a Date, a bigint or an integer number of Unix seconds');
 }
 
+// A chain request as the component takes it, with its time and purpose name.
+function chainRequest(request) {
+  const time = unixSeconds(request.time);
+  const purpose = purposeName(request.purpose);
+  const wit = {
+    leaf: bytes(request.leaf, 'leaf'),
+    intermediates: byteList(request.intermediates, 'intermediates'),
+    trustAnchors: byteList(request.trustAnchors, 'trustAnchors'),
+    time,
+    purpose: witPurpose(purpose),
+  };
+  return { time, purpose, wit };
+}
+
 function purposeName(p) {
   const name = p ?? 'clientAuth';
   witPurpose(name);
@@ -231,15 +245,7 @@ export class Policy {
    * @returns the decision document (`mode: "chain"`).
    */
   validateChain(request) {
-    const time = unixSeconds(request.time);
-    const purpose = purposeName(request.purpose);
-    const wit = {
-      leaf: bytes(request.leaf, 'leaf'),
-      intermediates: byteList(request.intermediates, 'intermediates'),
-      trustAnchors: byteList(request.trustAnchors, 'trustAnchors'),
-      time,
-      purpose: witPurpose(purpose),
-    };
+    const { time, purpose, wit } = chainRequest(request);
     return decisionJson('chain', time, purpose, this.#call(null, (i) => i.chain.validate(wit)));
   }
 
@@ -255,15 +261,7 @@ export class Policy {
     if (!(crls instanceof CrlSet)) throw new TypeError('crls must be a CrlSet');
     const mode = options.revocation ?? 'chain';
     if (!REVOCATION_MODES.includes(mode)) throw new TypeError(`revocation must be one of ${REVOCATION_MODES.join(', ')}`);
-    const time = unixSeconds(request.time);
-    const purpose = purposeName(request.purpose);
-    const wit = {
-      leaf: bytes(request.leaf, 'leaf'),
-      intermediates: byteList(request.intermediates, 'intermediates'),
-      trustAnchors: byteList(request.trustAnchors, 'trustAnchors'),
-      time,
-      purpose: witPurpose(purpose),
-    };
+    const { time, purpose, wit } = chainRequest(request);
     const policy = {
       mode,
       undetermined: options.allowUndetermined ? 'warn' : 'refuse',

@@ -45,6 +45,17 @@ class EnrollmentSource(Protocol):
         """DER certificates whose subject has this name key."""
 
 
+def _chain_request(leaf: bytes, intermediates: Sequence[bytes], trust_anchors: Sequence[bytes], time: Any, purpose: str | None) -> tuple[int, str, wc.Record]:
+    t, p = _unix(time), _purpose(purpose)
+    return t, p, _record(
+        leaf=_der(leaf, "leaf"),
+        intermediates=_ders(intermediates, "intermediates"),
+        trust_anchors=_ders(trust_anchors, "trust_anchors"),
+        time=t,
+        purpose=PURPOSES[p],
+    )
+
+
 class CrlError(ValueError):
     """A CRL that cannot be loaded (not DER, too large, one too many for its issuer)."""
 
@@ -300,14 +311,7 @@ class Policy:
         purpose: str | None = None,
     ) -> dict[str, Any]:
         """Chain validation (RFC 5280 §6 under attest's profile): the decision document (mode chain)."""
-        t, p = _unix(time), _purpose(purpose)
-        request = _record(
-            leaf=_der(leaf, "leaf"),
-            intermediates=_ders(intermediates, "intermediates"),
-            trust_anchors=_ders(trust_anchors, "trust_anchors"),
-            time=t,
-            purpose=PURPOSES[p],
-        )
+        t, p, request = _chain_request(leaf, intermediates, trust_anchors, time, purpose)
         ok, value = self._call(None, "chain", "validate", request)
         return decision_json("chain", t, p, ok, value)
 
@@ -330,14 +334,7 @@ class Policy:
             raise TypeError("crls must be a CrlSet")
         if revocation not in REVOCATION_MODES:
             raise ValueError(f"revocation must be one of {', '.join(REVOCATION_MODES)}")
-        t, p = _unix(time), _purpose(purpose)
-        request = _record(
-            leaf=_der(leaf, "leaf"),
-            intermediates=_ders(intermediates, "intermediates"),
-            trust_anchors=_ders(trust_anchors, "trust_anchors"),
-            time=t,
-            purpose=PURPOSES[p],
-        )
+        t, p, request = _chain_request(leaf, intermediates, trust_anchors, time, purpose)
         policy = _record(
             mode=revocation,
             undetermined="warn" if allow_undetermined else "refuse",

@@ -37,6 +37,30 @@ pub fn validate_chain(
     request: &ChainRequest,
     crypto: &dyn SignatureVerifier,
 ) -> Result<Vec<CertificateInfo>, Refusal> {
+    let (leaf, intermediates, anchors) = parse_chain(request)?;
+    // Any valid path will do: the first in the search's canonical order.
+    let mut found = None;
+    let searched = search_paths(
+        leaf,
+        &intermediates,
+        &mut AnchorList(anchors),
+        request.time,
+        request.purpose,
+        crypto,
+        &mut |path| {
+            found = Some(path.iter().map(|c| c.info()).collect());
+            Flow::Stop
+        },
+    );
+    searched.ended?;
+    found.ok_or(searched.failure)
+}
+
+/// A chain request's certificates, parsed: leaf, intermediates, anchors.
+type ParsedChain = (Cert, Vec<Rc<Cert>>, Vec<Rc<Cert>>);
+
+/// Parses a chain request's certificates ([`ParsedChain`]).
+fn parse_chain(request: &ChainRequest) -> Result<ParsedChain, Refusal> {
     check_count(
         request.trust_anchors.len(),
         MAX_TRUST_ANCHORS,
@@ -54,22 +78,7 @@ pub fn validate_chain(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // Any valid path will do: the first in the search's canonical order.
-    let mut found = None;
-    let searched = search_paths(
-        leaf,
-        &intermediates,
-        &mut AnchorList(anchors),
-        request.time,
-        request.purpose,
-        crypto,
-        &mut |path| {
-            found = Some(path.iter().map(|c| c.info()).collect());
-            Flow::Stop
-        },
-    );
-    searched.ended?;
-    found.ok_or(searched.failure)
+    Ok((leaf, intermediates, anchors))
 }
 
 /// [`validate_chain`] with revocation checking (RFC 5280 §6.3) against
@@ -94,23 +103,7 @@ pub(crate) fn validate_with_crls(
     policy: RevocationPolicy,
     crypto: &dyn SignatureVerifier,
 ) -> Result<Validated, Refusal> {
-    check_count(
-        request.trust_anchors.len(),
-        MAX_TRUST_ANCHORS,
-        "trust anchors",
-    )?;
-    let leaf = parse_presented(&request.leaf, 0)?;
-    let intermediates = parse_intermediates(&request.intermediates)?;
-    let anchors = request
-        .trust_anchors
-        .iter()
-        .enumerate()
-        .map(|(i, der)| {
-            Cert::parse(der).map(Rc::new).map_err(|(code, message)| {
-                Refusal::new(code, format!("trust anchor #{}: {message}", i + 1))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (leaf, intermediates, anchors) = parse_chain(request)?;
     let checker = Checker::new(crls, policy, &intermediates, request.time, crypto);
     let mut found = None;
     let mut refused: Option<Refusal> = None;

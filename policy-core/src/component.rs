@@ -69,15 +69,19 @@ impl EnrollmentSource for HostEnrollments {
     }
 }
 
+fn chain_request_from_wit(request: chain::ChainRequest) -> ChainRequest {
+    ChainRequest {
+        leaf: request.leaf,
+        intermediates: request.intermediates,
+        trust_anchors: request.trust_anchors,
+        time: request.time,
+        purpose: purpose_from_wit(request.purpose),
+    }
+}
+
 impl chain::Guest for Component {
     fn validate(request: chain::ChainRequest) -> Result<Vec<wit::CertificateInfo>, wit::Refusal> {
-        let request = ChainRequest {
-            leaf: request.leaf,
-            intermediates: request.intermediates,
-            trust_anchors: request.trust_anchors,
-            time: request.time,
-            purpose: purpose_from_wit(request.purpose),
-        };
+        let request = chain_request_from_wit(request);
         crate::validate_chain(&request, &HostCrypto)
             .map(|path| path.into_iter().map(info_to_wit).collect())
             .map_err(refusal_to_wit)
@@ -91,13 +95,7 @@ impl chain::Guest for Component {
         request: chain::ChainRequest,
         policy: chain::RevocationPolicy,
     ) -> Result<chain::Validated, wit::Refusal> {
-        let request = ChainRequest {
-            leaf: request.leaf,
-            intermediates: request.intermediates,
-            trust_anchors: request.trust_anchors,
-            time: request.time,
-            purpose: purpose_from_wit(request.purpose),
-        };
+        let request = chain_request_from_wit(request);
         let lenience = |l: chain::Lenience| match l {
             chain::Lenience::Refuse => Lenience::Refuse,
             chain::Lenience::Warn => Lenience::Warn,

@@ -4,6 +4,9 @@
 //!
 //! `cargo run -p attest-tests --example fuzz-seeds -- DIR`
 
+// A seed writer: a fixture that cannot be built is a failed run.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use attest_tests::corpus::corpus;

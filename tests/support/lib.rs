@@ -217,6 +217,19 @@ pub fn bench_chain(alg: pki::KeyAlg, depth: usize) -> BenchChain {
     }
 }
 
+/// One PEM block of `der` under `label` ("CERTIFICATE", "X509 CRL").
+pub fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// SplitMix64: a small deterministic generator for property and mutation
 /// tests (a fixed seed makes every failure reproducible).
 #[derive(Clone, Debug)]
