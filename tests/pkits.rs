@@ -25,17 +25,7 @@ struct Directory {
 impl Directory {
     fn load() -> Directory {
         let pkits = pkits();
-        // Certificates that are not DER at all (BadSignedCACert's signature
-        // BIT STRING has unused bits) cannot be presented to attest: a
-        // request carrying one is refused whole. They serve no revocation
-        // test.
-        let intermediates = pkits
-            .ca_certificates()
-            .into_iter()
-            .map(|(_, d)| d)
-            .filter(|d| policy_core::certificate_keys(d).is_ok())
-            .collect();
-        let crls = pkits.crls().into_iter().map(|(_, d)| d).collect();
+        let (intermediates, crls) = pkits.directory();
         Directory {
             pkits,
             intermediates,

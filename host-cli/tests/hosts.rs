@@ -571,13 +571,7 @@ fn revocation_jobs(jobs: &mut Jobs) {
     use time::Duration as Days;
     let pkits =
         attest_tests::pkits::Pkits::load(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("pkits"));
-    let cas: Vec<Vec<u8>> = pkits
-        .ca_certificates()
-        .into_iter()
-        .map(|(_, d)| d)
-        .filter(|d| policy_host::certificate_keys(d).is_ok())
-        .collect();
-    let ders: Vec<Vec<u8>> = pkits.crls().into_iter().map(|(_, d)| d).collect();
+    let (cas, ders) = pkits.directory();
     let set = jobs.crls("pkits", &ders).expect("the PKITS CRLs load");
     for (id, name) in attest_tests::pkits::REVOCATION_CASES {
         let req = ChainRequest {

@@ -185,13 +185,7 @@ fn pkits_revocation_cases_through_host_cli() {
     let pkits = Pkits::load(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("pkits"));
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).display().to_string();
-    let cas: Vec<Vec<u8>> = pkits
-        .ca_certificates()
-        .into_iter()
-        .map(|(_, d)| d)
-        .filter(|d| policy_host::certificate_keys(d).is_ok())
-        .collect();
-    let crls: Vec<Vec<u8>> = pkits.crls().into_iter().map(|(_, d)| d).collect();
+    let (cas, crls) = pkits.directory();
     let set = policy_core::CrlSet::parse(&crls).unwrap();
     std::fs::write(p("root.pem"), pem_block("CERTIFICATE", &pkits.anchor())).unwrap();
     std::fs::write(

@@ -550,6 +550,8 @@ fn certificate_issuer(value: &[u8]) -> Result<DistinguishedName, String> {
 #[derive(Debug, Default)]
 pub struct CrlSet {
     crls: Vec<Arc<Crl>>,
+    /// The issuer name key of each CRL given, in the order given.
+    given: Vec<[u8; 32]>,
     /// Issuer name key → indexes into `crls`.
     by_issuer: HashMap<[u8; 32], Vec<usize>>,
     /// CRL signatures checked so far.
@@ -571,6 +573,7 @@ impl CrlSet {
         let mut set = CrlSet::default();
         for (i, der) in crls.iter().enumerate() {
             let crl = Crl::parse(der).map_err(|message| format!("CRL #{}: {message}", i + 1))?;
+            set.given.push(crl.issuer_key);
             if set.crls.iter().any(|c| c.sha256 == crl.sha256) {
                 continue;
             }
@@ -586,6 +589,13 @@ impl CrlSet {
             set.crls.push(Arc::new(crl));
         }
         Ok(set)
+    }
+
+    /// The issuer name key of each CRL given to [`CrlSet::parse`], in the
+    /// order given (duplicates included): what hosts index CRLs by for the
+    /// component's `revocation` import.
+    pub fn issuer_keys(&self) -> &[[u8; 32]] {
+        &self.given
     }
 
     /// How many distinct CRLs the set holds.

@@ -25,12 +25,11 @@ impl Crls {
     /// Indexes DER CRLs. A CRL that does not parse, is too large, or is one
     /// too many from its issuer is an error naming it; duplicates count once.
     pub fn from_der(crls: &[Vec<u8>]) -> Result<Crls, String> {
-        // The same checks and limits the component applies.
-        policy_core::CrlSet::parse(crls)?;
+        // The same checks and limits the component applies, in one parse.
+        let set = policy_core::CrlSet::parse(crls)?;
         let mut out = Crls::default();
-        for der in crls {
-            let key = policy_core::crl_issuer_key(der)?;
-            let same = out.by_issuer.entry(key).or_default();
+        for (der, key) in crls.iter().zip(set.issuer_keys()) {
+            let same = out.by_issuer.entry(*key).or_default();
             if !same.iter().any(|d| d.as_slice() == der.as_slice()) {
                 same.push(Arc::new(der.clone()));
                 out.count += 1;

@@ -181,6 +181,21 @@ impl Pkits {
             .collect()
     }
 
+    /// The directory as attest sees it: every CA certificate attest can
+    /// parse (BadSignedCACert's signature BIT STRING has unused bits, and a
+    /// request carrying a certificate that is not DER is refused whole; it
+    /// serves no revocation test), and every CRL.
+    pub fn directory(&self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let cas = self
+            .ca_certificates()
+            .into_iter()
+            .map(|(_, d)| d)
+            .filter(|d| policy_core::certificate_keys(d).is_ok())
+            .collect();
+        let crls = self.crls().into_iter().map(|(_, d)| d).collect();
+        (cas, crls)
+    }
+
     /// Every CRL of the suite, sorted by file name: (name, DER).
     pub fn crls(&self) -> Vec<(String, Vec<u8>)> {
         self.files("crls", ".crl")
