@@ -5,26 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
 
+use attest_tests::days_from_validation as at;
+use attest_tests::serial;
 use attest_tests::{VALIDATION_TIME, ca_validity, device_validity, pki};
-use der::Decode;
 use policy_core::{
     ChainRequest, Code, CrlSet, Lenience, Purpose, RevocationMode, RevocationPolicy,
 };
 use policy_host::AwsLcVerifier;
-use time::{Duration, OffsetDateTime};
-
-fn serial(der: &[u8]) -> Vec<u8> {
-    x509_cert::Certificate::from_der(der)
-        .unwrap()
-        .tbs_certificate
-        .serial_number
-        .as_bytes()
-        .to_vec()
-}
-
-fn at(offset_days: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(VALIDATION_TIME).unwrap() + Duration::days(offset_days)
-}
 
 struct Pki {
     root: pki::Ca,

@@ -12,6 +12,18 @@
 //! `provisioningStatus` defaults to enabled, as in DPS. Allocation fields
 //! (`allocationPolicy`, `iotHubs`, `iotHubHostName`, `deviceId`) are kept
 //! for hosts that assign hubs; other fields are accepted and ignored.
+//!
+//! attest extends the shapes with one field of its own, an entry's
+//! revocation policy (DPS has none: it does not check revocation):
+//!
+//! ```json
+//! "revocationPolicy": {"check": "configured", "admitUndetermined": false, "admitExpiredCrl": false}
+//! ```
+//!
+//! `check` is `off`, `leaf`, `chain` or `configured` (the default: every
+//! certificate of the path whose CA has a CRL held); the two `admit…`
+//! flags (default false) admit with a recorded warning what would
+//! otherwise be refused as undetermined or covered only by expired CRLs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -23,8 +35,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use policy_host::{
-    Allocation, CertificateKeys, EnrollmentGroup, EnrollmentKind, EnrollmentSource,
-    IndividualEnrollment, Reprovision,
+    Allocation, CertificateKeys, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
+    IndividualEnrollment, Lenience, Reprovision, RevocationMode, RevocationPolicy,
 };
 
 /// An enrollment document or set that is not usable; the message names the
@@ -88,6 +100,7 @@ const ENTRY_FIELDS: &[&str] = &[
     "createdDateTimeUtc",
     "lastUpdatedDateTimeUtc",
     "clientCertificateIssuancePolicy",
+    "revocationPolicy",
 ];
 const ATTESTATION_FIELDS: &[&str] = &["type", "x509", "tpm", "symmetricKey"];
 const X509_FIELDS: &[&str] = &["clientCertificates", "signingCertificates", "caReferences"];
@@ -222,9 +235,19 @@ struct EntryJson {
     iot_hubs: Vec<String>,
     iot_hub_host_name: Option<String>,
     reprovision_policy: Option<ReprovisionJson>,
+    revocation_policy: Option<serde_json::Value>,
 }
 
 impl EntryJson {
+    /// The entry's revocation policy (attest's `revocationPolicy`).
+    fn revocation(&self) -> Result<RevocationPolicy> {
+        match &self.revocation_policy {
+            None => Ok(RevocationPolicy::CONFIGURED),
+            Some(value) => revocation_policy(value)
+                .map_err(|e| EnrollmentError::new(format!("revocationPolicy: {e}"))),
+        }
+    }
+
     /// The entry's allocation settings (reprovisioning defaults to DPS's).
     fn allocation(&self) -> Allocation {
         let defaults = Reprovision::default();
@@ -243,6 +266,45 @@ impl EntryJson {
             },
         }
     }
+}
+
+/// attest's `revocationPolicy`: every field optional, none unknown.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RevocationJson {
+    check: Option<String>,
+    admit_undetermined: Option<bool>,
+    admit_expired_crl: Option<bool>,
+}
+
+/// Reads a `revocationPolicy` object (see the module documentation).
+pub fn revocation_policy(
+    value: &serde_json::Value,
+) -> std::result::Result<RevocationPolicy, String> {
+    let json = RevocationJson::deserialize(value).map_err(|e| e.to_string())?;
+    let mode = match json.check.as_deref() {
+        None | Some("configured") => RevocationMode::Configured,
+        Some("off") => RevocationMode::Off,
+        Some("leaf") => RevocationMode::Leaf,
+        Some("chain") => RevocationMode::Chain,
+        Some(other) => {
+            return Err(format!(
+                "check {other:?} is not one of \"off\", \"leaf\", \"chain\", \"configured\""
+            ));
+        }
+    };
+    let lenience = |admit: Option<bool>| {
+        if admit == Some(true) {
+            Lenience::Warn
+        } else {
+            Lenience::Refuse
+        }
+    };
+    Ok(RevocationPolicy {
+        mode,
+        undetermined: lenience(json.admit_undetermined),
+        expired: lenience(json.admit_expired_crl),
+    })
 }
 
 /// DPS `ReprovisionPolicy`; a value that is there must be a boolean.
@@ -297,6 +359,8 @@ pub struct EnrollmentSet {
     anchors: HashMap<[u8; 32], Vec<Vec<u8>>>,
     /// Allocation settings by (kind, id); group IDs as written.
     allocations: HashMap<(EnrollmentKind, String), Allocation>,
+    /// Revocation policies, keyed as `allocations`.
+    revocations: HashMap<(EnrollmentKind, String), RevocationPolicy>,
     group_ids: HashSet<String>,
     /// The primary signing (or referenced CA) certificate of each group.
     group_certificates: HashMap<String, Vec<u8>>,
@@ -340,6 +404,8 @@ impl EnrollmentSet {
         }
         self.allocations
             .insert((EnrollmentKind::Individual, key.clone()), loaded.allocation);
+        self.revocations
+            .insert((EnrollmentKind::Individual, key.clone()), loaded.revocation);
         self.individuals.insert(key, loaded.enrollment);
         Ok(())
     }
@@ -386,6 +452,8 @@ impl EnrollmentSet {
         }
         self.allocations
             .insert((EnrollmentKind::Group, group_id.clone()), loaded.allocation);
+        self.revocations
+            .insert((EnrollmentKind::Group, group_id.clone()), loaded.revocation);
         self.group_ids.insert(group_id);
         Ok(())
     }
@@ -440,6 +508,8 @@ pub struct IndividualEntry {
     pub enrollment: IndividualEnrollment,
     /// Its allocation settings.
     pub allocation: Allocation,
+    /// Its revocation policy (`revocationPolicy`).
+    pub revocation: RevocationPolicy,
 }
 
 impl IndividualEntry {
@@ -457,6 +527,7 @@ impl IndividualEntry {
         }
         let enabled = enabled(e.provisioning_status.as_deref())?;
         let allocation = e.allocation();
+        let revocation = e.revocation()?;
         let x509 = x509(e.attestation)?;
         let certs = certificates(x509.client_certificates, "clientCertificates")?;
         for (der, which) in certs.iter().zip(["primary", "secondary"]) {
@@ -484,6 +555,7 @@ impl IndividualEntry {
                 certificates: certs.iter().map(|d| Sha256::digest(d).into()).collect(),
             },
             allocation,
+            revocation,
         })
     }
 }
@@ -508,6 +580,8 @@ pub struct GroupEntry {
     pub group: EnrollmentGroup,
     /// Its allocation settings.
     pub allocation: Allocation,
+    /// Its revocation policy (`revocationPolicy`).
+    pub revocation: RevocationPolicy,
     /// Its CA certificates, primary first: its `signingCertificates`, or
     /// the verified CA certificates its `caReferences` name.
     pub cas: Vec<GroupCa>,
@@ -533,6 +607,7 @@ impl GroupEntry {
         crate::ids::check_group_id(&group_id).map_err(EnrollmentError::new)?;
         let enabled = enabled(g.provisioning_status.as_deref())?;
         let allocation = g.allocation();
+        let revocation = g.revocation()?;
         let (ders, anchors) = group_certs(x509(g.attestation)?, ca_reference)?;
         let mut cas = Vec::with_capacity(ders.len());
         for der in ders {
@@ -544,6 +619,7 @@ impl GroupEntry {
         Ok(GroupEntry {
             group: EnrollmentGroup { group_id, enabled },
             allocation,
+            revocation,
             cas,
             anchors,
         })
@@ -765,6 +841,19 @@ impl EnrollmentSource for EnrollmentSet {
 
     fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
         self.anchors.get(subject_key).cloned().unwrap_or_default()
+    }
+
+    fn revocation(&self, entry: &EnrollmentRef) -> RevocationPolicy {
+        let key = match entry.kind {
+            EnrollmentKind::Individual => entry.id.to_ascii_lowercase(),
+            EnrollmentKind::Group => entry.id.clone(),
+        };
+        // An entry the component found is here; anything else is asked
+        // for nothing this set holds, and gets the strictest answer.
+        self.revocations
+            .get(&(entry.kind, key))
+            .copied()
+            .unwrap_or(RevocationPolicy::CHAIN)
     }
 }
 

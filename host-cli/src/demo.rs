@@ -147,7 +147,7 @@ pub fn pki_summary(dir: &Path) -> String {
     );
     let _ = writeln!(
         s,
-        "  crls.pem             CRLs of the three CAs, current for 7 days (line A revokes device-2;\n                       verify --trust ... --crl checks it; enrollment decisions do not check CRLs yet)"
+        "  crls.pem             CRLs of the three CAs, current for 7 days (line A revokes device-2;\n                       verify --crl checks it, with --trust or --enrollments)"
     );
     for (file, what) in STEPS {
         let _ = writeln!(s, "  {file:<38} {what}");

@@ -195,23 +195,25 @@ pub struct VerifyArgs {
     #[arg(long, requires = "challenge", allow_hyphen_values = true)]
     pub signature: Option<String>,
     /// CRLs to check revocation against (RFC 5280 §6.3): a file of PEM
-    /// `X509 CRL` blocks or one DER CRL; repeat for more files. With --crl,
-    /// every certificate below the trust anchor is checked (--revocation
-    /// chain) and one whose issuer has no CRL here is refused as
-    /// undetermined.
-    #[arg(long, value_name = "CRLS", conflicts_with_all = ["enrollments", "snapshot"])]
+    /// `X509 CRL` blocks or one DER CRL; repeat for more files. With --crl
+    /// and --trust, every certificate below the trust anchor is checked
+    /// (--revocation chain) and one whose issuer has no CRL here is refused
+    /// as undetermined. With --enrollments, each entry's revocationPolicy
+    /// decides (default: the certificates whose CA has a CRL here).
+    #[arg(long, value_name = "CRLS", conflicts_with = "snapshot")]
     pub crl: Vec<PathBuf>,
     /// Which certificates are checked for revocation (default: chain when
-    /// --crl is given, else off).
+    /// --crl is given, else off). Not with --enrollments: there each
+    /// entry's revocationPolicy decides.
     #[arg(long, value_enum, conflicts_with_all = ["enrollments", "snapshot"])]
     pub revocation: Option<Revocation>,
     /// Admit, with a warning, a certificate whose revocation status cannot
     /// be determined (default: refuse, revocation-status-unknown).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["enrollments", "snapshot"])]
     pub allow_undetermined: bool,
     /// Use, with a warning, CRLs past their nextUpdate (default: they do not
     /// count, crl-expired).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["enrollments", "snapshot"])]
     pub allow_expired_crl: bool,
     /// Print the decision as JSON.
     #[arg(long)]
@@ -227,6 +229,9 @@ pub enum Revocation {
     Leaf,
     /// Every certificate below the trust anchor.
     Chain,
+    /// Every certificate below the trust anchor whose issuer has a CRL
+    /// among those given.
+    Configured,
 }
 
 /// Arguments of `sign`.
@@ -429,10 +434,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 Some((crls, revocation)) => {
                     let verdict =
                         policy.validate_chain_revocation(&request, Arc::new(crls), revocation)?;
-                    let (outcome, warnings) = match verdict {
-                        Ok(v) => (Ok(v.path), v.warnings),
-                        Err(r) => (Err(r), Vec::new()),
-                    };
+                    let (outcome, warnings) = split_warnings(verdict, |v| (v.path, v.warnings));
                     Report {
                         time,
                         purpose,
@@ -461,21 +463,25 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
                 purpose,
             };
             let set = Arc::new(set);
-            match proof_of(args)? {
-                Some(proof) => Report {
-                    time,
-                    purpose,
-                    outcome: Outcome::Attest(policy.attest(&request, &proof, set)?),
-                    revocation: None,
-                    warnings: Vec::new(),
+            // Each entry's own revocationPolicy applies; with no --crl no
+            // CRL is held (an entry whose policy needs one refuses).
+            let crls = Arc::new(crls_of(args)?);
+            let checked = !args.crl.is_empty();
+            let proof = proof_of(args)?;
+            let verdict = match &proof {
+                Some(proof) => policy.attest_checked(&request, proof, set, crls)?,
+                None => policy.resolve_checked(&request, set, crls)?,
+            };
+            let (outcome, warnings) = split_warnings(verdict, |a| (a.decision, a.warnings));
+            Report {
+                time,
+                purpose,
+                outcome: match proof {
+                    Some(_) => Outcome::Attest(outcome),
+                    None => Outcome::Resolve(outcome),
                 },
-                None => Report {
-                    time,
-                    purpose,
-                    outcome: Outcome::Resolve(policy.resolve(&request, set)?),
-                    revocation: None,
-                    warnings: Vec::new(),
-                },
+                revocation: checked.then_some("entry"),
+                warnings,
             }
         }
     };
@@ -498,21 +504,9 @@ fn revocation_of(args: &VerifyArgs) -> Result<Option<(policy_host::Crls, Revocat
         (Some(Revocation::Off), _) | (None, true) => return Ok(None),
         (Some(Revocation::Leaf), _) => RevocationMode::Leaf,
         (Some(Revocation::Chain), _) | (None, false) => RevocationMode::Chain,
+        (Some(Revocation::Configured), _) => RevocationMode::Configured,
     };
-    let mut ders = Vec::new();
-    for path in &args.crl {
-        ders.extend(input::crl_file(path)?);
-    }
-    let crls = policy_host::Crls::from_der(&ders).map_err(|e| {
-        anyhow!(
-            "--crl: {e} (CRLs in the order given: {})",
-            args.crl
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+    let crls = crls_of(args)?;
     let lenience = |warn: bool| {
         if warn {
             Lenience::Warn
@@ -530,11 +524,44 @@ fn revocation_of(args: &VerifyArgs) -> Result<Option<(policy_host::Crls, Revocat
     )))
 }
 
+/// A verdict's outcome and the warnings of an admission.
+fn split_warnings<T, U>(
+    verdict: Result<T, policy_host::Refusal>,
+    parts: impl FnOnce(T) -> (U, Vec<policy_host::Refusal>),
+) -> (Result<U, policy_host::Refusal>, Vec<policy_host::Refusal>) {
+    match verdict {
+        Ok(v) => {
+            let (outcome, warnings) = parts(v);
+            (Ok(outcome), warnings)
+        }
+        Err(r) => (Err(r), Vec::new()),
+    }
+}
+
+/// The CRLs of `--crl`, every file in order.
+fn crls_of(args: &VerifyArgs) -> Result<policy_host::Crls> {
+    let mut ders = Vec::new();
+    for path in &args.crl {
+        ders.extend(input::crl_file(path)?);
+    }
+    policy_host::Crls::from_der(&ders).map_err(|e| {
+        anyhow!(
+            "--crl: {e} (CRLs in the order given: {})",
+            args.crl
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
 fn mode_name(mode: RevocationMode) -> &'static str {
     match mode {
         RevocationMode::Off => "off",
         RevocationMode::Leaf => "leaf",
         RevocationMode::Chain => "chain",
+        RevocationMode::Configured => "configured",
     }
 }
 

@@ -190,6 +190,12 @@ impl Report {
                         );
                     }
                 }
+                if self.revocation.is_some() {
+                    let _ = writeln!(s, "  revocation: checked (the entry's revocationPolicy)");
+                }
+                for w in &self.warnings {
+                    let _ = writeln!(s, "  WARNING {}: {}", w.code, w.message);
+                }
                 let _ = writeln!(s, "  checked at {at} for {purpose}");
             }
             _ => {}

@@ -227,6 +227,7 @@ impl Jobs {
             RevocationMode::Off => "off",
             RevocationMode::Leaf => "leaf",
             RevocationMode::Chain => "chain",
+            RevocationMode::Configured => "configured",
         };
         let report = Report {
             time: req.time,
@@ -248,10 +249,26 @@ impl Jobs {
     }
 
     fn decide(&mut self, id: &str, req: &AttestRequest, enrollments: &str, proof: Option<&Proof>) {
+        self.decide_with(id, req, enrollments, proof, None);
+    }
+
+    /// A decision, with revocation checked against the CRL set `crls`
+    /// under each entry's own revocationPolicy when given.
+    fn decide_with(
+        &mut self,
+        id: &str,
+        req: &AttestRequest,
+        enrollments: &str,
+        proof: Option<&Proof>,
+        crls: Option<(&str, &Arc<Crls>)>,
+    ) {
         let mut job = json!({"id": id, "op": if proof.is_some() { "attest" } else { "resolve" },
             "registrationId": req.registration_id, "leaf": b64(&req.leaf),
             "intermediates": req.intermediates.iter().map(|d| b64(d)).collect::<Vec<_>>(),
             "time": req.time, "purpose": purpose_name(req.purpose), "enrollments": enrollments});
+        if let Some((name, _)) = crls {
+            job["crls"] = json!(name);
+        }
         if let Some(proof) = proof {
             job["proof"] = match proof {
                 Proof::ChallengeSignature {
@@ -272,16 +289,24 @@ impl Jobs {
         let expect = match self.set(enrollments) {
             None => "load-error".to_string(),
             Some(set) => {
-                let outcome = match proof {
-                    None => Outcome::Resolve(self.policy.resolve(req, set).unwrap()),
-                    Some(p) => Outcome::Attest(self.policy.attest(req, p, set).unwrap()),
+                let held = crls.map_or_else(|| Arc::new(Crls::none()), |(_, c)| Arc::clone(c));
+                let verdict = match proof {
+                    None => self.policy.resolve_checked(req, set, held).unwrap(),
+                    Some(p) => self.policy.attest_checked(req, p, set, held).unwrap(),
+                };
+                let (decision, warnings) = match verdict {
+                    Ok(a) => (Ok(a.decision), a.warnings),
+                    Err(r) => (Err(r), Vec::new()),
                 };
                 Report {
                     time: req.time,
                     purpose: req.purpose,
-                    outcome,
-                    revocation: None,
-                    warnings: Vec::new(),
+                    outcome: match proof {
+                        None => Outcome::Resolve(decision),
+                        Some(_) => Outcome::Attest(decision),
+                    },
+                    revocation: crls.map(|_| "entry"),
+                    warnings,
                 }
                 .json()
                 .to_string()
@@ -662,6 +687,56 @@ fn revocation_jobs(jobs: &mut Jobs) {
                     name,
                     set,
                     *policy,
+                );
+            }
+        }
+    }
+
+    // Enrollment decisions (WIT 0.6.0): each entry's revocationPolicy, a
+    // group on the root and individual enrollments, every CRL set.
+    let entry_policies = [
+        None,
+        Some(json!({"check": "chain"})),
+        Some(json!({"check": "chain", "admitUndetermined": true})),
+        Some(json!({"admitExpiredCrl": true})),
+        Some(json!({"check": "leaf"})),
+        Some(json!({"check": "off"})),
+    ];
+    for (i, entry_policy) in entry_policies.iter().enumerate() {
+        let mut group = attest_tests::group_json("fleet", &pki.root.pem, true);
+        let mut individual = attest_tests::individual_json("device-2", &pki.devices[1].pem, true);
+        if let Some(p) = entry_policy {
+            group["revocationPolicy"] = p.clone();
+            individual["revocationPolicy"] = p.clone();
+        }
+        let set =
+            json!({"enrollmentGroups": [group], "individualEnrollments": [individual]}).to_string();
+        for n in [1, 2] {
+            let device = &pki.devices[n - 1];
+            let req = AttestRequest {
+                registration_id: device.name.clone(),
+                leaf: device.der.clone(),
+                intermediates: vec![line.der.clone()],
+                time: VALIDATION_TIME,
+                purpose: Purpose::ClientAuth,
+            };
+            for (name, crls) in &loaded {
+                jobs.decide_with(
+                    &format!("crl-entry/{name}/device-{n}/policy-{i}"),
+                    &req,
+                    &set,
+                    None,
+                    Some((name, crls)),
+                );
+            }
+            if let Some(proof) = tls13_proof(KeyAlg::P256, &device.key) {
+                let (name, crls) = &loaded[0];
+                jobs.decide_with(
+                    &format!("crl-entry/{name}/device-{n}/policy-{i}/attest"),
+                    &req,
+                    &set,
+                    Some(&proof),
+                    Some((name, crls)),
                 );
             }
         }

@@ -1,6 +1,7 @@
 //! `host-cli verify --crl`: the contract of the flags, a revoked device
 //! refused (exit 1) while its sibling is accepted (exit 0), lenience, bad
-//! CRL input (exit 2, one line), and the NIST PKITS revocation cases through
+//! CRL input (exit 2, one line), enrollment decisions under each entry's
+//! revocationPolicy (`--enrollments --crl`), and the NIST PKITS revocation cases through
 //! the binary, which must give the native core's verdict and code.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a test fails by panicking
@@ -8,8 +9,8 @@
 use std::path::Path;
 
 use attest_pki::{Canonical, KeyAlg, Validity};
-use attest_tests::pem_block;
 use attest_tests::pkits::{Pkits, REVOCATION_CASES, TIME};
+use attest_tests::{pem_block, serial};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -17,11 +18,6 @@ const AT: &str = "2026-06-01T00:00:00Z";
 
 mod common;
 use common::host_cli;
-
-fn serial(der: &[u8]) -> Vec<u8> {
-    let (info, _) = policy_host::certificate_details(der).unwrap();
-    hex::decode(info.serial).unwrap()
-}
 
 fn t(s: &str) -> OffsetDateTime {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
@@ -169,12 +165,90 @@ fn a_revoked_device_is_refused_and_its_sibling_accepted() {
             run.stderr
         );
     }
-    // --crl is chain validation's, not attestation's (yet).
-    let run = verify(
-        "device-2.pem",
-        &["--crl", line.as_str(), "--enrollments", "x.json"],
+
+    // Enrollment decisions: each entry's revocationPolicy, against --crl.
+    let group = |policy: Option<serde_json::Value>| {
+        let mut g = serde_json::json!({
+            "enrollmentGroupId": "fleet",
+            "attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": pki.root.pem}}}}
+        });
+        if let Some(policy) = policy {
+            g["revocationPolicy"] = policy;
+        }
+        serde_json::json!({"enrollmentGroups": [g]}).to_string()
+    };
+    std::fs::write(p("default.json"), group(None)).unwrap();
+    std::fs::write(
+        p("chain.json"),
+        group(Some(serde_json::json!({"check": "chain"}))),
+    )
+    .unwrap();
+    std::fs::write(
+        p("lenient.json"),
+        group(Some(
+            serde_json::json!({"check": "chain", "admitUndetermined": true}),
+        )),
+    )
+    .unwrap();
+    let decide = |device: &str, set: &str, extra: &[&str]| {
+        let (chain, set) = (p(device), p(set));
+        let mut args = vec![
+            "verify",
+            chain.as_str(),
+            "--enrollments",
+            set.as_str(),
+            "--at",
+            AT,
+        ];
+        args.extend_from_slice(extra);
+        host_cli(&args)
+    };
+    let run = decide("device-1.pem", "default.json", &crls);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("REFUSED   certificate-revoked:")
+            && run.stdout.contains("enrollment group 'fleet'"),
+        "{}",
+        run.stdout
     );
-    assert_eq!(run.code, 2);
+    let run = decide("device-2.pem", "default.json", &crls);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("revocation: checked (the entry's revocationPolicy)"),
+        "{}",
+        run.stdout
+    );
+    // Without --crl nothing is held: the default checks nothing, chain refuses.
+    assert_eq!(decide("device-1.pem", "default.json", &[]).code, 0);
+    let run = decide("device-2.pem", "chain.json", &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("revocation-status-unknown"),
+        "{}",
+        run.stdout
+    );
+    // Chain with the line's CRL only: the line CA is undetermined.
+    let only_line = ["--crl", line.as_str()];
+    assert_eq!(decide("device-2.pem", "chain.json", &only_line).code, 1);
+    assert_eq!(decide("device-2.pem", "default.json", &only_line).code, 0);
+    let run = decide(
+        "device-2.pem",
+        "lenient.json",
+        &["--crl", line.as_str(), "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["revocation"], "entry");
+    assert_eq!(json["warnings"][0]["code"], "revocation-status-unknown");
+    // The chain-validation flags are not attestation's: the entry decides.
+    for flag in [
+        ["--revocation", "leaf"].as_slice(),
+        &["--allow-undetermined"],
+    ] {
+        let run = decide("device-2.pem", "default.json", flag);
+        assert_eq!(run.code, 2, "{flag:?}: {}{}", run.stdout, run.stderr);
+    }
 }
 
 /// NIST PKITS's revocation cases through the binary: the suite's directory

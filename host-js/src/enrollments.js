@@ -26,7 +26,32 @@ const ENTRY_FIELDS = [
   'allocationPolicy', 'iotHubs', 'iotHubHostName', 'customAllocationDefinition', 'reprovisionPolicy',
   'initialTwin', 'capabilities', 'optionalDeviceInformation', 'registrationState', 'etag',
   'createdDateTimeUtc', 'lastUpdatedDateTimeUtc', 'clientCertificateIssuancePolicy',
+  'revocationPolicy',
 ];
+const REVOCATION_CHECKS = ['off', 'leaf', 'chain', 'configured'];
+const REVOCATION_FIELDS = ['check', 'admitUndetermined', 'admitExpiredCrl'];
+
+/** An entry's revocation policy when it names none. */
+export const DEFAULT_REVOCATION = Object.freeze({ check: 'configured', admitUndetermined: false, admitExpired: false });
+/** The answer for an entry a set does not hold: the strictest. */
+const STRICTEST_REVOCATION = Object.freeze({ check: 'chain', admitUndetermined: false, admitExpired: false });
+
+// attest's `revocationPolicy` (see attest-dps's enrollment module).
+function revocationPolicy(v) {
+  if (v === undefined) return DEFAULT_REVOCATION;
+  if (!isObject(v)) throw new EnrollmentError(`revocationPolicy: expected an object, found ${JSON.stringify(v)}`);
+  for (const k of Object.keys(v)) {
+    if (!REVOCATION_FIELDS.includes(k)) throw new EnrollmentError(`revocationPolicy: unknown field \`${k}\`, expected one of ${REVOCATION_FIELDS.map((f) => `\`${f}\``).join(', ')}`);
+  }
+  const check = v.check ?? 'configured';
+  if (!REVOCATION_CHECKS.includes(check)) {
+    throw new EnrollmentError(`revocationPolicy: check ${JSON.stringify(check)} is not one of "off", "leaf", "chain", "configured"`);
+  }
+  for (const k of ['admitUndetermined', 'admitExpiredCrl']) {
+    if (v[k] !== undefined && v[k] !== null && typeof v[k] !== 'boolean') throw new EnrollmentError(`revocationPolicy: ${k} must be true or false`);
+  }
+  return { check, admitUndetermined: v.admitUndetermined === true, admitExpired: v.admitExpiredCrl === true };
+}
 const ATTESTATION_FIELDS = ['type', 'x509', 'tpm', 'symmetricKey'];
 const X509_FIELDS = ['clientCertificates', 'signingCertificates', 'caReferences'];
 const PAIR_FIELDS = ['primary', 'secondary'];
@@ -129,6 +154,7 @@ function readEntry(doc) {
   return {
     registrationId: typed(e.registrationId, 'string', 'registrationId'),
     enrollmentGroupId: typed(e.enrollmentGroupId, 'string', 'enrollmentGroupId'),
+    revocation: revocationPolicy(e.revocationPolicy),
     deviceId: typed(e.deviceId, 'string', 'deviceId'),
     provisioningStatus: e.provisioningStatus,
     attestation: attestation === undefined ? undefined : {
@@ -309,6 +335,7 @@ export function loadIndividual(doc, policy) {
     deviceId: e.deviceId,
     enabled: on,
     certificates: certs.map((d) => new Uint8Array(createHash('sha256').update(d).digest())),
+    revocation: e.revocation,
   };
 }
 
@@ -355,7 +382,7 @@ export function loadGroup(doc, policy, caReference = () => undefined) {
     anchors = true;
   }
   const cas = ders.map((der) => ({ der, keys: caKeys(der, policy) }));
-  return { groupId: g.enrollmentGroupId, enabled: on, cas, anchors };
+  return { groupId: g.enrollmentGroupId, enabled: on, cas, anchors, revocation: g.revocation };
 }
 
 /**
@@ -422,6 +449,7 @@ export class EnrollmentSet {
   #groups = new Map();
   #anchors = new Map();
   #groupIds = new Set();
+  #revocations = new Map();
   #policy;
 
   /** @param policy the Policy whose `index-certificate` computes lookup keys. */
@@ -473,7 +501,9 @@ export class EnrollmentSet {
     const entry = loadIndividual(doc, this.#policy);
     const id = asciiLower(entry.registrationId);
     if (this.#individuals.has(id)) throw new EnrollmentError('registration ID appears more than once');
-    this.#individuals.set(id, entry);
+    const { revocation, ...enrollment } = entry;
+    this.#individuals.set(id, enrollment);
+    this.#revocations.set(`individual:${id}`, revocation);
   }
 
   /** Adds one DPS EnrollmentGroup document (with signingCertificates). */
@@ -490,6 +520,7 @@ export class EnrollmentSet {
       this.#addAnchor(ca.der, ca.keys.subjectKey);
     }
     this.#groupIds.add(g.groupId);
+    this.#revocations.set(`group:${g.groupId}`, g.revocation);
   }
 
   /** Trusts a CA certificate (DER) as an anchor (a verified CA, `--trust`). */
@@ -520,5 +551,11 @@ export class EnrollmentSet {
 
   trustAnchors(subjectKey) {
     return this.#anchors.get(key(subjectKey)) ?? [];
+  }
+
+  // `entry`: { kind: 'individual' | 'group', id }.
+  revocation(entry) {
+    const id = entry.kind === 'individual' ? asciiLower(entry.id) : entry.id;
+    return this.#revocations.get(`${entry.kind}:${id}`) ?? STRICTEST_REVOCATION;
   }
 }

@@ -47,13 +47,20 @@ export interface Decision {
   enrollment?: EnrollmentRefJson;
   proofOfPossession?: 'verified' | 'not-checked';
   refusal?: RefusalJson;
-  /** validateChainRevocation: the mode checked. */
-  revocation?: RevocationMode;
-  /** validateChainRevocation: what a lenient policy let through. */
+  /** validateChainRevocation: the mode checked; resolve/attest with CRLs: 'entry'. */
+  revocation?: RevocationMode | 'entry';
+  /** With CRLs: what a lenient policy let through. */
   warnings?: RefusalJson[];
 }
 
-export type RevocationMode = 'off' | 'leaf' | 'chain';
+export type RevocationMode = 'off' | 'leaf' | 'chain' | 'configured';
+
+/** An enrollment entry's revocation policy (its `revocationPolicy`). */
+export interface EntryRevocation {
+  check: RevocationMode;
+  admitUndetermined: boolean;
+  admitExpired: boolean;
+}
 
 export interface RevocationOptions {
   /** Which certificates are checked (default chain). */
@@ -116,6 +123,8 @@ export interface EnrollmentSource {
   individual(registrationId: string): IndividualEnrollment | undefined | null;
   group(caIdentity: Uint8Array): EnrollmentGroup | undefined | null;
   trustAnchors(subjectKey: Uint8Array): Uint8Array[];
+  /** The revocation policy of an entry a lookup returned (default: configured). */
+  revocation?(entry: { kind: 'individual' | 'group'; id: string }): EntryRevocation | undefined | null;
 }
 
 export interface CertificateKeys {
@@ -144,8 +153,9 @@ export class Policy {
   validateChainRevocation(request: ChainRequest, crls: CrlSet, options?: RevocationOptions): Decision;
   /** A CRL's issuer name key, after the component checked it. */
   indexCrl(der: Uint8Array): { ok: Uint8Array } | { error: string };
-  resolve(request: AttestRequest, enrollments: EnrollmentSource): Decision;
-  attest(request: AttestRequest, proof: Proof, enrollments: EnrollmentSource): Decision;
+  /** With `crls`, the deciding entry's revocation policy is checked against them. */
+  resolve(request: AttestRequest, enrollments: EnrollmentSource, crls?: CrlSet): Decision;
+  attest(request: AttestRequest, proof: Proof, enrollments: EnrollmentSource, crls?: CrlSet): Decision;
   challengeMessage(registrationId: string, challenge: Uint8Array): Result<Uint8Array>;
   indexCertificate(der: Uint8Array): Result<CertificateKeys>;
   verifyCaPossession(caCertificate: Uint8Array, verificationCertificate: Uint8Array, verificationCode: string, time?: Time): Result<CertificateJson>;

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { instantiate } from '../dist/policy/policy.js';
 import { verifySignature } from './crypto.js';
 import { canonicalJson, certificateJson, decisionJson, refusalJson, witPurpose } from './report.js';
-import { EnrollmentSet } from './enrollments.js';
+import { DEFAULT_REVOCATION, EnrollmentSet } from './enrollments.js';
 
 export { ALGORITHMS, verifySignature } from './crypto.js';
 export { EnrollmentSet, EnrollmentError } from './enrollments.js';
@@ -51,7 +51,7 @@ function coreModule(path) {
 
 const NO_CRLS = Object.freeze({ lookup: () => [] });
 
-const REVOCATION_MODES = ['off', 'leaf', 'chain'];
+const REVOCATION_MODES = ['off', 'leaf', 'chain', 'configured'];
 
 const hexKey = (key) => Buffer.from(key).toString('hex');
 
@@ -107,6 +107,13 @@ const NO_ENROLLMENTS = Object.freeze({
   group: () => undefined,
   trustAnchors: () => [],
 });
+
+// The `enrollments.revocation` answer: the source's, or the default.
+function entryRevocation(source, entry) {
+  const r = typeof source.revocation === 'function' ? source.revocation(entry) : undefined;
+  const p = r ?? DEFAULT_REVOCATION;
+  return { check: p.check, admitUndetermined: p.admitUndetermined === true, admitExpired: p.admitExpired === true };
+}
 
 // Bytes in, as the component takes them.
 function bytes(value, what) {
@@ -204,6 +211,7 @@ export class Policy {
           individual: guarded('individual', (id) => self.#source.individual(id) ?? undefined),
           group: guarded('group', (ca) => self.#source.group(ca) ?? undefined),
           trustAnchors: guarded('trust-anchors', (key) => self.#source.trustAnchors(key) ?? []),
+          revocation: guarded('revocation', (entry) => entryRevocation(self.#source, entry)),
         },
         'attest:policy/revocation': {
           crls: guarded('crls', (key) => self.#crls.lookup(key)),
@@ -312,9 +320,29 @@ export class Policy {
    * @param enrollments an EnrollmentSet or any object with individual,
    *   group and trustAnchors lookups.
    */
-  resolve(request, enrollments) {
+  resolve(request, enrollments, crls) {
     const { time, purpose, wit } = this.#attestRequest(request);
-    return decisionJson('resolve', time, purpose, this.#call(enrollments, (i) => i.attestation.resolve(wit)));
+    if (crls === undefined) {
+      return decisionJson('resolve', time, purpose, this.#call(enrollments, (i) => i.attestation.resolve(wit)));
+    }
+    return this.#withCrls(crls, 'resolve', time, purpose, enrollments, (i) => i.attestation.resolveWithWarnings(wit));
+  }
+
+  // A decision with the `revocation` import answering from `crls`; the
+  // document gains the warnings of a lenient entry policy.
+  #withCrls(crls, mode, time, purpose, enrollments, fn) {
+    if (!(crls instanceof CrlSet)) throw new TypeError('crls must be a CrlSet');
+    this.#crls = crls;
+    let outcome;
+    try {
+      outcome = this.#call(enrollments, fn);
+    } finally {
+      this.#crls = NO_CRLS;
+    }
+    const doc = decisionJson(mode, time, purpose, 'ok' in outcome ? { ok: outcome.ok.decision } : outcome);
+    doc.revocation = 'entry';
+    doc.warnings = 'ok' in outcome ? outcome.ok.warnings.map(refusalJson) : [];
+    return doc;
   }
 
   /**
@@ -323,7 +351,7 @@ export class Policy {
    * challengeMessage) or `{ scheme, message, signature }` (a TLS
    * CertificateVerify).
    */
-  attest(request, proof, enrollments) {
+  attest(request, proof, enrollments, crls) {
     const { time, purpose, wit } = this.#attestRequest(request);
     let p;
     if (proof && proof.challenge !== undefined) {
@@ -333,6 +361,9 @@ export class Policy {
       p = { tag: 'tls-signature', val: { scheme: proof.scheme, message: bytes(proof.message, 'message'), signature: bytes(proof.signature, 'signature') } };
     } else {
       throw new TypeError('proof must be { challenge, signature } or { scheme, message, signature }');
+    }
+    if (crls !== undefined) {
+      return this.#withCrls(crls, 'attest', time, purpose, enrollments, (i) => i.attestation.attestWithWarnings(wit, p));
     }
     return decisionJson('attest', time, purpose, this.#call(enrollments, (i) => i.attestation.attest(wit, p)));
   }

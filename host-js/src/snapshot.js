@@ -265,6 +265,7 @@ class Lookups {
   #groupCa = new Map();
   #unloadable = [];
   #unusable = new Map();
+  #revocations = new Map();
 
   constructor(state, policy) {
     this.#state = state;
@@ -332,6 +333,14 @@ class Lookups {
   /** Starts a decision: what the last one found is forgotten. */
   begin() {
     this.#unusable = new Map();
+    this.#revocations = new Map();
+  }
+
+  // The revocation policy of an entry this decision's lookups handed out;
+  // the strictest for any other.
+  revocation(entry) {
+    const id = entry.kind === 'individual' ? entry.id.replace(/[A-Z]/g, (c) => c.toLowerCase()) : entry.id;
+    return this.#revocations.get(`${entry.kind}:${id}`) ?? { check: 'chain', admitUndetermined: false, admitExpired: false };
   }
 
   individual(registrationId) {
@@ -343,6 +352,7 @@ class Lookups {
     try {
       const entry = loadIndividual(doc, this.#policy);
       if (entry.registrationId.replace(/[A-Z]/g, (c) => c.toLowerCase()) !== key) return refusing;
+      this.#revocations.set(`individual:${key}`, entry.revocation);
       return entry;
     } catch (e) {
       if (e instanceof EnrollmentError) return refusing;
@@ -373,6 +383,7 @@ class Lookups {
       throw e;
     }
     if (!entry.cas.some((ca) => hex(ca.keys.caIdentity) === hex(caIdentity))) return unloadable();
+    this.#revocations.set(`group:${entry.groupId}`, entry.revocation);
     return { groupId: entry.groupId, enabled: entry.enabled };
   }
 

@@ -70,7 +70,7 @@ function one(job) {
       ));
     case 'resolve': {
       const set = load(job);
-      return set === null ? 'load-error' : toJson(policy.resolve(request(job), set));
+      return set === null ? 'load-error' : toJson(policy.resolve(request(job), set, job.crls === undefined ? undefined : crlSets.get(job.crls)));
     }
     case 'attest': {
       const set = load(job);
@@ -79,7 +79,7 @@ function one(job) {
       const proof = p.challenge !== undefined
         ? { challenge: b(p.challenge), signature: b(p.signature) }
         : { scheme: p.scheme, message: b(p.message), signature: b(p.signature) };
-      return toJson(policy.attest(request(job), proof, set));
+      return toJson(policy.attest(request(job), proof, set, job.crls === undefined ? undefined : crlSets.get(job.crls)));
     }
     case 'challengeMessage': {
       const out = policy.challengeMessage(job.registrationId, b(job.challenge));

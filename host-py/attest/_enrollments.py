@@ -24,7 +24,33 @@ ENTRY_FIELDS = [
     "allocationPolicy", "iotHubs", "iotHubHostName", "customAllocationDefinition", "reprovisionPolicy",
     "initialTwin", "capabilities", "optionalDeviceInformation", "registrationState", "etag",
     "createdDateTimeUtc", "lastUpdatedDateTimeUtc", "clientCertificateIssuancePolicy",
+    "revocationPolicy",
 ]
+REVOCATION_CHECKS = ("off", "leaf", "chain", "configured")
+REVOCATION_FIELDS = ("check", "admitUndetermined", "admitExpiredCrl")
+#: An entry's revocation policy when it names none.
+DEFAULT_REVOCATION = {"check": "configured", "admit_undetermined": False, "admit_expired": False}
+#: The answer for an entry a set does not hold: the strictest.
+STRICTEST_REVOCATION = {"check": "chain", "admit_undetermined": False, "admit_expired": False}
+
+
+def _revocation_policy(v: Any) -> dict[str, Any]:
+    """attest's ``revocationPolicy`` (see attest-dps's enrollment module)."""
+    if v is None:
+        return dict(DEFAULT_REVOCATION)
+    if not isinstance(v, dict):
+        raise EnrollmentError(f"revocationPolicy: expected an object, found {json.dumps(v)}")
+    for k in v:
+        if k not in REVOCATION_FIELDS:
+            raise EnrollmentError(f"revocationPolicy: unknown field `{k}`, expected one of " + ", ".join(f"`{f}`" for f in REVOCATION_FIELDS))
+    check = v.get("check")
+    check = "configured" if check is None else check
+    if check not in REVOCATION_CHECKS:
+        raise EnrollmentError(f'revocationPolicy: check {json.dumps(check)} is not one of "off", "leaf", "chain", "configured"')
+    for k in ("admitUndetermined", "admitExpiredCrl"):
+        if v.get(k) is not None and not isinstance(v.get(k), bool):
+            raise EnrollmentError(f"revocationPolicy: {k} must be true or false")
+    return {"check": check, "admit_undetermined": v.get("admitUndetermined") is True, "admit_expired": v.get("admitExpiredCrl") is True}
 ATTESTATION_FIELDS = ["type", "x509", "tpm", "symmetricKey"]
 X509_FIELDS = ["clientCertificates", "signingCertificates", "caReferences"]
 PAIR_FIELDS = ["primary", "secondary"]
@@ -139,6 +165,7 @@ def _read_entry(doc: Any) -> dict[str, Any]:
         "enrollmentGroupId": _typed(e.get("enrollmentGroupId"), "string", "enrollmentGroupId"),
         "deviceId": _typed(e.get("deviceId"), "string", "deviceId"),
         "provisioningStatus": e.get("provisioningStatus"),
+        "revocation": _revocation_policy(e.get("revocationPolicy")),
         "attestation": None
         if attestation is None
         else {
@@ -313,6 +340,7 @@ def load_individual(doc: Any, policy: Any) -> dict[str, Any]:
         "device_id": e["deviceId"],
         "enabled": enabled,
         "certificates": [hashlib.sha256(d).digest() for d in certs],
+        "revocation": e["revocation"],
     }
 
 
@@ -362,7 +390,7 @@ def load_group(doc: Any, policy: Any, ca_reference: Callable[[str], bytes | None
                 raise EnrollmentError(f"signingCertificates.{which} {why}: it cannot issue device certificates, so the group could never admit one")
         anchors = True
     cas = [(der, _ca_keys(der, policy)) for der in ders]
-    return {"group_id": gid, "enabled": enabled, "cas": cas, "anchors": anchors}
+    return {"group_id": gid, "enabled": enabled, "cas": cas, "anchors": anchors, "revocation": g["revocation"]}
 
 
 def readable_group_certificates(doc: Any, ca_reference: Callable[[str], bytes | None]) -> list[bytes]:
@@ -425,6 +453,7 @@ class EnrollmentSet:
         self._groups: dict[bytes, dict[str, Any]] = {}
         self._anchors: dict[bytes, list[bytes]] = {}
         self._group_ids: set[str] = set()
+        self._revocations: dict[tuple[str, str], dict[str, Any]] = {}
 
     @classmethod
     def from_json(cls, text: str, policy: Any) -> "EnrollmentSet":
@@ -467,6 +496,7 @@ class EnrollmentSet:
         if key in self._individuals:
             raise EnrollmentError("registration ID appears more than once")
         self._individuals[key] = entry
+        self._revocations[("individual", key)] = entry["revocation"]
 
     def insert_group(self, doc: Any) -> None:
         """Adds one DPS EnrollmentGroup document (with signingCertificates)."""
@@ -483,6 +513,7 @@ class EnrollmentSet:
             self._groups[keys["ca_identity"]] = group
             self._add_anchor(der, keys["subject_key"])
         self._group_ids.add(gid)
+        self._revocations[("group", gid)] = g["revocation"]
 
     def add_anchor(self, der: bytes) -> None:
         """Trusts a CA certificate (DER) as an anchor (a verified CA, ``--trust``)."""
@@ -511,3 +542,8 @@ class EnrollmentSet:
 
     def trust_anchors(self, subject_key: bytes) -> list[bytes]:
         return list(self._anchors.get(bytes(subject_key), []))
+
+    def revocation(self, kind: str, entry_id: str) -> dict[str, Any]:
+        """The revocation policy of an entry (kind ``individual`` or ``group``)."""
+        key = _lower(entry_id) if kind == "individual" else entry_id
+        return self._revocations.get((kind, key), STRICTEST_REVOCATION)

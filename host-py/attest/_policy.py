@@ -25,7 +25,7 @@ import wasmtime.component as wc
 from ._crypto import verify_signature
 from ._report import PURPOSES, decision_json, refusal_json, certificate_json
 
-WIT = "0.5.0"
+WIT = "0.6.0"
 
 
 class HostError(Exception):
@@ -43,6 +43,9 @@ class EnrollmentSource(Protocol):
 
     def trust_anchors(self, subject_key: bytes) -> list[bytes]:
         """DER certificates whose subject has this name key."""
+
+    # Optional: ``revocation(kind, entry_id)`` -> ``{"check", "admit_undetermined",
+    # "admit_expired"}``; without it every entry gets the default (configured).
 
 
 def _chain_request(leaf: bytes, intermediates: Sequence[bytes], trust_anchors: Sequence[bytes], time: Any, purpose: str | None) -> tuple[int, str, wc.Record]:
@@ -91,7 +94,9 @@ class _NoCrls:
         return []
 
 
-REVOCATION_MODES = ("off", "leaf", "chain")
+REVOCATION_MODES = ("off", "leaf", "chain", "configured")
+#: An entry's revocation policy when its source names none.
+_DEFAULT_REVOCATION = {"check": "configured", "admit_undetermined": False, "admit_expired": False}
 
 
 class _NoEnrollments:
@@ -194,6 +199,7 @@ class Policy:
                 enrollments.add_func("individual", self._individual)
                 enrollments.add_func("group", self._group)
                 enrollments.add_func("trust-anchors", self._trust_anchors)
+                enrollments.add_func("revocation", self._revocation)
             with root.add_instance(f"attest:policy/revocation@{WIT}") as revocation:
                 revocation.add_func("crls", self._crls_for)
             with root.add_instance(f"attest:policy/types@{WIT}"):
@@ -254,6 +260,19 @@ class Policy:
 
     def _trust_anchors(self, _store: Any, subject_key: bytes) -> list[bytes]:
         return self._guard("trust-anchors", lambda: [bytes(d) for d in self._source.trust_anchors(bytes(subject_key))])
+
+    def _revocation(self, _store: Any, entry: Any) -> wc.Record:
+        def get() -> wc.Record:
+            ask = getattr(self._source, "revocation", None)
+            p = ask(str(entry.kind), str(entry.id)) if ask is not None else None
+            p = _DEFAULT_REVOCATION if p is None else p
+            return _record(
+                check=str(p["check"]),
+                admit_undetermined=bool(p.get("admit_undetermined")),
+                admit_expired=bool(p.get("admit_expired")),
+            )
+
+        return self._guard("revocation", get)
 
     def _crls_for(self, _store: Any, issuer: bytes) -> list[bytes]:
         return self._guard("crls", lambda: [bytes(d) for d in self._crls.lookup(bytes(issuer))])
@@ -379,11 +398,31 @@ class Policy:
         enrollments: EnrollmentSource | None = None,
         time: Any = None,
         purpose: str | None = None,
+        crls: "CrlSet | None" = None,
     ) -> dict[str, Any]:
-        """Enrollment resolution without proof of possession (a dry run)."""
+        """Enrollment resolution without proof of possession (a dry run).
+        With ``crls``, the deciding entry's revocation policy is checked
+        against them and the document carries ``warnings``."""
         t, p, request = self._attest_request(registration_id, leaf, intermediates, time, purpose)
+        if crls is not None:
+            return self._with_crls(crls, "resolve", t, p, enrollments, "resolve-with-warnings", request)
         ok, value = self._call(enrollments, "attestation", "resolve", request)
         return decision_json("resolve", t, p, ok, value)
+
+    def _with_crls(self, crls: "CrlSet", mode: str, t: int, p: str, enrollments: Any, func: str, *args: Any) -> dict[str, Any]:
+        if not isinstance(crls, CrlSet):
+            raise TypeError("crls must be a CrlSet")
+        with self._lock:
+            outer = self._crls
+            self._crls = crls
+            try:
+                ok, value = self._call(enrollments, "attestation", func, *args)
+            finally:
+                self._crls = outer
+        doc = decision_json(mode, t, p, ok, value.decision if ok else value)
+        doc["revocation"] = "entry"
+        doc["warnings"] = [refusal_json(w) for w in value.warnings] if ok else []
+        return doc
 
     def attest(
         self,
@@ -398,6 +437,7 @@ class Policy:
         tls_message: bytes | None = None,
         time: Any = None,
         purpose: str | None = None,
+        crls: "CrlSet | None" = None,
     ) -> dict[str, Any]:
         """Full attestation. The proof is ``challenge`` + ``signature`` (a
         signature over :meth:`challenge_message`), or ``tls_scheme`` +
@@ -414,6 +454,8 @@ class Policy:
             )
         else:
             raise TypeError("give challenge= or tls_scheme= and tls_message= with signature=")
+        if crls is not None:
+            return self._with_crls(crls, "attest", t, p, enrollments, "attest-with-warnings", request, proof)
         ok, value = self._call(enrollments, "attestation", "attest", request, proof)
         return decision_json("attest", t, p, ok, value)
 

@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
-from ._enrollments import EnrollmentError, load_group, load_individual, readable_group_certificates
+from ._enrollments import STRICTEST_REVOCATION, EnrollmentError, load_group, load_individual, readable_group_certificates
 from ._pem import strict_base64
 from ._policy import _purpose, _unix
 from ._report import rfc3339
@@ -391,6 +391,13 @@ class _Lookups:
     def begin(self) -> None:
         """Starts a decision: what the last one found is forgotten."""
         self._unusable = {}
+        self._revocations: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def revocation(self, kind: str, entry_id: str) -> dict[str, Any]:
+        """The revocation policy of an entry this decision's lookups handed
+        out; the strictest for any other."""
+        key = _lower(entry_id) if kind == "individual" else entry_id
+        return getattr(self, "_revocations", {}).get((kind, key), STRICTEST_REVOCATION)
 
     def individual(self, registration_id: str) -> dict[str, Any] | None:
         key = _lower(registration_id)
@@ -398,7 +405,10 @@ class _Lookups:
             return None
         refusing = {"registration_id": key, "device_id": None, "enabled": False, "certificates": []}
         entry = self._load_individual(key)
-        return entry if entry is not None and _lower(entry["registration_id"]) == key else refusing
+        if entry is not None and _lower(entry["registration_id"]) == key:
+            self._remember(("individual", key), entry["revocation"])
+            return entry
+        return refusing
 
     def group(self, ca_identity: bytes) -> dict[str, Any] | None:
         if self._unloadable:
@@ -422,7 +432,13 @@ class _Lookups:
             return self._refusing(*unloadable)
         if not any(keys["ca_identity"] == bytes(ca_identity) for _, keys in entry["cas"]):
             return self._refusing(*unloadable)
+        self._remember(("group", entry["group_id"]), entry["revocation"])
         return {"group_id": entry["group_id"], "enabled": entry["enabled"]}
+
+    def _remember(self, entry: tuple[str, str], revocation: dict[str, Any]) -> None:
+        if not hasattr(self, "_revocations"):
+            self._revocations = {}
+        self._revocations[entry] = revocation
 
     def trust_anchors(self, subject_key: bytes) -> list[bytes]:
         return list(self._anchors.get(bytes(subject_key), []))

@@ -69,13 +69,14 @@ def one(job: dict[str, Any]) -> str:
         if s is None:
             return "load-error"
         args = (job["registrationId"], b(job["leaf"]), [b(i) for i in job["intermediates"]], s)
+        crls = _crl_sets[job["crls"]] if "crls" in job else None
         if op == "resolve":
-            return to_json(policy.resolve(*args, time=job["time"], purpose=job["purpose"]))
+            return to_json(policy.resolve(*args, time=job["time"], purpose=job["purpose"], crls=crls))
         p = job["proof"]
         if "challenge" in p:
-            d = policy.attest(*args, challenge=b(p["challenge"]), signature=b(p["signature"]), time=job["time"], purpose=job["purpose"])
+            d = policy.attest(*args, challenge=b(p["challenge"]), signature=b(p["signature"]), time=job["time"], purpose=job["purpose"], crls=crls)
         else:
-            d = policy.attest(*args, tls_scheme=p["scheme"], tls_message=b(p["message"]), signature=b(p["signature"]), time=job["time"], purpose=job["purpose"])
+            d = policy.attest(*args, tls_scheme=p["scheme"], tls_message=b(p["message"]), signature=b(p["signature"]), time=job["time"], purpose=job["purpose"], crls=crls)
         return to_json(d)
     if op == "challengeMessage":
         out = policy.challenge_message(job["registrationId"], b(job["challenge"]))

@@ -7,11 +7,11 @@ use sha2::{Digest, Sha256};
 
 use crate::alg::{self, SignatureVerifier};
 use crate::cert::Cert;
-use crate::crl::{Checker, CrlSet, CrlSource, RevocationPolicy};
+use crate::crl::{Checker, CrlSet, CrlSource, RevocationMode, RevocationPolicy};
 use crate::error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal};
 use crate::info::{
-    AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
-    EnrollmentSource, IndividualEnrollment, Proof, Validated,
+    AttestRequest, Attested, CertificateInfo, CertificateKeys, ChainRequest, Decision,
+    EnrollmentGroup, EnrollmentSource, IndividualEnrollment, Proof, Validated,
 };
 use crate::verify::{
     AnchorList, AnchorSource, Flow, MAX_INTERMEDIATES, MAX_TRUST_ANCHORS, check_leaf,
@@ -138,19 +138,43 @@ pub(crate) fn validate_with_crls(
 }
 
 /// Resolves the enrollment for a chain without a proof of possession: what
-/// [`attest`] would decide for a device that proves its key.
+/// [`attest`] would decide for a device that proves its key. Revocation is
+/// checked as in [`resolve_checked`], with no CRLs held (an entry whose
+/// policy requires a CRL refuses); use that to see the warnings.
 pub fn resolve(
     request: &AttestRequest,
     crypto: &dyn SignatureVerifier,
     enrollments: &dyn EnrollmentSource,
 ) -> Result<Decision, Refusal> {
+    resolve_checked(request, crypto, enrollments, &CrlSet::default()).map(|a| a.decision)
+}
+
+/// [`resolve`] with revocation checking: the deciding entry's revocation
+/// policy ([`EnrollmentSource::revocation`]) applied to its path against
+/// `crls`.
+pub fn resolve_checked(
+    request: &AttestRequest,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+    crls: &CrlSet,
+) -> Result<Attested, Refusal> {
+    resolve_with_crls(request, crypto, enrollments, crls)
+}
+
+pub(crate) fn resolve_with_crls(
+    request: &AttestRequest,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+    crls: &dyn CrlSource,
+) -> Result<Attested, Refusal> {
     let leaf = claimed_leaf(request)?;
-    decide(request, leaf, crypto, enrollments)
+    decide(request, leaf, crypto, enrollments, crls)
 }
 
 /// Full attestation: the leaf matches the registration ID, the device
 /// proves possession of the leaf key, then the chain is validated and the
-/// most specific enrollment entry decides (SPEC §1).
+/// most specific enrollment entry decides (SPEC §1). Revocation is checked
+/// as in [`attest_checked`] with no CRLs held.
 ///
 /// The proof is checked before any enrollment is looked up, so that someone
 /// holding only a device's public certificate learns nothing about its
@@ -161,9 +185,34 @@ pub fn attest(
     crypto: &dyn SignatureVerifier,
     enrollments: &dyn EnrollmentSource,
 ) -> Result<Decision, Refusal> {
+    attest_checked(request, proof, crypto, enrollments, &CrlSet::default()).map(|a| a.decision)
+}
+
+/// [`attest`] with revocation checking: after the entry is resolved, its
+/// revocation policy ([`EnrollmentSource::revocation`]) is applied to the
+/// path that entry decided on, against `crls` (RFC 5280 §6.3). A revoked
+/// certificate (or, unless the policy is lenient, an undetermined status)
+/// on any enrolled path refuses the device.
+pub fn attest_checked(
+    request: &AttestRequest,
+    proof: &Proof,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+    crls: &CrlSet,
+) -> Result<Attested, Refusal> {
+    attest_with_crls(request, proof, crypto, enrollments, crls)
+}
+
+pub(crate) fn attest_with_crls(
+    request: &AttestRequest,
+    proof: &Proof,
+    crypto: &dyn SignatureVerifier,
+    enrollments: &dyn EnrollmentSource,
+    crls: &dyn CrlSource,
+) -> Result<Attested, Refusal> {
     let leaf = claimed_leaf(request)?;
     check_proof(&leaf, &request.registration_id, proof, crypto)?;
-    decide(request, leaf, crypto, enrollments)
+    decide(request, leaf, crypto, enrollments, crls)
 }
 
 /// The exact bytes a device signs to answer `challenge` (version 1):
@@ -465,6 +514,8 @@ struct Finding {
     position: usize,
     group: EnrollmentGroup,
     path: Vec<Rc<Cert>>,
+    /// What the group's lenient revocation policy let through on this path.
+    warnings: Vec<Refusal>,
 }
 
 impl Finding {
@@ -490,14 +541,25 @@ fn decide(
     leaf: Cert,
     crypto: &dyn SignatureVerifier,
     enrollments: &dyn EnrollmentSource,
-) -> Result<Decision, Refusal> {
+    crls: &dyn CrlSource,
+) -> Result<Attested, Refusal> {
     // Registration IDs compare case-insensitively (DPS): the decision and
     // a defaulted device ID use the canonical lower-case form, so the
     // letter case of a URL cannot mint a second identity for one device.
     let registration_id = request.registration_id.to_ascii_lowercase();
     match enrollments.individual(&registration_id) {
-        Some(individual) => decide_individual(request, registration_id, leaf, individual),
-        None => decide_by_groups(request, registration_id, leaf, crypto, enrollments),
+        Some(individual) => decide_individual(
+            request,
+            registration_id,
+            leaf,
+            individual,
+            Revocation {
+                crypto,
+                enrollments,
+                crls,
+            },
+        ),
+        None => decide_by_groups(request, registration_id, leaf, crypto, enrollments, crls),
     }
 }
 
@@ -508,7 +570,8 @@ fn decide_individual(
     registration_id: String,
     leaf: Cert,
     individual: IndividualEnrollment,
-) -> Result<Decision, Refusal> {
+    revocation: Revocation<'_>,
+) -> Result<Attested, Refusal> {
     let entry = EnrollmentRef {
         kind: EnrollmentKind::Individual,
         id: individual.registration_id.clone(),
@@ -533,15 +596,106 @@ fn decide_individual(
             )
             .with_enrollment(entry));
     }
-    Ok(Decision {
-        device_id: individual
-            .device_id
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| registration_id.clone()),
-        registration_id,
-        enrollment: entry,
-        path: vec![leaf.info()],
+    let policy = revocation.enrollments.revocation(&entry);
+    let leaf = Rc::new(leaf);
+    let warnings = revocation
+        .individual(request, &leaf, policy)
+        .map_err(|r| r.with_enrollment(entry.clone()))?;
+    Ok(Attested {
+        decision: Decision {
+            device_id: individual
+                .device_id
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| registration_id.clone()),
+            registration_id,
+            enrollment: entry,
+            path: vec![leaf.info()],
+        },
+        warnings,
     })
+}
+
+/// What an entry's revocation check needs.
+struct Revocation<'a> {
+    crypto: &'a dyn SignatureVerifier,
+    enrollments: &'a dyn EnrollmentSource,
+    crls: &'a dyn CrlSource,
+}
+
+impl Revocation<'_> {
+    /// An individual enrollment pins the leaf and builds no path, so only
+    /// the leaf is checked (whatever the mode beyond `off`), against the
+    /// CRLs of its issuer: an issuer certificate that signed it, from the
+    /// certificates the device sent or the host's trust anchors, verifies
+    /// them. With none at hand a status that must be checked is
+    /// UNDETERMINED.
+    fn individual(
+        &self,
+        request: &AttestRequest,
+        leaf: &Rc<Cert>,
+        policy: RevocationPolicy,
+    ) -> Result<Vec<Refusal>, Refusal> {
+        if policy.mode == RevocationMode::Off {
+            return Ok(Vec::new());
+        }
+        // The device's other certificates only help find the issuer here:
+        // one that does not parse is skipped, as a path search would.
+        let intermediates: Vec<Rc<Cert>> = request
+            .intermediates
+            .iter()
+            .take(MAX_INTERMEDIATES)
+            .filter_map(|der| Cert::parse(der).ok().map(Rc::new))
+            .collect();
+        let leaf_only = RevocationPolicy {
+            mode: match policy.mode {
+                RevocationMode::Configured => RevocationMode::Configured,
+                _ => RevocationMode::Leaf,
+            },
+            ..policy
+        };
+        let checker = Checker::new(
+            self.crls,
+            leaf_only,
+            &intermediates,
+            request.time,
+            self.crypto,
+        );
+        if policy.mode == RevocationMode::Configured && !checker.configured_for(leaf) {
+            return Ok(Vec::new());
+        }
+        let mut anchors = StoreAnchors {
+            source: self.enrollments,
+            cache: HashMap::new(),
+        };
+        let issuers = intermediates
+            .iter()
+            .filter(|c| c.subject_key == leaf.issuer_key)
+            .cloned()
+            .chain(anchors.anchors_for(&leaf.issuer_key));
+        let mut best: Option<Refusal> = None;
+        for issuer in issuers {
+            if verify_signed_by(leaf, 0, &issuer, self.crypto).is_err() {
+                continue;
+            }
+            match checker.check_path(&[Rc::clone(leaf), issuer]) {
+                Ok(warnings) => return Ok(warnings),
+                Err(r) => keep_best(&mut best, r),
+            }
+        }
+        if let Some(refusal) = best {
+            return Err(refusal);
+        }
+        let mut warnings = Vec::new();
+        checker.leaf_undetermined(
+            leaf,
+            format!(
+                "no certificate of its issuer '{}' that signed it is at hand to verify a CRL with",
+                leaf.issuer_text
+            ),
+            &mut warnings,
+        )?;
+        Ok(warnings)
+    }
 }
 
 /// No individual enrollment: every valid path is searched for the group of
@@ -552,7 +706,8 @@ fn decide_by_groups(
     leaf: Cert,
     crypto: &dyn SignatureVerifier,
     enrollments: &dyn EnrollmentSource,
-) -> Result<Decision, Refusal> {
+    crls: &dyn CrlSource,
+) -> Result<Attested, Refusal> {
     let intermediates = parse_intermediates(&request.intermediates)?;
     let device_id = leaf
         .common_name
@@ -563,8 +718,10 @@ fn decide_by_groups(
         cache: HashMap::new(),
     };
     let mut groups: HashMap<[u8; 32], Option<EnrollmentGroup>> = HashMap::new();
+    let mut policies: HashMap<String, RevocationPolicy> = HashMap::new();
     let mut admitted: Option<Finding> = None;
     let mut refused: Option<Finding> = None;
+    let mut revoked: Option<Refusal> = None;
     let mut unenrolled: Option<Vec<Rc<Cert>>> = None;
     let searched = search_paths(
         leaf,
@@ -579,11 +736,32 @@ fn decide_by_groups(
                     .entry(cert.identity)
                     .or_insert_with(|| enrollments.group(&cert.identity));
                 let Some(group) = group else { continue };
-                let finding = Finding {
+                let mut finding = Finding {
                     position,
                     group: group.clone(),
                     path: path.to_vec(),
+                    warnings: Vec::new(),
                 };
+                if group.enabled {
+                    // The group decides this path: its revocation policy
+                    // applies to the whole path, and a path it refuses
+                    // refuses the device (as a disabled entry would).
+                    let entry = EnrollmentRef {
+                        kind: EnrollmentKind::Group,
+                        id: group.group_id.clone(),
+                    };
+                    let policy = *policies
+                        .entry(group.group_id.clone())
+                        .or_insert_with(|| enrollments.revocation(&entry));
+                    let checker = Checker::new(crls, policy, &intermediates, request.time, crypto);
+                    match checker.check_path(path) {
+                        Ok(warnings) => finding.warnings = warnings,
+                        Err(r) => {
+                            keep_best(&mut revoked, r.with_enrollment(entry));
+                            return Flow::Settled;
+                        }
+                    }
+                }
                 let slot = if group.enabled {
                     &mut admitted
                 } else {
@@ -608,6 +786,7 @@ fn decide_by_groups(
         position,
         group,
         path,
+        ..
     }) = refused
     {
         return Err(path[position]
@@ -621,16 +800,29 @@ fn decide_by_groups(
                 id: group.group_id,
             }));
     }
+    // Likewise a path its group's revocation policy refuses.
+    if let Some(refusal) = revoked {
+        return Err(refusal);
+    }
     searched.ended?;
-    if let Some(Finding { group, path, .. }) = admitted {
-        return Ok(Decision {
-            registration_id,
-            device_id,
-            enrollment: EnrollmentRef {
-                kind: EnrollmentKind::Group,
-                id: group.group_id,
+    if let Some(Finding {
+        group,
+        path,
+        warnings,
+        ..
+    }) = admitted
+    {
+        return Ok(Attested {
+            decision: Decision {
+                registration_id,
+                device_id,
+                enrollment: EnrollmentRef {
+                    kind: EnrollmentKind::Group,
+                    id: group.group_id,
+                },
+                path: path.iter().map(|c| c.info()).collect(),
             },
-            path: path.iter().map(|c| c.info()).collect(),
+            warnings,
         });
     }
     if let Some(path) = unenrolled {

@@ -16,9 +16,10 @@ use bindings::attest::policy::{crypto, enrollments, revocation};
 use bindings::exports::attest::policy::{attestation, chain};
 
 use crate::{
-    AttestRequest, CertRef, CertificateInfo, ChainRequest, Code, Decision, EnrollmentGroup,
-    EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment, Lenience, Proof,
-    Purpose, Refusal, RevocationMode, RevocationPolicy, SignatureAlgorithm, SignatureVerifier,
+    AttestRequest, Attested, CertRef, CertificateInfo, ChainRequest, Code, Decision,
+    EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource, IndividualEnrollment,
+    Lenience, Proof, Purpose, Refusal, RevocationMode, RevocationPolicy, SignatureAlgorithm,
+    SignatureVerifier,
 };
 
 struct Component;
@@ -67,6 +68,32 @@ impl EnrollmentSource for HostEnrollments {
     fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>> {
         enrollments::trust_anchors(subject_key)
     }
+
+    fn revocation(&self, entry: &EnrollmentRef) -> RevocationPolicy {
+        let policy = enrollments::revocation(&enrollment_to_wit(entry.clone()));
+        let lenience = |admit: bool| {
+            if admit {
+                Lenience::Warn
+            } else {
+                Lenience::Refuse
+            }
+        };
+        RevocationPolicy {
+            mode: match policy.check {
+                wit::RevocationCheck::Off => RevocationMode::Off,
+                wit::RevocationCheck::Leaf => RevocationMode::Leaf,
+                wit::RevocationCheck::Chain => RevocationMode::Chain,
+                wit::RevocationCheck::Configured => RevocationMode::Configured,
+            },
+            undetermined: lenience(policy.admit_undetermined),
+            expired: lenience(policy.admit_expired),
+        }
+    }
+}
+
+/// CRLs through the host's `revocation` import.
+fn host_crls() -> crate::crl::FetchedCrls<impl Fn(&[u8; 32]) -> Vec<Vec<u8>>> {
+    crate::crl::FetchedCrls::new(|key: &[u8; 32]| revocation::crls(key))
 }
 
 fn chain_request_from_wit(request: chain::ChainRequest) -> ChainRequest {
@@ -105,12 +132,12 @@ impl chain::Guest for Component {
                 chain::RevocationMode::Off => RevocationMode::Off,
                 chain::RevocationMode::Leaf => RevocationMode::Leaf,
                 chain::RevocationMode::Chain => RevocationMode::Chain,
+                chain::RevocationMode::Configured => RevocationMode::Configured,
             },
             undetermined: lenience(policy.undetermined),
             expired: lenience(policy.expired),
         };
-        let crls = crate::crl::FetchedCrls::new(|key: &[u8; 32]| revocation::crls(key));
-        crate::attest::validate_with_crls(&request, &crls, policy, &HostCrypto)
+        crate::attest::validate_with_crls(&request, &host_crls(), policy, &HostCrypto)
             .map(|v| chain::Validated {
                 path: v.path.into_iter().map(info_to_wit).collect(),
                 warnings: v.warnings.into_iter().map(refusal_to_wit).collect(),
@@ -121,15 +148,33 @@ impl chain::Guest for Component {
 
 impl attestation::Guest for Component {
     fn resolve(request: attestation::AttestRequest) -> Result<attestation::Decision, wit::Refusal> {
-        crate::resolve(&attest_request(request), &HostCrypto, &HostEnrollments)
-            .map(decision_to_wit)
-            .map_err(refusal_to_wit)
+        Self::resolve_with_warnings(request).map(|a| a.decision)
     }
 
     fn attest(
         request: attestation::AttestRequest,
         proof: wit::Proof,
     ) -> Result<attestation::Decision, wit::Refusal> {
+        Self::attest_with_warnings(request, proof).map(|a| a.decision)
+    }
+
+    fn resolve_with_warnings(
+        request: attestation::AttestRequest,
+    ) -> Result<attestation::Attested, wit::Refusal> {
+        crate::attest::resolve_with_crls(
+            &attest_request(request),
+            &HostCrypto,
+            &HostEnrollments,
+            &host_crls(),
+        )
+        .map(attested_to_wit)
+        .map_err(refusal_to_wit)
+    }
+
+    fn attest_with_warnings(
+        request: attestation::AttestRequest,
+        proof: wit::Proof,
+    ) -> Result<attestation::Attested, wit::Refusal> {
         let proof = match proof {
             wit::Proof::ChallengeSignature(p) => Proof::ChallengeSignature {
                 challenge: p.challenge,
@@ -141,13 +186,14 @@ impl attestation::Guest for Component {
                 signature: p.signature,
             },
         };
-        crate::attest(
+        crate::attest::attest_with_crls(
             &attest_request(request),
             &proof,
             &HostCrypto,
             &HostEnrollments,
+            &host_crls(),
         )
-        .map(decision_to_wit)
+        .map(attested_to_wit)
         .map_err(refusal_to_wit)
     }
 
@@ -232,6 +278,13 @@ fn decision_to_wit(d: Decision) -> attestation::Decision {
         device_id: d.device_id,
         enrollment: enrollment_to_wit(d.enrollment),
         path: d.path.into_iter().map(info_to_wit).collect(),
+    }
+}
+
+fn attested_to_wit(a: Attested) -> attestation::Attested {
+    attestation::Attested {
+        decision: decision_to_wit(a.decision),
+        warnings: a.warnings.into_iter().map(refusal_to_wit).collect(),
     }
 }
 

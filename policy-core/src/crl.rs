@@ -80,6 +80,11 @@ pub enum RevocationMode {
     Leaf,
     /// Every certificate below the trust anchor.
     Chain,
+    /// Every certificate below the trust anchor whose issuer (or a CRL
+    /// issuer its distribution points name) has a CRL held: attest's
+    /// default for enrollment entries, so that configuring a CA's CRL turns
+    /// checking on for that CA and no other.
+    Configured,
 }
 
 /// What a status that cannot be established means.
@@ -115,6 +120,14 @@ impl RevocationPolicy {
     /// whenever CRLs are configured).
     pub const CHAIN: RevocationPolicy = RevocationPolicy {
         mode: RevocationMode::Chain,
+        undetermined: Lenience::Refuse,
+        expired: Lenience::Refuse,
+    };
+
+    /// The certificates whose CA has a CRL held, failing closed (the
+    /// default of an enrollment entry that names no policy).
+    pub const CONFIGURED: RevocationPolicy = RevocationPolicy {
+        mode: RevocationMode::Configured,
         undetermined: Lenience::Refuse,
         expired: Lenience::Refuse,
     };
@@ -636,6 +649,70 @@ impl CrlSource for CrlSet {
     }
 }
 
+/// What a host shows of a CRL it holds ([`crl_details`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlDetails {
+    /// SHA-256 of the DER.
+    pub sha256: [u8; 32],
+    /// The issuer's name key (what the `revocation` import is asked by).
+    pub issuer_key: [u8; 32],
+    /// The issuer, RFC 4514 text.
+    pub issuer: String,
+    /// thisUpdate, Unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, Unix seconds, if any.
+    pub next_update: Option<i64>,
+    /// cRLNumber, upper-case hex, if any.
+    pub number: Option<String>,
+    /// Whether it is a delta CRL (its base CRL number, upper-case hex).
+    pub delta_base: Option<String>,
+    /// How many revoked certificates it lists.
+    pub entries: usize,
+    /// Why RFC 5280 forbids using it, if it does (an unknown critical
+    /// extension, …).
+    pub unusable: Option<String>,
+}
+
+/// Parses a CRL (attest's limits) and says what it is.
+pub fn crl_details(der: &[u8]) -> Result<CrlDetails, String> {
+    let crl = Crl::parse(der)?;
+    Ok(CrlDetails {
+        sha256: crl.sha256,
+        issuer_key: crl.issuer_key,
+        issuer: crl.issuer_text.clone(),
+        this_update: crl.this_update,
+        next_update: crl.next_update,
+        number: crl.number.as_deref().map(hex_upper),
+        delta_base: crl.delta_base.as_deref().map(hex_upper),
+        entries: crl.entries.len(),
+        unusable: crl.unusable.clone(),
+    })
+}
+
+/// Whether the CA certificate `ca` (DER) issued the CRL `crl` (DER): its
+/// subject is the CRL's issuer, it may sign CRLs (cRLSign when it has a
+/// key usage) and is valid at `time`, and the CRL's signature verifies with
+/// its key. A host checks this before it installs a CRL; the decision
+/// checks every CRL again on the path it validates.
+pub fn crl_signed_by(
+    crl: &[u8],
+    ca: &[u8],
+    time: i64,
+    crypto: &dyn SignatureVerifier,
+) -> Result<(), String> {
+    let crl = Crl::parse(crl)?;
+    let ca = Cert::parse(ca).map_err(|(_, m)| format!("the CA certificate: {m}"))?;
+    if !crl.issuer_name.matches(&ca.subject_name) {
+        return Err(format!(
+            "the CRL's issuer '{}' is not the CA certificate's subject '{}'",
+            crl.issuer_text, ca.subject_text
+        ));
+    }
+    let set = CrlSet::default();
+    let checker = Checker::new(&set, RevocationPolicy::CHAIN, &[], time, crypto);
+    checker.signed_by(&crl, &ca, 1)
+}
+
 /// The name key of a CRL's issuer (what the component's `revocation`
 /// import is asked by), after checking that the CRL parses and fits the
 /// limits: hosts call it when they load a CRL.
@@ -746,13 +823,49 @@ impl<'a> Checker<'a> {
         let checked = match self.policy.mode {
             RevocationMode::Off => 0,
             RevocationMode::Leaf => 1,
-            RevocationMode::Chain => path.len() - 1,
+            RevocationMode::Chain | RevocationMode::Configured => path.len() - 1,
         };
         let mut warnings = Vec::new();
         for position in 0..checked.min(path.len() - 1) {
+            if self.policy.mode == RevocationMode::Configured
+                && !self.configured_for(&path[position])
+            {
+                continue;
+            }
             self.check(path, position, 0, &mut warnings)?;
         }
         Ok(warnings)
+    }
+
+    /// Whether a CRL is held for `cert`: from its issuer, or from a CRL
+    /// issuer one of its distribution points names. A certificate whose
+    /// distribution points do not parse counts as configured (its check
+    /// then says why it cannot be settled).
+    pub(crate) fn configured_for(&self, cert: &Cert) -> bool {
+        if !self.crls.issued_by(&cert.issuer_name).is_empty() {
+            return true;
+        }
+        match &cert.crl_distribution_points {
+            None => false,
+            Some(Err(_)) => true,
+            Some(Ok(points)) => points.iter().any(|p| {
+                p.crl_issuer.iter().flatten().any(|n| match n {
+                    DpNameForm::Directory(d) => !self.crls.issued_by(d).is_empty(),
+                    DpNameForm::Other(_) => false,
+                })
+            }),
+        }
+    }
+
+    /// An UNDETERMINED status for `cert` (position 0, the device) for
+    /// `why`, under the policy's lenience.
+    pub(crate) fn leaf_undetermined(
+        &self,
+        cert: &Cert,
+        why: String,
+        warnings: &mut Vec<Refusal>,
+    ) -> Result<(), Refusal> {
+        self.undetermined(cert, 0, verify::role(0, false), vec![why], warnings)
     }
 
     /// RFC 5280 §6.3.3 for `path[position]`, issued by `path[position + 1]`.

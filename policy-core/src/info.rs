@@ -88,6 +88,17 @@ pub struct Decision {
     pub path: Vec<CertificateInfo>,
 }
 
+/// An admission and what a lenient revocation policy let through (WIT
+/// `attested`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attested {
+    /// The admission.
+    pub decision: Decision,
+    /// An UNDETERMINED status or a CRL past its nextUpdate that the
+    /// deciding entry's policy admits, one refusal-shaped warning each.
+    pub warnings: Vec<crate::error::Refusal>,
+}
+
 /// Proof that the device holds its leaf private key (WIT `proof`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Proof {
@@ -145,6 +156,13 @@ pub trait EnrollmentSource {
     /// DER, whose subject name key ([`CertificateKeys::subject_key`]) is
     /// `subject_key`. Returning more is allowed; the core ignores the rest.
     fn trust_anchors(&self, subject_key: &[u8; 32]) -> Vec<Vec<u8>>;
+    /// The revocation policy of an enrollment entry (WIT
+    /// `enrollments.revocation`, 0.6.0): what its `revocation` field says,
+    /// else [`crate::RevocationPolicy::CONFIGURED`], the default here.
+    fn revocation(&self, entry: &EnrollmentRef) -> crate::RevocationPolicy {
+        let _ = entry;
+        crate::RevocationPolicy::CONFIGURED
+    }
 }
 
 /// The keys a host indexes a certificate by (WIT `certificate-keys`).

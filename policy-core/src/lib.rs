@@ -28,18 +28,18 @@ pub use alg::{SignatureAlgorithm, SignatureVerifier, TLS_SIGNATURE_SCHEMES};
 pub use allocation::{Allocation, Assignment, Reprovision, Substatus};
 pub use attest::{
     CHALLENGE_CONTEXT, MAX_CHALLENGE_LEN, MAX_REGISTRATION_ID_LEN, MAX_TLS_MESSAGE_LEN,
-    MIN_CHALLENGE_LEN, attest, certificate_common_name, certificate_details, certificate_keys,
-    challenge_message, check_registration_id, resolve, validate_chain, validate_chain_revocation,
-    verify_ca_possession,
+    MIN_CHALLENGE_LEN, attest, attest_checked, certificate_common_name, certificate_details,
+    certificate_keys, challenge_message, check_registration_id, resolve, resolve_checked,
+    validate_chain, validate_chain_revocation, verify_ca_possession,
 };
 pub use cert::MAX_CERTIFICATE_SIZE;
 pub use crl::{
-    CrlSet, Lenience, MAX_CRL_ENTRIES, MAX_CRL_SIZE, MAX_CRLS, MAX_CRLS_PER_ISSUER, RevocationMode,
-    RevocationPolicy, crl_issuer_key,
+    CrlDetails, CrlSet, Lenience, MAX_CRL_ENTRIES, MAX_CRL_SIZE, MAX_CRLS, MAX_CRLS_PER_ISSUER,
+    RevocationMode, RevocationPolicy, crl_details, crl_issuer_key, crl_signed_by,
 };
 pub use error::{CertRef, Code, EnrollmentKind, EnrollmentRef, Refusal, Stage};
 pub use info::{
-    AttestRequest, CertificateInfo, CertificateKeys, ChainRequest, Decision, EnrollmentGroup,
-    EnrollmentSource, IndividualEnrollment, Proof, Purpose, Validated,
+    AttestRequest, Attested, CertificateInfo, CertificateKeys, ChainRequest, Decision,
+    EnrollmentGroup, EnrollmentSource, IndividualEnrollment, Proof, Purpose, Validated,
 };
 pub use verify::{MAX_INTERMEDIATES, MAX_PATH_LEN, MAX_TRUST_ANCHORS};

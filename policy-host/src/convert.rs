@@ -3,8 +3,8 @@
 //! get exactly the values the native core returns.
 
 use policy_core::{
-    AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code, Decision,
-    EnrollmentKind, EnrollmentRef, Lenience, Proof, Purpose, Refusal, RevocationMode,
+    AttestRequest, Attested, CertRef, CertificateInfo, CertificateKeys, ChainRequest, Code,
+    Decision, EnrollmentKind, EnrollmentRef, Lenience, Proof, Purpose, Refusal, RevocationMode,
     RevocationPolicy, SignatureAlgorithm, Validated,
 };
 
@@ -80,7 +80,7 @@ pub(crate) fn info_from_wit(i: wit::CertificateInfo) -> Result<CertificateInfo, 
     })
 }
 
-fn enrollment_from_wit(e: wit::EnrollmentRef) -> EnrollmentRef {
+pub(crate) fn enrollment_from_wit(e: wit::EnrollmentRef) -> EnrollmentRef {
     EnrollmentRef {
         kind: match e.kind {
             wit::EnrollmentKind::Individual => EnrollmentKind::Individual,
@@ -130,10 +130,36 @@ pub(crate) fn revocation_policy_to_wit(p: RevocationPolicy) -> chain::Revocation
             RevocationMode::Off => chain::RevocationMode::Off,
             RevocationMode::Leaf => chain::RevocationMode::Leaf,
             RevocationMode::Chain => chain::RevocationMode::Chain,
+            RevocationMode::Configured => chain::RevocationMode::Configured,
         },
         undetermined: lenience(p.undetermined),
         expired: lenience(p.expired),
     }
+}
+
+/// An entry's policy as the `enrollments.revocation` import answers it.
+pub(crate) fn entry_revocation_to_wit(p: RevocationPolicy) -> wit::EntryRevocation {
+    wit::EntryRevocation {
+        check: match p.mode {
+            RevocationMode::Off => wit::RevocationCheck::Off,
+            RevocationMode::Leaf => wit::RevocationCheck::Leaf,
+            RevocationMode::Chain => wit::RevocationCheck::Chain,
+            RevocationMode::Configured => wit::RevocationCheck::Configured,
+        },
+        admit_undetermined: p.undetermined == Lenience::Warn,
+        admit_expired: p.expired == Lenience::Warn,
+    }
+}
+
+pub(crate) fn attested_from_wit(a: attestation::Attested) -> Result<Attested, HostError> {
+    Ok(Attested {
+        decision: decision_from_wit(a.decision)?,
+        warnings: a
+            .warnings
+            .into_iter()
+            .map(refusal_from_wit)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 pub(crate) fn validated_from_wit(v: chain::Validated) -> Result<Validated, HostError> {

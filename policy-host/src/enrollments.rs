@@ -52,4 +52,9 @@ impl enrollments::Host for HostState {
             Err(_) => Vec::new(),
         }
     }
+
+    fn revocation(&mut self, entry: wit::EnrollmentRef) -> wit::EntryRevocation {
+        let entry = crate::convert::enrollment_from_wit(entry);
+        crate::convert::entry_revocation_to_wit(self.enrollments.revocation(&entry))
+    }
 }

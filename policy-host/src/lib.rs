@@ -51,14 +51,22 @@ pub use memo::SignatureMemo;
 /// The policy's types and its pure helpers, re-exported so that hosts
 /// depend on this crate only (never on `policy-core` directly).
 pub use policy_core::{
-    Allocation, Assignment, AttestRequest, CertRef, CertificateInfo, CertificateKeys, ChainRequest,
-    Code, Decision, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
-    IndividualEnrollment, Lenience, MAX_CERTIFICATE_SIZE, MAX_INTERMEDIATES, Proof, Purpose,
-    Refusal, Reprovision, RevocationMode, RevocationPolicy, SignatureAlgorithm, SignatureVerifier,
-    Stage, Substatus, TLS_SIGNATURE_SCHEMES, Validated, certificate_common_name,
-    certificate_details, certificate_keys, challenge_message, check_registration_id,
+    Allocation, Assignment, AttestRequest, Attested, CertRef, CertificateInfo, CertificateKeys,
+    ChainRequest, Code, CrlDetails, Decision, EnrollmentGroup, EnrollmentKind, EnrollmentRef,
+    EnrollmentSource, IndividualEnrollment, Lenience, MAX_CERTIFICATE_SIZE, MAX_INTERMEDIATES,
+    Proof, Purpose, Refusal, Reprovision, RevocationMode, RevocationPolicy, SignatureAlgorithm,
+    SignatureVerifier, Stage, Substatus, TLS_SIGNATURE_SCHEMES, Validated, certificate_common_name,
+    certificate_details, certificate_keys, challenge_message, check_registration_id, crl_details,
 };
-pub use revocation::Crls;
+
+/// Whether the CA certificate `ca` issued the CRL `crl` (see
+/// `policy_core::crl_signed_by`), with aws-lc-rs signature arithmetic: what
+/// a host checks before it installs a CRL (never a decision: the component
+/// verifies every CRL again on the path it validates).
+pub fn crl_signed_by(crl: &[u8], ca: &[u8], time: i64) -> Result<(), String> {
+    policy_core::crl_signed_by(crl, ca, time, &AwsLcVerifier)
+}
+pub use revocation::{CrlLookup, Crls};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -216,7 +224,7 @@ impl Drop for Ticker {
 pub(crate) struct HostState {
     crypto: Arc<dyn SignatureVerifier + Send + Sync>,
     enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
-    crls: Arc<Crls>,
+    crls: Arc<dyn CrlLookup + Send + Sync>,
     limits: StoreLimits,
 }
 
@@ -310,7 +318,7 @@ impl Policy {
     }
 
     /// The component's imports, as `interface-name` strings (e.g.
-    /// `attest:policy/crypto@0.5.0`): what the sandbox can reach.
+    /// `attest:policy/crypto@0.6.0`): what the sandbox can reach.
     pub fn component_imports(&self) -> Vec<String> {
         let ty = self.pre.instance_pre().component().component_type();
         ty.imports(&self.engine)
@@ -356,36 +364,66 @@ impl Policy {
         convert::verdict(answer, convert::validated_from_wit)
     }
 
-    /// Enrollment resolution without proof of possession (WIT `attestation.resolve`).
+    /// Enrollment resolution without proof of possession (WIT
+    /// `attestation.resolve`), holding no CRLs: an entry whose revocation
+    /// policy needs one refuses.
     pub fn resolve(
         &self,
         request: &AttestRequest,
         enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
     ) -> Verdict<Decision> {
-        let wit_request = convert::attest_request_to_wit(request);
-        let answer = self.call(enrollments, |policy, store| {
-            policy
-                .attest_policy_attestation()
-                .call_resolve(store, &wit_request)
-        });
-        convert::verdict(answer, convert::decision_from_wit)
+        Ok(self
+            .resolve_checked(request, enrollments, Arc::new(Crls::none()))?
+            .map(|a| a.decision))
     }
 
-    /// Full attestation with proof of possession (WIT `attestation.attest`).
+    /// Enrollment resolution with the deciding entry's revocation policy
+    /// applied against `crls` (WIT `attestation.resolve-with-warnings`).
+    pub fn resolve_checked(
+        &self,
+        request: &AttestRequest,
+        enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+        crls: Arc<dyn CrlLookup + Send + Sync>,
+    ) -> Verdict<Attested> {
+        let wit_request = convert::attest_request_to_wit(request);
+        let answer = self.call_with(enrollments, crls, |policy, store| {
+            policy
+                .attest_policy_attestation()
+                .call_resolve_with_warnings(store, &wit_request)
+        });
+        convert::verdict(answer, convert::attested_from_wit)
+    }
+
+    /// Full attestation with proof of possession (WIT
+    /// `attestation.attest`), holding no CRLs.
     pub fn attest(
         &self,
         request: &AttestRequest,
         proof: &Proof,
         enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
     ) -> Verdict<Decision> {
+        Ok(self
+            .attest_checked(request, proof, enrollments, Arc::new(Crls::none()))?
+            .map(|a| a.decision))
+    }
+
+    /// Full attestation, the deciding entry's revocation policy applied
+    /// against `crls` (WIT `attestation.attest-with-warnings`).
+    pub fn attest_checked(
+        &self,
+        request: &AttestRequest,
+        proof: &Proof,
+        enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
+        crls: Arc<dyn CrlLookup + Send + Sync>,
+    ) -> Verdict<Attested> {
         let wit_request = convert::attest_request_to_wit(request);
         let wit_proof = convert::proof_to_wit(proof);
-        let answer = self.call(enrollments, |policy, store| {
+        let answer = self.call_with(enrollments, crls, |policy, store| {
             policy
                 .attest_policy_attestation()
-                .call_attest(store, &wit_request, &wit_proof)
+                .call_attest_with_warnings(store, &wit_request, &wit_proof)
         });
-        convert::verdict(answer, convert::decision_from_wit)
+        convert::verdict(answer, convert::attested_from_wit)
     }
 
     /// The bytes a device signs for a challenge (WIT `attestation.challenge-message`).
@@ -446,7 +484,7 @@ impl Policy {
     fn call_with<R>(
         &self,
         enrollments: Arc<dyn EnrollmentSource + Send + Sync>,
-        crls: Arc<Crls>,
+        crls: Arc<dyn CrlLookup + Send + Sync>,
         f: impl FnOnce(&bindings::Policy, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, HostError> {
         let state = HostState {
@@ -542,10 +580,10 @@ mod tests {
         assert_eq!(
             imports,
             [
-                "attest:policy/crypto@0.5.0",
-                "attest:policy/enrollments@0.5.0",
-                "attest:policy/revocation@0.5.0",
-                "attest:policy/types@0.5.0",
+                "attest:policy/crypto@0.6.0",
+                "attest:policy/enrollments@0.6.0",
+                "attest:policy/revocation@0.6.0",
+                "attest:policy/types@0.6.0",
             ]
         );
         let mut exports = policy.component_exports();
@@ -553,8 +591,8 @@ mod tests {
         assert_eq!(
             exports,
             [
-                "attest:policy/attestation@0.5.0",
-                "attest:policy/chain@0.5.0"
+                "attest:policy/attestation@0.6.0",
+                "attest:policy/chain@0.6.0"
             ]
         );
     }

@@ -9,6 +9,14 @@ use std::sync::Arc;
 use crate::HostState;
 use crate::bindings::attest::policy::revocation;
 
+/// Where the `revocation` import finds CRLs: [`Crls`] (held in memory), or
+/// an embedder's own store (the service reads its CRL table in the
+/// decision's snapshot).
+pub trait CrlLookup {
+    /// Every CRL (DER) whose issuer name has this name key.
+    fn crls(&self, issuer_key: &[u8; 32]) -> Vec<Vec<u8>>;
+}
+
 /// The CRLs one validation may use, by issuer name key.
 #[derive(Clone, Debug, Default)]
 pub struct Crls {
@@ -49,15 +57,20 @@ impl Crls {
     }
 }
 
+impl CrlLookup for Crls {
+    fn crls(&self, issuer_key: &[u8; 32]) -> Vec<Vec<u8>> {
+        self.by_issuer
+            .get(issuer_key)
+            .map(|v| v.iter().map(|d| d.as_ref().clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
 impl revocation::Host for HostState {
     fn crls(&mut self, issuer: Vec<u8>) -> Vec<Vec<u8>> {
         let Ok(key) = <[u8; 32]>::try_from(issuer.as_slice()) else {
             return Vec::new();
         };
-        self.crls
-            .by_issuer
-            .get(&key)
-            .map(|v| v.iter().map(|d| d.as_ref().clone()).collect())
-            .unwrap_or_default()
+        self.crls.crls(&key)
     }
 }

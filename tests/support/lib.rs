@@ -96,6 +96,50 @@ pub fn attest(
     native
 }
 
+/// Resolution with revocation checking against `crls` through both
+/// paths; asserts they agree.
+pub fn resolve_checked(
+    request: &AttestRequest,
+    set: &Arc<EnrollmentSet>,
+    crls: &[Vec<u8>],
+) -> Result<policy_host::Attested, Refusal> {
+    let native = policy_core::resolve_checked(
+        request,
+        &AwsLcVerifier,
+        set.as_ref(),
+        &policy_core::CrlSet::parse(crls).expect("CRLs parse"),
+    );
+    let held = Arc::new(policy_host::Crls::from_der(crls).expect("CRLs load"));
+    let component = policy()
+        .resolve_checked(request, set.clone(), held)
+        .expect("component call");
+    assert_eq!(native, component, "native core and component disagree");
+    native
+}
+
+/// Attestation with revocation checking through both paths; asserts they
+/// agree.
+pub fn attest_checked(
+    request: &AttestRequest,
+    proof: &Proof,
+    set: &Arc<EnrollmentSet>,
+    crls: &[Vec<u8>],
+) -> Result<policy_host::Attested, Refusal> {
+    let native = policy_core::attest_checked(
+        request,
+        proof,
+        &AwsLcVerifier,
+        set.as_ref(),
+        &policy_core::CrlSet::parse(crls).expect("CRLs parse"),
+    );
+    let held = Arc::new(policy_host::Crls::from_der(crls).expect("CRLs load"));
+    let component = policy()
+        .attest_checked(request, proof, set.clone(), held)
+        .expect("component call");
+    assert_eq!(native, component, "native core and component disagree");
+    native
+}
+
 /// CA proof of possession through both paths; asserts they agree.
 pub fn verify_ca_possession(
     ca: &[u8],
@@ -215,6 +259,23 @@ pub fn bench_chain(alg: pki::KeyAlg, depth: usize) -> BenchChain {
         intermediates,
         device,
     }
+}
+
+/// A certificate's serial number (content octets), as a CRL entry names it.
+pub fn serial(der: &[u8]) -> Vec<u8> {
+    use der::Decode;
+    x509_cert::Certificate::from_der(der)
+        .expect("a certificate")
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .to_vec()
+}
+
+/// [`VALIDATION_TIME`] moved by whole days (CRL times in tests).
+pub fn days_from_validation(days: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(VALIDATION_TIME).expect("a time")
+        + time::Duration::days(days)
 }
 
 /// One PEM block of `der` under `label` ("CERTIFICATE", "X509 CRL").
