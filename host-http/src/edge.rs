@@ -12,6 +12,9 @@
 //!   service would make now on a pasted chain (the console's).
 //! - `GET /attest/hierarchy` (right `ServiceConfig`): the trust hierarchy
 //!   the console draws.
+//! - `GET /attest/crls`, `PUT|GET|DELETE /attest/crls/{name}` (right
+//!   `ServiceConfig`): the CRLs decisions check (`PUT` body: the CRL, DER
+//!   or PEM, at most 32 MiB); writes audited.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -34,6 +37,63 @@ use attest_dps::query::json_body;
 use crate::http::{Body, MAX_MANAGEMENT_BODY, blocking, read_body, respond};
 use crate::server::{Connection, Streaming};
 
+/// Largest CRL body accepted (attest's per-CRL limit).
+const MAX_CRL_BODY: usize = 32 << 20;
+
+/// `/attest/crls[/{name}]`.
+async fn crls(
+    service: Arc<Service>,
+    connection: &Arc<Connection>,
+    req: Request<Incoming>,
+    segments: &[String],
+    authorization: Option<String>,
+) -> Result<Response<Body>, DpsError> {
+    let method = req.method().clone();
+    let name = segments.get(2).cloned();
+    let route = match (&method, segments.len(), name.is_some()) {
+        (&Method::GET, 2, false) => "GET /attest/crls",
+        (&Method::GET, 3, true) => "GET /attest/crls/{name}",
+        (&Method::PUT, 3, true) => "PUT /attest/crls/{name}",
+        (&Method::DELETE, 3, true) => "DELETE /attest/crls/{name}",
+        _ => {
+            return Err(DpsError::new(
+                ErrorKind::NotFound,
+                format!("no attest resource {method} /{}", segments.join("/")),
+            ));
+        }
+    };
+    let policy = service.authorize(authorization.as_deref(), Some(Right::ServiceConfig))?;
+    connection.prove();
+    let if_match = req
+        .headers()
+        .get("if-match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = if method == Method::PUT {
+        read_body(req, MAX_CRL_BODY).await?
+    } else {
+        Bytes::new()
+    };
+    let peer = connection.evidence.peer;
+    let answer = blocking(move || {
+        let name = name.as_deref().unwrap_or_default();
+        let if_match = if_match.as_deref();
+        let answer = match route {
+            "GET /attest/crls" => service.list_crls(),
+            "GET /attest/crls/{name}" => service.get_crl(name),
+            "PUT /attest/crls/{name}" => service.put_crl(name, &body, if_match),
+            _ => service.delete_crl(name, if_match),
+        };
+        if method == Method::GET {
+            return answer;
+        }
+        crate::management::audit_write(&service, &policy, route, Some(name), peer, &answer)?;
+        answer
+    })
+    .await;
+    answer.map(|reply| respond(Ok(reply)))
+}
+
 /// Chunks in flight between the store reader and the socket.
 const CHANNEL: usize = 8;
 /// Longest a gateway may stop reading a snapshot.
@@ -52,6 +112,10 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let route: Vec<&str> = lowered.iter().map(String::as_str).collect();
+    if let ["attest", "crls", ..] = route.as_slice() {
+        let service = Arc::clone(&service);
+        return crls(service, connection, req, segments, header).await;
+    }
     let right = match (req.method(), route.as_slice()) {
         (&Method::GET, ["attest", "snapshot"]) => Some(Right::SnapshotRead),
         (&Method::POST, ["attest", "edgedecisions"]) => Some(Right::EdgeDecisionWrite),

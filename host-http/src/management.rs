@@ -128,7 +128,24 @@ async fn serve(
     }
     // An authorised write, done or refused, is in the audit trail before
     // it is answered (a line that cannot be written is a 503).
-    let (status, code, before, after) = match &answer {
+    blocking(move || {
+        audit_write(&audited, &policy, route, resource.as_deref(), peer, &answer)?;
+        answer
+    })
+    .await
+}
+
+/// Writes the audit line of an authorised write, done or refused: its
+/// status (or error code) and the entity's etag before and after.
+pub(crate) fn audit_write(
+    service: &Service,
+    policy: &str,
+    route: &str,
+    resource: Option<&str>,
+    peer: Option<std::net::IpAddr>,
+    answer: &Answer,
+) -> Result<(), DpsError> {
+    let (status, code, before, after) = match answer {
         Ok(reply) => (
             reply.status,
             None,
@@ -144,20 +161,16 @@ async fn serve(
         ),
         Err(e) => (e.kind.status(), Some(e.kind.code().to_string()), None, None),
     };
-    blocking(move || {
-        audited.audit_management(&ManagementEvent {
-            policy: Some(&policy),
-            route,
-            resource: resource.as_deref(),
-            status,
-            code: code.as_deref(),
-            etag_before: before.as_deref(),
-            etag_after: after.as_deref(),
-            peer,
-        })?;
-        answer
+    service.audit_management(&ManagementEvent {
+        policy: Some(policy),
+        route,
+        resource,
+        status,
+        code: code.as_deref(),
+        etag_before: before.as_deref(),
+        etag_after: after.as_deref(),
+        peer,
     })
-    .await
 }
 
 /// Whether a management route only reads: GET, and the POSTs that query
@@ -174,7 +187,7 @@ fn is_read(method: &Method, lowered: &[String]) -> bool {
 
 /// Every management API route, as `METHOD /path/{param}`: what the router
 /// serves, and what docs/openapi.json documents (a test holds them equal).
-pub(crate) const ROUTES: [&str; 24] = [
+pub(crate) const ROUTES: [&str; 28] = [
     "POST /enrollments",
     "POST /enrollments/query",
     "PUT /enrollments/{id}",
@@ -200,6 +213,10 @@ pub(crate) const ROUTES: [&str; 24] = [
     "POST /attest/edgeDecisions",
     "POST /attest/decide",
     "GET /attest/hierarchy",
+    "GET /attest/crls",
+    "PUT /attest/crls/{name}",
+    "GET /attest/crls/{name}",
+    "DELETE /attest/crls/{name}",
 ];
 
 /// The route a request is for, with its resource names as parameters: a

@@ -566,3 +566,32 @@ fn host_cli_registers_over_mqtt() {
         );
     }
 }
+
+/// A CRL uploaded through the management API refuses the device it revokes
+/// over MQTT exactly as over HTTPS, while its unrevoked sibling is admitted.
+#[test]
+fn a_revoked_device_is_refused_over_mqtt_while_its_sibling_is_admitted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, pki) = support::revocation_service(dir.path(), None, true);
+    let mqtt = server.mqtt_addr.expect("an MQTT listener");
+    let crl = support::line_a_crl(&pki, &[1], 3, -1, 6);
+    let put = server.put_crl("line-a", &crl);
+    assert_eq!(put.status, 200, "{}", put.raw);
+    let (chain, key) = device(&pki, 1);
+    let revoked = Device::register(mqtt, &server, &chain, &key, "device-1");
+    assert_eq!(outcome(&revoked), "disabled", "{revoked:?}");
+    assert!(
+        revoked.1["registrationState"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{revoked:?}"
+    );
+    let (chain, key) = device(&pki, 2);
+    let sibling = Device::register(mqtt, &server, &chain, &key, "device-2");
+    assert_eq!(outcome(&sibling), "assigned", "{sibling:?}");
+    // HTTPS decides the same.
+    let (chain, key) = device(&pki, 1);
+    let https = server.device(&chain, &key).register("device-1");
+    assert_eq!(https.body["status"], "disabled", "{}", https.raw);
+}

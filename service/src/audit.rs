@@ -280,6 +280,16 @@ fn decision_fields(event: &DecisionEvent<'_>) -> Map<String, Value> {
         "remoteAddress".into(),
         event.peer.map(|p| p.to_string()).into(),
     );
+    if !event.warnings.is_empty() {
+        m.insert(
+            "warnings".into(),
+            event
+                .warnings
+                .iter()
+                .map(|w| json!({"code": w.code.as_str(), "message": w.message}))
+                .collect(),
+        );
+    }
     m.insert(
         "ms".into(),
         json!((event.elapsed.as_secs_f64() * 1e3 * 1e3).round() / 1e3),

@@ -274,7 +274,7 @@ impl Service {
                 let seen = Seen::NotDecided {
                     code: e.kind.code(),
                 };
-                self.report(evidence, registration_id, leaf.as_ref(), seen, started)?;
+                self.report(evidence, registration_id, leaf.as_ref(), seen, &[], started)?;
                 return Err(e);
             }
         };
@@ -291,6 +291,7 @@ impl Service {
                 registration_id,
                 Some(&verdict.leaf_sha256),
                 seen,
+                &verdict.found.warnings,
                 started,
             )?;
             return Err(refused(r));
@@ -307,6 +308,7 @@ impl Service {
                     registration_id,
                     Some(&verdict.leaf_sha256),
                     seen,
+                    &verdict.found.warnings,
                     started,
                 )?;
                 match &verdict.outcome {
@@ -330,6 +332,7 @@ impl Service {
                     registration_id,
                     Some(&verdict.leaf_sha256),
                     seen,
+                    &verdict.found.warnings,
                     started,
                 )?;
                 Err(e)
@@ -346,6 +349,7 @@ impl Service {
         registration_id: &str,
         leaf_sha256: Option<&[u8; 32]>,
         verdict: Seen<'_>,
+        warnings: &[Refusal],
         started: Instant,
     ) -> Result<(), DpsError> {
         self.report_decision(&DecisionEvent {
@@ -354,6 +358,7 @@ impl Service {
             leaf_sha256,
             peer: evidence.peer,
             verdict,
+            warnings,
             elapsed: started.elapsed(),
         })
     }
@@ -561,19 +566,26 @@ pub(crate) fn decide_with(
     proof: Option<&Proof>,
 ) -> Result<(Found, Result<Decision, Refusal>), DpsError> {
     let lookups = Lookups::open(store).map_err(|e| unavailable("the store cannot be read", &e))?;
+    // The decision's CRLs come from the same snapshot as its enrollments.
     let outcome = match proof {
-        Some(proof) => policy.attest(request, proof, lookups.clone()),
-        None => policy.resolve(request, lookups.clone()),
+        Some(proof) => policy.attest_checked(request, proof, lookups.clone(), lookups.clone()),
+        None => policy.resolve_checked(request, lookups.clone(), lookups.clone()),
     };
     crate::stats::component_call(&outcome);
     // A store failure during the lookups voids the decision, whatever
     // it was (the failed lookup answered as a refusal would).
-    let found = lookups
+    let mut found = lookups
         .finish()
         .map_err(|e| unavailable("the store failed during the decision", &e))?;
     match outcome {
         Ok(outcome) => {
-            let outcome = outcome.map_err(|r| found.explain(r));
+            let outcome = match outcome {
+                Ok(attested) => {
+                    found.warnings = attested.warnings;
+                    Ok(attested.decision)
+                }
+                Err(r) => Err(found.explain(r)),
+            };
             Ok((found, outcome))
         }
         Err(HostError::Busy(n)) => Err(DpsError::new(

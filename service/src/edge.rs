@@ -156,6 +156,7 @@ impl Service {
                 Ok(decision) => Seen::Admitted(decision),
                 Err(r) => Seen::Refused(r),
             },
+            warnings: &found.warnings,
             elapsed: started.elapsed(),
         })?;
         if let Err(r) = &outcome

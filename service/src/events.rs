@@ -97,6 +97,10 @@ pub struct DecisionEvent<'a> {
     pub peer: Option<IpAddr>,
     /// The verdict.
     pub verdict: Verdict<'a>,
+    /// What the deciding entry's lenient revocation policy admitted (an
+    /// undetermined status, a CRL past nextUpdate), refusal-shaped; empty
+    /// unless admitted.
+    pub warnings: &'a [Refusal],
     /// Time spent deciding (the component's call and its lookups).
     pub elapsed: Duration,
 }

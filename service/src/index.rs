@@ -33,8 +33,8 @@ use attest_dps::enrollment::{
     GroupEntry, IndividualEntry, ca_reference_names, readable_group_certificates,
 };
 use policy_host::{
-    Allocation, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
-    IndividualEnrollment, Refusal,
+    Allocation, CrlLookup, EnrollmentGroup, EnrollmentKind, EnrollmentRef, EnrollmentSource,
+    IndividualEnrollment, Refusal, RevocationPolicy,
 };
 
 use crate::store::{LookupKey, LookupKind, Snapshot, Store, StoreError, Transaction};
@@ -578,6 +578,10 @@ impl Unusable {
 #[derive(Debug, Default)]
 pub(crate) struct Found {
     allocations: HashMap<(EnrollmentKind, String), Allocation>,
+    /// The revocation policies of the entries the decision read.
+    revocations: HashMap<(EnrollmentKind, String), RevocationPolicy>,
+    /// What the deciding entry's lenient revocation policy let through.
+    pub(crate) warnings: Vec<Refusal>,
     group_certificates: HashMap<String, Vec<u8>>,
     unusable: HashMap<String, Unusable>,
 }
@@ -626,13 +630,28 @@ impl Found {
     /// for `registration_id`.
     fn keep_individual(&mut self, registration_id: &str, entry: &IndividualEntry) {
         let key = key_of(EnrollmentKind::Individual, registration_id);
+        self.revocations
+            .insert((EnrollmentKind::Individual, key.clone()), entry.revocation);
         self.allocations
             .insert((EnrollmentKind::Individual, key), entry.allocation.clone());
+    }
+
+    /// The revocation policy of an entry the decision read; the strictest
+    /// for any other (the component asks only of entries it was handed).
+    fn revocation(&self, entry: &EnrollmentRef) -> RevocationPolicy {
+        self.revocations
+            .get(&(entry.kind, key_of(entry.kind, &entry.id)))
+            .copied()
+            .unwrap_or(RevocationPolicy::CHAIN)
     }
 
     /// Keeps what the decision needs of a group it read.
     fn keep_group(&mut self, entry: &GroupEntry) {
         let id = &entry.group.group_id;
+        self.revocations.insert(
+            (EnrollmentKind::Group, key_of(EnrollmentKind::Group, id)),
+            entry.revocation,
+        );
         self.allocations.insert(
             (EnrollmentKind::Group, key_of(EnrollmentKind::Group, id)),
             entry.allocation.clone(),
@@ -849,6 +868,20 @@ impl EnrollmentSource for Lookups {
                 .filter_map(|(_, der)| der)
                 .collect())
         })
+    }
+
+    fn revocation(&self, entry: &EnrollmentRef) -> RevocationPolicy {
+        self.read(RevocationPolicy::CHAIN, |_, memo| {
+            Ok(memo.found.revocation(entry))
+        })
+    }
+}
+
+/// The CRLs of the decision's snapshot. A store failure answers none (the
+/// status becomes undetermined) and voids the decision ([`Lookups::finish`]).
+impl CrlLookup for Lookups {
+    fn crls(&self, issuer_key: &[u8; 32]) -> Vec<Vec<u8>> {
+        self.read(Vec::new(), |tx, _| Ok(tx.crls_by_issuer(issuer_key)?))
     }
 }
 

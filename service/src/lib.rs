@@ -22,6 +22,7 @@ pub mod events;
 pub mod files;
 mod index;
 mod management;
+pub use management::crls::{CrlRefused, crl_der};
 pub mod postgres;
 pub mod replica;
 pub mod snapshot;
@@ -118,6 +119,14 @@ impl Reply {
         Reply {
             etag,
             ..Reply::ok(body)
+        }
+    }
+
+    /// This reply with the entity's etag (`ETag`).
+    pub fn with_etag(self, etag: String) -> Reply {
+        Reply {
+            etag: Some(etag),
+            ..self
         }
     }
 

@@ -16,7 +16,7 @@ use policy_host::EnrollmentKind;
 
 use crate::store::{
     Doc, LookupKey, LookupKind, OPERATION_TTL, Operation, Registration, StoreError, StoreResult,
-    Transaction, Versions, kind_str, limit_of, parse_stored,
+    StoredCrl, Transaction, Versions, kind_str, limit_of, parse_stored,
 };
 
 /// The SQL dialect of a [`Driver`].
@@ -212,6 +212,23 @@ pub(crate) const PUT_CERTIFICATE: &str = concat!(
 /// Deletes a CA certificate.
 pub(crate) const DELETE_CERTIFICATE: &str = "DELETE FROM certificates WHERE name = ?1";
 
+/// One CRL.
+pub(crate) const CRL: &str =
+    "SELECT name, der, issuer_key, source, etag, created, updated FROM crls WHERE name = ?1";
+/// Every CRL.
+pub(crate) const CRLS: &str =
+    "SELECT name, der, issuer_key, source, etag, created, updated FROM crls ORDER BY name";
+/// The CRLs of one issuer (by name key), in name order.
+pub(crate) const CRLS_BY_ISSUER: &str = "SELECT der FROM crls WHERE issuer_key = ?1 ORDER BY name";
+/// Creates or replaces a CRL (its creation time stays).
+pub(crate) const PUT_CRL: &str =
+    "INSERT INTO crls (name, der, issuer_key, source, etag, created, updated)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (name) DO UPDATE SET der = excluded.der, issuer_key = excluded.issuer_key,
+       source = excluded.source, etag = excluded.etag, updated = excluded.updated";
+/// Deletes a CRL.
+pub(crate) const DELETE_CRL: &str = "DELETE FROM crls WHERE name = ?1";
+
 /// One registration record, with the certificate it belongs to.
 pub(crate) const REGISTRATION: &str =
     "SELECT id, doc, etag, leaf_sha256 FROM registrations WHERE id = ?1";
@@ -306,6 +323,18 @@ fn doc_of(mut row: Row) -> StoreResult<(String, StoreResult<Doc>)> {
 }
 
 /// The columns of [`CERTIFICATE`] as a CA certificate.
+fn crl_of(mut row: Row) -> StoreResult<StoredCrl> {
+    Ok(StoredCrl {
+        name: row.text(0)?,
+        der: row.blob(1)?,
+        issuer_key: row.blob(2)?,
+        source: row.maybe_text(3)?,
+        etag: row.text(4)?,
+        created: row.text(5)?,
+        updated: row.text(6)?,
+    })
+}
+
 fn ca_of(mut row: Row) -> StoreResult<CaCert> {
     Ok(CaCert {
         name: row.text(0)?,
@@ -549,6 +578,41 @@ impl<D: Driver> Transaction for Sql<D> {
     fn delete_certificate(&self, name: &str) -> StoreResult<()> {
         self.0.execute(DELETE_CERTIFICATE, &[Param::Text(name)])?;
         self.changed(CERTIFICATE_KIND, &[name], true)
+    }
+
+    fn crl(&self, name: &str) -> StoreResult<Option<StoredCrl>> {
+        self.one(CRL, &[Param::Text(name)])?.map(crl_of).transpose()
+    }
+
+    fn crls(&self) -> StoreResult<Vec<StoredCrl>> {
+        self.0.query(CRLS, &[])?.into_iter().map(crl_of).collect()
+    }
+
+    fn crls_by_issuer(&self, issuer_key: &[u8]) -> StoreResult<Vec<Vec<u8>>> {
+        self.0
+            .query(CRLS_BY_ISSUER, &[Param::Blob(issuer_key)])?
+            .into_iter()
+            .map(|mut row| row.blob(0))
+            .collect()
+    }
+
+    fn put_crl(&self, crl: &StoredCrl) -> StoreResult<()> {
+        let params = [
+            Param::Text(&crl.name),
+            Param::Blob(&crl.der),
+            Param::Blob(&crl.issuer_key),
+            Param::MaybeText(crl.source.as_deref()),
+            Param::Text(&crl.etag),
+            Param::Text(&crl.created),
+            Param::Text(&crl.updated),
+        ];
+        self.0.execute(PUT_CRL, &params)?;
+        Ok(())
+    }
+
+    fn delete_crl(&self, name: &str) -> StoreResult<()> {
+        self.0.execute(DELETE_CRL, &[Param::Text(name)])?;
+        Ok(())
     }
 
     fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>> {

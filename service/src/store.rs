@@ -202,6 +202,17 @@ pub trait Transaction {
     /// Deletes a CA certificate.
     fn delete_certificate(&self, name: &str) -> StoreResult<()>;
 
+    /// A CRL by name.
+    fn crl(&self, name: &str) -> StoreResult<Option<StoredCrl>>;
+    /// Every CRL, ordered by name.
+    fn crls(&self) -> StoreResult<Vec<StoredCrl>>;
+    /// The CRLs (DER) whose issuer has this name key, ordered by name.
+    fn crls_by_issuer(&self, issuer_key: &[u8]) -> StoreResult<Vec<Vec<u8>>>;
+    /// Creates or replaces a CRL.
+    fn put_crl(&self, crl: &StoredCrl) -> StoreResult<()>;
+    /// Deletes a CRL.
+    fn delete_crl(&self, name: &str) -> StoreResult<()>;
+
     /// A registration record with the certificate it belongs to.
     fn registration(&self, registration_id: &str) -> StoreResult<Option<Registration>>;
     /// At most `limit` registration records of a group whose (lower-case)
@@ -262,6 +273,25 @@ pub trait Transaction {
     /// fleet, however often devices register.
     fn put_operation(&self, operation_id: &str, operation: &Operation, now: i64)
     -> StoreResult<()>;
+}
+
+/// A CRL as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Its name (the operator's, or the URL it was fetched from).
+    pub name: String,
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+    /// Its issuer's name key.
+    pub issuer_key: Vec<u8>,
+    /// The distribution point it was fetched from; `None` when uploaded.
+    pub source: Option<String>,
+    /// ETag.
+    pub etag: String,
+    /// When it was first stored (RFC 3339).
+    pub created: String,
+    /// When it was last replaced (RFC 3339).
+    pub updated: String,
 }
 
 /// What a lookup key finds. The service derives them from enrollment

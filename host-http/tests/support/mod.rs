@@ -542,3 +542,67 @@ pub fn statuses(server: &Server, pki: &Canonical) -> Vec<String> {
 pub fn fresh_database() -> String {
     attest_tests::postgres::fresh_database("attest_replicas")
 }
+
+/// A service whose one enrollment group is on the canonical root, with
+/// line A's CA certificate held (unverified: it signs line A's CRLs) and,
+/// when `mqtt`, an MQTT listener. Devices 1 and 2 are line A's.
+pub fn revocation_service(dir: &Path, database: Option<String>, mqtt: bool) -> (Server, Canonical) {
+    let pki = canonical();
+    let file = dir.join("enrollments.json");
+    let set = serde_json::json!({"enrollmentGroups": [group("fleet", &pki.root.pem, true)]});
+    std::fs::write(&file, set.to_string()).unwrap();
+    let mut options = options(&dir.join("data"), Some(&file));
+    options.database = database;
+    if mqtt {
+        options.mqtt_listen = Some("127.0.0.1:0".parse().unwrap());
+    }
+    let server = Server::start_with(options);
+    let put = server.admin(
+        "PUT",
+        "/certificates/line-a",
+        Some(&serde_json::json!({"certificate": pki.line_a.pem})),
+    );
+    assert_eq!(put.status, 200, "{}", put.raw);
+    (server, pki)
+}
+
+/// Line A's CRL: `revoked` device numbers, CRL `number`, thisUpdate and
+/// nextUpdate in days from now.
+pub fn line_a_crl(
+    pki: &Canonical,
+    revoked: &[usize],
+    number: u64,
+    this: i64,
+    next: i64,
+) -> Vec<u8> {
+    let now = OffsetDateTime::now_utc();
+    let entries: Vec<(Vec<u8>, OffsetDateTime)> = revoked
+        .iter()
+        .map(|n| {
+            (
+                attest_tests::serial(&pki.devices[n - 1].der),
+                now - time::Duration::days(3),
+            )
+        })
+        .collect();
+    pki.line_a
+        .crl(
+            &entries,
+            now + time::Duration::days(this),
+            now + time::Duration::days(next),
+            number,
+        )
+        .unwrap()
+}
+
+impl Server {
+    /// `PUT /attest/crls/{name}` with `body` (DER or PEM).
+    pub fn put_crl(&self, name: &str, body: &[u8]) -> Answer {
+        self.client().call(
+            "PUT",
+            &format!("/attest/crls/{name}"),
+            body.to_vec(),
+            &[("authorization", &self.token())],
+        )
+    }
+}

@@ -1,13 +1,15 @@
 //! The DPS management operations, authenticated with SAS tokens, one file
 //! per resource: `enrollments` (individual enrollments and enrollment
 //! groups, bulk operations), `registrations` (registration records),
-//! `certificates` (CA certificates and their proof of possession). This
+//! `certificates` (CA certificates and their proof of possession), `crls`
+//! (attest's own: the CRLs decisions check). This
 //! file holds what they share: authorisation, the read and write units of
 //! work ([`TxError`]), paging and the DPS errors they answer. Writes honour
 //! `If-Match` (412 on a stale etag) and keep the lookup keys the device
 //! operations read in the same transaction (see `index`).
 
 mod certificates;
+pub(crate) mod crls;
 mod decide;
 mod enrollments;
 mod hierarchy;
