@@ -12,9 +12,11 @@
 //!   service would make now on a pasted chain (the console's).
 //! - `GET /attest/hierarchy` (right `ServiceConfig`): the trust hierarchy
 //!   the console draws.
-//! - `GET /attest/crls`, `PUT|GET|DELETE /attest/crls/{name}` (right
-//!   `ServiceConfig`): the CRLs decisions check (`PUT` body: the CRL, DER
-//!   or PEM, at most 32 MiB); writes audited.
+//! - `GET /attest/crls`, `PUT|GET|DELETE /attest/crls/{name}`, `POST
+//!   /attest/crls/{name}/refresh` (right `ServiceConfig`): the CRLs
+//!   decisions check (`PUT` body: the CRL, DER or PEM, at most 32 MiB, or
+//!   `{"url": …}` to fetch it from a distribution point and keep it fresh,
+//!   `crl_fetch`); writes audited.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -40,7 +42,7 @@ use crate::server::{Connection, Streaming};
 /// Largest CRL body accepted (attest's per-CRL limit).
 const MAX_CRL_BODY: usize = 32 << 20;
 
-/// `/attest/crls[/{name}]`.
+/// `/attest/crls[/{name}[/refresh]]`.
 async fn crls(
     service: Arc<Service>,
     connection: &Arc<Connection>,
@@ -49,12 +51,14 @@ async fn crls(
     authorization: Option<String>,
 ) -> Result<Response<Body>, DpsError> {
     let method = req.method().clone();
-    let name = segments.get(2).cloned();
-    let route = match (&method, segments.len(), name.is_some()) {
-        (&Method::GET, 2, false) => "GET /attest/crls",
-        (&Method::GET, 3, true) => "GET /attest/crls/{name}",
-        (&Method::PUT, 3, true) => "PUT /attest/crls/{name}",
-        (&Method::DELETE, 3, true) => "DELETE /attest/crls/{name}",
+    let name = segments.get(2).cloned().unwrap_or_default();
+    let action = segments.get(3).map(|a| a.to_ascii_lowercase());
+    let route = match (&method, segments.len(), action.as_deref()) {
+        (&Method::GET, 2, None) => "GET /attest/crls",
+        (&Method::GET, 3, None) => "GET /attest/crls/{name}",
+        (&Method::PUT, 3, None) => "PUT /attest/crls/{name}",
+        (&Method::DELETE, 3, None) => "DELETE /attest/crls/{name}",
+        (&Method::POST, 4, Some("refresh")) => "POST /attest/crls/{name}/refresh",
         _ => {
             return Err(DpsError::new(
                 ErrorKind::NotFound,
@@ -75,23 +79,72 @@ async fn crls(
         Bytes::new()
     };
     let peer = connection.evidence.peer;
+    // A fetched CRL: `{"url": …}` to subscribe, or a refresh of one.
+    let url = match route {
+        "PUT /attest/crls/{name}" if body.trim_ascii_start().starts_with(b"{") => {
+            Some(subscription_url(&body)?)
+        }
+        "POST /attest/crls/{name}/refresh" => {
+            let service = Arc::clone(&service);
+            let name = name.clone();
+            let source = tokio::task::spawn_blocking(move || service.crl_source(&name))
+                .await
+                .map_err(|_| DpsError::new(ErrorKind::Internal, "the CRL could not be read"))??;
+            Some(source)
+        }
+        _ => None,
+    };
+    let fetched = match &url {
+        Some(url) => {
+            attest_dps::ids::check_certificate_name(&name)
+                .map_err(|m| DpsError::new(ErrorKind::BadRequest, m))?;
+            Some(
+                crate::crl_fetch::refresh(&service, crate::crl_fetch::client_tls(), &name, url)
+                    .await,
+            )
+        }
+        None => None,
+    };
     let answer = blocking(move || {
-        let name = name.as_deref().unwrap_or_default();
         let if_match = if_match.as_deref();
-        let answer = match route {
-            "GET /attest/crls" => service.list_crls(),
-            "GET /attest/crls/{name}" => service.get_crl(name),
-            "PUT /attest/crls/{name}" => service.put_crl(name, &body, if_match),
-            _ => service.delete_crl(name, if_match),
+        let answer = match (route, fetched) {
+            (_, Some(Err(refused))) => service.crl_installed(&name, Err(refused)),
+            (_, Some(Ok(_))) => service.get_crl(&name),
+            ("GET /attest/crls", None) => service.list_crls(),
+            ("GET /attest/crls/{name}", None) => service.get_crl(&name),
+            ("PUT /attest/crls/{name}", None) => service.put_crl(&name, &body, if_match),
+            _ => service.delete_crl(&name, if_match),
         };
         if method == Method::GET {
             return answer;
         }
-        crate::management::audit_write(&service, &policy, route, Some(name), peer, &answer)?;
+        crate::management::audit_write(&service, &policy, route, Some(&name), peer, &answer)?;
         answer
     })
     .await;
     answer.map(|reply| respond(Ok(reply)))
+}
+
+/// The distribution point of a `PUT /attest/crls/{name}` subscription
+/// body, `{"url": "http://…"}`.
+fn subscription_url(body: &[u8]) -> Result<String, DpsError> {
+    let bad = |m: String| DpsError::new(ErrorKind::BadRequest, m);
+    let value = json_body(body)?;
+    let fields: Vec<&String> = value
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    match (value.get("url").and_then(|u| u.as_str()), fields.as_slice()) {
+        (Some(url), [_]) if url.starts_with("http://") || url.starts_with("https://") => {
+            Ok(url.to_string())
+        }
+        (Some(url), [_]) => Err(bad(format!(
+            "url {url:?}: only http and https distribution points are fetched"
+        ))),
+        _ => Err(bad(
+            "a CRL body is the CRL (DER or PEM), or {\"url\": \"http://…\"} to fetch it from its distribution point".into(),
+        )),
+    }
 }
 
 /// Chunks in flight between the store reader and the socket.

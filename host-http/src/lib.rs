@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod console;
+mod crl_fetch;
 mod device;
 mod edge;
 mod http;

@@ -187,7 +187,7 @@ fn is_read(method: &Method, lowered: &[String]) -> bool {
 
 /// Every management API route, as `METHOD /path/{param}`: what the router
 /// serves, and what docs/openapi.json documents (a test holds them equal).
-pub(crate) const ROUTES: [&str; 28] = [
+pub(crate) const ROUTES: [&str; 29] = [
     "POST /enrollments",
     "POST /enrollments/query",
     "PUT /enrollments/{id}",
@@ -217,6 +217,7 @@ pub(crate) const ROUTES: [&str; 28] = [
     "PUT /attest/crls/{name}",
     "GET /attest/crls/{name}",
     "DELETE /attest/crls/{name}",
+    "POST /attest/crls/{name}/refresh",
 ];
 
 /// The route a request is for, with its resource names as parameters: a

@@ -174,6 +174,12 @@ pub async fn start(options: Options) -> Result<Running> {
         shared.clone(),
         stop.clone(),
     ));
+    // CRLs with a distribution point are fetched again before they expire.
+    tokio::spawn(crate::crl_fetch::run(
+        Arc::clone(&service),
+        Arc::default(),
+        stop.clone(),
+    ));
     let mqtt = mqtt.map(|l| tokio::spawn(accept(l, Protocol::Mqtt, shared, stop)));
     let task = tokio::spawn(async move {
         let _ = https.await;

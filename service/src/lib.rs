@@ -23,6 +23,7 @@ pub mod files;
 mod index;
 mod management;
 pub use management::crls::{CrlRefused, crl_der};
+pub use policy_host::CrlDetails;
 pub mod postgres;
 pub mod replica;
 pub mod snapshot;

@@ -144,6 +144,53 @@ impl Service {
         }
     }
 
+    /// The CRLs fetched from a distribution point: (name, URL).
+    pub fn crl_sources(&self) -> Result<Vec<(String, String)>, DpsError> {
+        let crls = self.read("the CRLs", |tx| Ok(tx.crls()?))?;
+        Ok(crls
+            .into_iter()
+            .filter_map(|c| c.source.map(|url| (c.name, url)))
+            .collect())
+    }
+
+    /// The source URL of the CRL `name`: 404 when there is no such CRL,
+    /// 409 when it was uploaded (there is nothing to fetch).
+    pub fn crl_source(&self, name: &str) -> Result<String, DpsError> {
+        match self.read("the CRL", |tx| Ok(tx.crl(name)?))? {
+            None => Err(not_found(format!("no CRL named '{name}'"))),
+            Some(c) => c.source.ok_or_else(|| {
+                conflict(format!(
+                    "CRL '{name}' was uploaded, not fetched: it has no distribution point to refresh from"
+                ))
+            }),
+        }
+    }
+
+    /// The answer to an install (an upload or a fetch) of the CRL `name`.
+    pub fn crl_installed(
+        &self,
+        name: &str,
+        installed: Result<(StoredCrl, CrlDetails, Option<String>), CrlRefused>,
+    ) -> Answer {
+        match installed {
+            Ok((crl, details, replaced)) => {
+                tracing::info!(
+                    name,
+                    issuer = %details.issuer,
+                    entries = details.entries,
+                    source = crl.source.as_deref().unwrap_or("upload"),
+                    "CRL installed"
+                );
+                Ok(Reply::ok(crl_resource(&crl, Some(&details)))
+                    .with_etag(crl.etag.clone())
+                    .replacing(replaced))
+            }
+            Err(CrlRefused::Invalid(m)) => Err(bad_request(format!("CRL '{name}': {m}"))),
+            Err(CrlRefused::Conflict(e)) => Err(e),
+            Err(CrlRefused::Store(e)) => Err(crate::internal("the CRL could not be stored", &e)),
+        }
+    }
+
     /// `GET /attest/crls`.
     pub fn list_crls(&self) -> Answer {
         let crls = self.read("the CRLs", |tx| Ok(tx.crls()?))?;
@@ -170,22 +217,7 @@ impl Service {
     pub fn put_crl(&self, name: &str, body: &[u8], if_match: Option<&str>) -> Answer {
         attest_dps::ids::check_certificate_name(name).map_err(bad_request)?;
         let der = crl_der(body).map_err(bad_request)?;
-        match self.install_crl(name, der, None, if_match) {
-            Ok((crl, details, replaced)) => {
-                tracing::info!(
-                    name,
-                    issuer = %details.issuer,
-                    entries = details.entries,
-                    "CRL installed"
-                );
-                Ok(Reply::ok(crl_resource(&crl, Some(&details)))
-                    .with_etag(crl.etag.clone())
-                    .replacing(replaced))
-            }
-            Err(CrlRefused::Invalid(m)) => Err(bad_request(format!("CRL '{name}': {m}"))),
-            Err(CrlRefused::Conflict(e)) => Err(e),
-            Err(CrlRefused::Store(e)) => Err(crate::internal("the CRL could not be stored", &e)),
-        }
+        self.crl_installed(name, self.install_crl(name, der, None, if_match))
     }
 
     /// `DELETE /attest/crls/{name}`.
