@@ -13,48 +13,36 @@
 use attest_tests::days_from_validation as at;
 use attest_tests::serial;
 use attest_tests::{
-    Rng, attest_checked, ca_validity, challenge_proof, device_validity, enrollments, pki, request,
-    resolve_checked,
+    Rng, attest_checked, challenge_proof, enrollments, pki, request, resolve_checked,
 };
 use policy_host::{Code, EnrollmentKind};
 use serde_json::{Value, json};
 
+/// The revocation PKI with the CRLs these tests install.
 struct Pki {
-    root: pki::Ca,
-    ca: pki::Ca,
-    revoked: pki::Device,
-    sibling: pki::Device,
+    chain: attest_tests::RevocationPki,
     /// The CA's CRL revoking `revoked`.
     ca_crl: Vec<u8>,
     /// The root's CRL, revoking nothing.
     root_crl: Vec<u8>,
 }
 
+impl std::ops::Deref for Pki {
+    type Target = attest_tests::RevocationPki;
+    fn deref(&self) -> &Self::Target {
+        &self.chain
+    }
+}
+
 fn pki() -> Pki {
-    let root = pki::Ca::root(
-        "Enrollment Revocation Root",
-        pki::KeyAlg::P256,
-        ca_validity(),
-    )
-    .unwrap();
-    let ca = root
-        .intermediate("Enrollment Revocation CA", pki::KeyAlg::P256, ca_validity())
+    let chain = attest_tests::revocation_pki("Enrollment Revocation");
+    let ca_crl = chain
+        .ca
+        .crl(&[(serial(&chain.revoked.der), at(-10))], at(-1), at(6), 3)
         .unwrap();
-    let revoked = ca
-        .device("revoked-device", pki::KeyAlg::P256, device_validity())
-        .unwrap();
-    let sibling = ca
-        .device("sibling-device", pki::KeyAlg::P256, device_validity())
-        .unwrap();
-    let ca_crl = ca
-        .crl(&[(serial(&revoked.der), at(-10))], at(-1), at(6), 3)
-        .unwrap();
-    let root_crl = root.crl(&[], at(-1), at(30), 1).unwrap();
+    let root_crl = chain.root.crl(&[], at(-1), at(30), 1).unwrap();
     Pki {
-        root,
-        ca,
-        revoked,
-        sibling,
+        chain,
         ca_crl,
         root_crl,
     }

@@ -7,36 +7,16 @@
 
 use attest_tests::days_from_validation as at;
 use attest_tests::serial;
-use attest_tests::{VALIDATION_TIME, ca_validity, device_validity, pki};
+use attest_tests::{VALIDATION_TIME, ca_validity, pki};
 use policy_core::{
     ChainRequest, Code, CrlSet, Lenience, Purpose, RevocationMode, RevocationPolicy,
 };
 use policy_host::AwsLcVerifier;
 
-struct Pki {
-    root: pki::Ca,
-    ca: pki::Ca,
-    revoked: pki::Device,
-    sibling: pki::Device,
-}
+type Pki = attest_tests::RevocationPki;
 
 fn pki() -> Pki {
-    let root = pki::Ca::root("Revocation Root", pki::KeyAlg::P256, ca_validity()).unwrap();
-    let ca = root
-        .intermediate("Revocation CA", pki::KeyAlg::P256, ca_validity())
-        .unwrap();
-    let revoked = ca
-        .device("revoked-device", pki::KeyAlg::P256, device_validity())
-        .unwrap();
-    let sibling = ca
-        .device("sibling-device", pki::KeyAlg::P256, device_validity())
-        .unwrap();
-    Pki {
-        root,
-        ca,
-        revoked,
-        sibling,
-    }
+    attest_tests::revocation_pki("Revocation")
 }
 
 fn request(p: &Pki, leaf: &[u8]) -> ChainRequest {

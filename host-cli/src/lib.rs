@@ -399,10 +399,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             Report {
                 time,
                 purpose,
-                outcome: match proof {
-                    Some(_) => Outcome::Attest(outcome),
-                    None => Outcome::Resolve(outcome),
-                },
+                outcome: Outcome::decided(proof.is_some(), outcome),
                 revocation: None,
                 warnings: Vec::new(),
             }
@@ -476,10 +473,7 @@ fn verify(args: &VerifyArgs) -> Result<u8> {
             Report {
                 time,
                 purpose,
-                outcome: match proof {
-                    Some(_) => Outcome::Attest(outcome),
-                    None => Outcome::Resolve(outcome),
-                },
+                outcome: Outcome::decided(proof.is_some(), outcome),
                 revocation: checked.then_some("entry"),
                 warnings,
             }

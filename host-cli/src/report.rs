@@ -19,6 +19,18 @@ pub enum Outcome {
     Attest(Result<Decision, Refusal>),
 }
 
+impl Outcome {
+    /// An enrollment decision: attestation when a proof was checked,
+    /// else resolution.
+    pub fn decided(proved: bool, outcome: Result<Decision, Refusal>) -> Outcome {
+        if proved {
+            Outcome::Attest(outcome)
+        } else {
+            Outcome::Resolve(outcome)
+        }
+    }
+}
+
 /// A decision with its context, ready to print.
 #[derive(Debug)]
 pub struct Report {

@@ -261,6 +261,40 @@ pub fn bench_chain(alg: pki::KeyAlg, depth: usize) -> BenchChain {
     }
 }
 
+/// A root, a CA under it, and two devices of that CA: one a test revokes,
+/// its sibling not (CNs `{label} Root`, `{label} CA`, `revoked-device`,
+/// `sibling-device`).
+pub struct RevocationPki {
+    /// The trust anchor.
+    pub root: pki::Ca,
+    /// The devices' issuer.
+    pub ca: pki::Ca,
+    /// The device a test revokes.
+    pub revoked: pki::Device,
+    /// Its unrevoked sibling.
+    pub sibling: pki::Device,
+}
+
+/// Generates a [`RevocationPki`] (P-256, the fixed validity periods).
+pub fn revocation_pki(label: &str) -> RevocationPki {
+    let root =
+        pki::Ca::root(&format!("{label} Root"), pki::KeyAlg::P256, ca_validity()).expect("root");
+    let ca = root
+        .intermediate(&format!("{label} CA"), pki::KeyAlg::P256, ca_validity())
+        .expect("CA");
+    let device = |name: &str| {
+        ca.device(name, pki::KeyAlg::P256, device_validity())
+            .expect("device")
+    };
+    let (revoked, sibling) = (device("revoked-device"), device("sibling-device"));
+    RevocationPki {
+        root,
+        ca,
+        revoked,
+        sibling,
+    }
+}
+
 /// A certificate's serial number (content octets), as a CRL entry names it.
 pub fn serial(der: &[u8]) -> Vec<u8> {
     use der::Decode;
